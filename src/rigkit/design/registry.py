@@ -1,0 +1,126 @@
+"""The design-rule registry: small pure functions ``(build) -> Iterator[Finding]`` with stable codes.
+
+A rule is registered with :func:`rule`; codes are never reused and the registry refuses duplicates.
+The docstring of each rule says what it checks, why, and how to fix it (``rigkit rules`` prints it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rigkit.build import Build
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+CATEGORIES = (
+    "pcie",
+    "power",
+    "psu",
+    "circuit",
+    "thermal",
+    "hvac",
+    "ups",
+    "clearance",
+    "memory",
+    "compat",
+    "interconnect",
+    "storage",
+    "network",
+    "cost",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # code, e.g. PWR001
+    category: str
+    severity: Severity
+    message: str  # with the numbers that triggered it
+    fix: str  # a concrete remedy
+    data: dict[str, Any] = field(default_factory=dict)  # the numbers, for JSON and tests
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "category": self.category,
+            "severity": self.severity.value,
+            "message": self.message,
+            "fix": self.fix,
+            "data": dict(self.data),
+        }
+
+
+RuleFunc = Callable[["Build"], Iterator[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    category: str
+    severity: Severity  # default severity of its findings
+    func: RuleFunc
+
+    @property
+    def doc(self) -> str:
+        return (self.func.__doc__ or "").strip()
+
+    def finding(
+        self,
+        message: str,
+        fix: str,
+        *,
+        severity: Severity | None = None,
+        **data: Any,
+    ) -> Finding:
+        return Finding(self.code, self.category, severity or self.severity, message, fix, data)
+
+
+_REGISTRY: dict[str, Rule] = {}
+
+
+def rule(code: str, name: str, category: str, severity: Severity) -> Callable[[RuleFunc], RuleFunc]:
+    """Register a rule. Inside it, build findings with ``RULES[code].finding(...)`` or
+    :func:`finding`."""
+    if category not in CATEGORIES:
+        raise ValueError(f"rule {code}: unknown category {category!r}")
+
+    def deco(func: RuleFunc) -> RuleFunc:
+        if code in _REGISTRY:
+            raise ValueError(f"duplicate rule code {code}")
+        _REGISTRY[code] = Rule(code, name, category, severity, func)
+        return func
+
+    return deco
+
+
+def finding(
+    code: str, message: str, fix: str, *, severity: Severity | None = None, **data: Any
+) -> Finding:
+    """Make a finding for a registered rule ``code``."""
+    return _REGISTRY[code].finding(message, fix, severity=severity, **data)
+
+
+def all_rules() -> list[Rule]:
+    """Every registered rule, sorted by code (imports the rule modules once)."""
+    import rigkit.design.rules  # noqa: F401  (registers the rules)
+
+    return sorted(_REGISTRY.values(), key=lambda r: r.code)
+
+
+def run_rules(build: Build) -> list[Finding]:
+    """Run every rule on the build; findings sorted by severity, then code."""
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    out: list[Finding] = []
+    for r in all_rules():
+        out.extend(r.func(build))
+    return sorted(out, key=lambda f: (order[f.severity], f.rule))

@@ -1,0 +1,1 @@
+"""Rule modules, one per area. Importing this package registers every rule."""
