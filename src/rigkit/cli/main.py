@@ -35,13 +35,14 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to `app`. Imports of heavy libraries stay inside commands.
-    from rigkit.cli import bench, estimate, monitor, plan, qa
+    from rigkit.cli import bench, calibrate, estimate, monitor, plan, qa
 
     plan.register(app)
     estimate.register(app)
     monitor.register(app)
     bench.register(app)
     qa.register(app)
+    calibrate.register(app)
 
 
 _register()
