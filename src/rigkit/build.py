@@ -6,8 +6,8 @@ defaults read it. Nothing here knows about rules or rendering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from rigkit.catalog.parts import (
     Case,
@@ -50,6 +50,7 @@ class PlacedGpu:
     slot: PcieSlot | None  # None when the board has no slot left
     power_limit_w: float  # the spec's override or the board power
     auto_assigned: bool = True
+    nvlink_bridge: bool = False  # the spec declares an NVLink bridge between this card and its pair
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class PlacedDrive:
     m2_slot: M2Slot | None  # None: on an adapter or no slot left
     role: str = "data"  # os, models, data, ...
     raid_group: str | None = None  # drives sharing a name form one RAID 0 volume
+    on_adapter: bool = False  # the spec puts it on an add-in adapter card (no M.2 slot used)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Build:
     expectations: tuple[dict[str, object], ...] = ()  # performance claims to check (estimator)
     psu_split: Literal["auto", "manual"] = "auto"
     psu_gpu_assignment: tuple[int, ...] | None = None  # gpu index -> psu index, when manual
+    site_preset: str | None = None  # the site preset the spec named (values are in `site`)
+    notes: tuple[str, ...] = ()  # what resolution decided on its own (slot placement, ...)
 
     @property
     def gpu_count(self) -> int:
@@ -99,3 +103,93 @@ class Build:
     @property
     def memory_gb(self) -> int:
         return self.memory.module_gb * self.memory_modules
+
+    def cost_breakdown(self) -> dict[str, float]:
+        """Street price per category from the catalog's ``price_usd`` (unpriced parts count 0)."""
+
+        def p(price: float | None, n: int = 1) -> float:
+            return (price or 0.0) * n
+
+        out = {
+            "cpu": p(self.cpu.price_usd),
+            "gpus": sum(p(g.gpu.price_usd) for g in self.gpus),
+            "memory": p(self.memory.price_usd, self.memory_modules),
+            "storage": sum(p(d.drive.price_usd) for d in self.drives),
+            "psus": sum(p(x.price_usd) for x in self.psus),
+            "motherboard": p(self.motherboard.price_usd),
+            "cooling": sum(p(f.price_usd, n) for f, n in self.fans)
+            + (p(self.cooler.price_usd) if self.cooler else 0.0),
+            "networking": sum(p(n.part.price_usd) for n in self.nics),
+            "case": p(self.case.price_usd) if self.case else 0.0,
+            "ups": p(self.ups.price_usd) if self.ups else 0.0,
+            "extra": self.extra_cost_usd,
+        }
+        return out
+
+    @property
+    def total_cost_usd(self) -> float:
+        return sum(self.cost_breakdown().values())
+
+    def unpriced_parts(self) -> list[str]:
+        """Ids of parts in the build that have no price in the catalog."""
+        parts: list[Any] = [self.cpu, self.memory, self.motherboard]
+        parts += [g.gpu for g in self.gpus] + [d.drive for d in self.drives] + list(self.psus)
+        parts += [n.part for n in self.nics] + [f for f, _ in self.fans]
+        parts += [x for x in (self.cooler, self.case, self.ups) if x is not None]
+        return sorted({x.id for x in parts if x.price_usd is None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: part ids, placements, site, expectations and cost."""
+
+        def slot(s: PcieSlot | M2Slot | None) -> str | None:
+            return s.name if s is not None else None
+
+        return {
+            "name": self.name,
+            "spec_path": self.spec_path,
+            "cpu": self.cpu.id,
+            "motherboard": self.motherboard.id,
+            "memory": {"id": self.memory.id, "modules": self.memory_modules, "gb": self.memory_gb},
+            "gpus": [
+                {
+                    "index": g.index,
+                    "id": g.gpu.id,
+                    "slot": slot(g.slot),
+                    "power_limit_w": g.power_limit_w,
+                    "auto_assigned": g.auto_assigned,
+                    "nvlink_bridge": g.nvlink_bridge,
+                }
+                for g in self.gpus
+            ],
+            "psus": [x.id for x in self.psus],
+            "drives": [
+                {
+                    "id": d.drive.id,
+                    "m2_slot": slot(d.m2_slot),
+                    "role": d.role,
+                    "raid_group": d.raid_group,
+                    "on_adapter": d.on_adapter,
+                }
+                for d in self.drives
+            ],
+            "nics": [
+                {"id": n.part.id, "slot": slot(n.slot), "auto_assigned": n.auto_assigned}
+                for n in self.nics
+            ],
+            "fans": [{"id": f.id, "quantity": n} for f, n in self.fans],
+            "cooler": self.cooler.id if self.cooler else None,
+            "case": self.case.id if self.case else None,
+            "ups": self.ups.id if self.ups else None,
+            "site_preset": self.site_preset,
+            "site": asdict(self.site),
+            "cloud": self.cloud.id if self.cloud else None,
+            "extra_cost_usd": self.extra_cost_usd,
+            "psu_split": self.psu_split,
+            "psu_gpu_assignment": list(self.psu_gpu_assignment)
+            if self.psu_gpu_assignment is not None
+            else None,
+            "expectations": [dict(e) for e in self.expectations],
+            "cost_usd": self.cost_breakdown(),
+            "total_cost_usd": self.total_cost_usd,
+            "notes": list(self.notes),
+        }

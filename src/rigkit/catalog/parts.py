@@ -46,8 +46,9 @@ class Gpu(Part):
     tdp_w: float = Field(gt=0, description="total board power (default power limit)")
     max_power_limit_w: float | None = Field(default=None, description="highest settable limit")
     min_power_limit_w: float | None = Field(default=None, description="lowest settable limit")
-    power_connectors: dict[Literal["12vhpwr", "pcie_8pin", "none"], int] = Field(
-        description="board power inputs, e.g. {12vhpwr: 1} or {pcie_8pin: 2}"
+    power_connectors: dict[Literal["12vhpwr", "pcie_8pin", "eps_8pin", "none"], int] = Field(
+        description="board power inputs, e.g. {12vhpwr: 1}, {pcie_8pin: 2}; datacenter cards with"
+        " an 8-pin CPU (EPS-12V) input use eps_8pin"
     )
     form_factor: Literal["pcie", "sxm"] = "pcie"
     cooling: Literal["open-air", "blower", "passive", "sxm"] = "open-air"
@@ -161,6 +162,10 @@ class Psu(Part):
     connectors: dict[Literal["12vhpwr", "pcie_8pin", "eps_8pin"], int]
     form_factor: str = "atx"
     length_mm: float | None = None
+    min_input_voltage_v: float | None = Field(
+        default=None,
+        description="lowest AC input at which the rated wattage is available (None: 100-240 V)",
+    )
 
 
 class Ups(Part):

@@ -1,10 +1,113 @@
-"""CLI commands for `rigkit plan` (placeholder until the capability lands)."""
+"""`rigkit plan SPEC` (check a build and report it) and `rigkit rules` (list the design rules)."""
 
 from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
 
 import typer
 
 
+class PlanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class RulesFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def plan_cmd(
+    spec: Path = typer.Argument(
+        ..., help="Build spec (YAML), e.g. examples/reference-4x4090.yaml."
+    ),
+    fmt: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f", help="Output format."),
+    json_flag: bool = typer.Option(False, "--json", help="Same as --format json."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Also write report.md and report.html (with figures) here."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List information findings too."),
+) -> None:
+    """Check a build against every design rule and print the plan.
+
+    Exit status: 0 no error finding, 1 at least one error finding, 2 unusable input.
+    """
+    from rigkit.design.plan import plan
+    from rigkit.spec import load_build
+
+    result = plan(load_build(spec))
+    if json_flag:
+        fmt = PlanFormat.json
+    if fmt is PlanFormat.json:
+        from rigkit.report.render import render_json
+
+        typer.echo(render_json(result))
+    elif fmt is PlanFormat.markdown:
+        from rigkit.report.markdown import render_markdown
+        from rigkit.report.render import capacity_part
+
+        typer.echo(
+            render_markdown(result, None, capacity_part(result, "capacity_markdown")), nl=False
+        )
+    else:
+        from rich.console import Console
+
+        from rigkit.report.render import capacity_part
+        from rigkit.report.text import render_text
+
+        console = Console()
+        render_text(
+            result, console, verbose=verbose, capacity=capacity_part(result, "capacity_rich")
+        )
+    if out is not None:
+        from rigkit.report.render import write_report
+
+        paths = write_report(result, out)
+        msg = "report written: " + ", ".join(str(p) for p in paths[:2])
+        # keep stdout clean for machine-readable formats
+        typer.echo(msg, err=fmt is not PlanFormat.text)
+    if not result.ok:
+        # SystemExit, not typer.Exit: the root app runs with standalone_mode=False, where click
+        # would turn Exit into a return value and lose the status
+        raise SystemExit(1)
+
+
+def rules_cmd(
+    fmt: RulesFormat = typer.Option(RulesFormat.text, "--format", "-f", help="Output format."),
+    json_flag: bool = typer.Option(False, "--json", help="Same as --format json."),
+) -> None:
+    """List every design rule: code, category, default severity and what it checks."""
+    from rigkit.design.registry import all_rules
+
+    rules = all_rules()
+    if json_flag or fmt is RulesFormat.json:
+        doc = [
+            {
+                "code": r.code,
+                "name": r.name,
+                "category": r.category,
+                "severity": r.severity.value,
+                "doc": r.doc,
+            }
+            for r in rules
+        ]
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rules)} design rules", show_lines=True, title_justify="left")
+    for col in ("Code", "Category", "Severity", "Rule"):
+        table.add_column(col, no_wrap=col != "Rule")
+    for r in rules:
+        table.add_row(r.code, r.category, r.severity.value, f"[bold]{r.name}[/bold]\n{r.doc}")
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
-    del app
+    """Add `plan` and `rules` to the root app."""
+    app.command("plan")(plan_cmd)
+    app.command("rules")(rules_cmd)

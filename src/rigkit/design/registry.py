@@ -6,16 +6,17 @@ The docstring of each rule says what it checks, why, and how to fix it (``rigkit
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rigkit.build import Build
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
@@ -72,7 +73,7 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        return (self.func.__doc__ or "").strip()
+        return inspect.cleandoc(self.func.__doc__ or "")
 
     def finding(
         self,

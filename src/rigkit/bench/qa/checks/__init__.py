@@ -1,0 +1,1 @@
+"""One module per family of acceptance checks; each has ``run(ctx) -> list[CheckResult]``."""

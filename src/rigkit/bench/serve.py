@@ -1,0 +1,428 @@
+"""``rigkit bench serve``: measure a served model the way vLLM's ``bench serve`` and GuideLLM do.
+
+:func:`run_serve` runs a sweep (several concurrency levels, or request rates with an optional
+concurrency cap) against an OpenAI-compatible server and returns a :class:`ServeResult` whose
+``to_dict()`` is the documented JSON::
+
+    {"meta": {url, model, endpoint, prompt_tokens, gen_tokens, started, rigkit_version,
+              [spec, engine, quant, model_id, gpu, gpus]},
+     "runs": [{"concurrency", "rate", "requests", "completed", "failed", "cancelled",
+               "failures": {reason: count}, "ttft_ms": {"mean","p50","p90","p99"}, "itl_ms",
+               "tpot_ms", "e2e_ms", "output_tokens_per_s", "total_tokens_per_s",
+               "requests_per_s", "goodput_requests_per_s", "predicted": {...} | null, ...}]}
+
+With a build spec, engine and quantization, each run also carries rigkit's own estimate for the
+same load (batch = concurrency) and the ratio measured / predicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rigkit.bench.loadgen import ClientConfig, make_session, run_level, send_request
+from rigkit.bench.metrics import RequestResult, RunResult, summarize
+from rigkit.bench.prompts import Prompt, RandomPrompts, load_dataset
+from rigkit.errors import BenchError
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionSpec:
+    """What rigkit's estimator needs to predict the served figures."""
+
+    spec: str
+    engine: str
+    quant: str
+    model_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """A whole sweep."""
+
+    client: ClientConfig
+    concurrencies: tuple[int, ...] = (1,)
+    rates: tuple[float, ...] = ()
+    """Requests/s; when given, one run per (rate, concurrency cap)."""
+    capped: bool = False
+    """With ``rates``: whether ``concurrencies`` are caps (False: no cap)."""
+    burstiness: float = 1.0
+    requests: int | None = 100
+    duration_s: float | None = None
+    warmup: int = 1
+    prompt_tokens: int = 256
+    dataset: Path | None = None
+    slos: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    prediction: PredictionSpec | None = None
+
+    def levels(self) -> list[tuple[int | None, float | None]]:
+        """(concurrency, rate) of each run, in order."""
+        if not self.rates:
+            return [(c, None) for c in self.concurrencies]
+        caps: Sequence[int | None] = self.concurrencies if self.capped else (None,)
+        return [(c, r) for r in self.rates for c in caps]
+
+    def check(self) -> None:
+        if any(c < 1 for c in self.concurrencies):
+            raise BenchError("every concurrency must be at least 1")
+        if any(not r > 0 for r in self.rates):
+            raise BenchError("every request rate must be above 0")
+        if self.requests is None and self.duration_s is None:
+            raise BenchError("give --requests or --duration so each run ends")
+        if self.requests is not None and self.requests < 1:
+            raise BenchError("--requests must be at least 1")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise BenchError("--duration must be above 0 seconds")
+        if self.client.gen_tokens < 1:
+            raise BenchError("--gen-tokens must be at least 1")
+        if self.warmup < 0:
+            raise BenchError("--warmup cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeResult:
+    """The sweep's results: ``meta`` and one :class:`RunResult` per level."""
+
+    meta: dict[str, Any]
+    runs: tuple[RunResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": dict(self.meta), "runs": [r.to_dict() for r in self.runs]}
+
+
+def _prompt_source(cfg: ServeConfig) -> tuple[Iterator[Prompt], RandomPrompts | None]:
+    if cfg.dataset is not None:
+        items = load_dataset(cfg.dataset)
+        return itertools.cycle(items), None
+    rp = RandomPrompts(cfg.prompt_tokens, seed=cfg.seed)
+    return iter(rp), rp
+
+
+async def _warmup(
+    session: Any, cfg: ServeConfig, prompts: Iterator[Prompt], rp: RandomPrompts | None
+) -> list[RequestResult]:
+    """Send the warm-up requests; with random prompts, calibrate words per token from them."""
+    if cfg.warmup == 0:
+        return []
+    width = max(1, min(cfg.warmup, max(cfg.concurrencies)))
+    sem = asyncio.Semaphore(width)
+    bodies: list[tuple[Prompt, int]] = []
+
+    async def one() -> RequestResult:
+        p = next(prompts)
+        bodies.append((p, len(p.text.split())))
+        async with sem:
+            return await send_request(session, cfg.client, p)
+
+    results = list(await asyncio.gather(*(one() for _ in range(cfg.warmup))))
+    if rp is not None and cfg.client.endpoint == "completions":
+        words = sum(w for _, w in bodies[: len(results)])
+        measured = [r.prompt_tokens for r in results if r.ok and r.prompt_tokens]
+        if len(measured) == len(results) and measured:
+            rp.calibrate(words, sum(t for t in measured if t is not None))
+    return results
+
+
+async def _run_async(
+    cfg: ServeConfig, progress: Callable[[str], None] | None
+) -> tuple[list[RunResult], list[RequestResult]]:
+    prompts, rp = _prompt_source(cfg)
+    runs: list[RunResult] = []
+    async with make_session(cfg.client) as session:
+        warm = await _warmup(session, cfg, prompts, rp)
+        if progress and warm:
+            bad = sum(1 for r in warm if not r.ok)
+            progress(f"warm-up: {len(warm)} requests, {bad} failed")
+        for i, (conc, rate) in enumerate(cfg.levels()):
+            out = await run_level(
+                session,
+                cfg.client,
+                prompts,
+                concurrency=conc,
+                rate=rate,
+                burstiness=cfg.burstiness,
+                num_requests=cfg.requests,
+                duration_s=cfg.duration_s,
+                seed=cfg.seed + i,
+            )
+            res = summarize(
+                out.results,
+                issued=out.issued,
+                duration_s=out.wall_s,
+                concurrency=conc,
+                rate=rate,
+                burstiness=cfg.burstiness if rate is not None else None,
+                slos=cfg.slos,
+            )
+            runs.append(res)
+            if progress:
+                what = f"rate {rate:g}/s" if rate is not None else f"concurrency {conc}"
+                progress(
+                    f"{what}: {res.completed}/{res.requests} ok, "
+                    f"{res.output_tokens_per_s:.1f} output tok/s in {res.duration_s:.1f} s"
+                )
+    return runs, warm
+
+
+def run_serve(cfg: ServeConfig, progress: Callable[[str], None] | None = None) -> ServeResult:
+    """Run the sweep and attach predictions when asked. Raises BenchError for unusable input."""
+    cfg.check()
+    meta: dict[str, Any] = {
+        "url": cfg.client.url,
+        "model": cfg.client.model,
+        "endpoint": cfg.client.endpoint,
+        "prompt_tokens": cfg.prompt_tokens if cfg.dataset is None else None,
+        "gen_tokens": cfg.client.gen_tokens,
+        "dataset": str(cfg.dataset) if cfg.dataset else None,
+        "burstiness": cfg.burstiness if cfg.rates else None,
+        "warmup": cfg.warmup,
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "rigkit_version": _version(),
+    }
+    predictor = None
+    if cfg.prediction is not None:
+        predictor = Predictor(cfg.prediction)  # fails early on a bad spec or id
+        meta.update(predictor.meta())
+    runs, _ = asyncio.run(_run_async(cfg, progress))
+    if predictor is not None:
+        runs = [r.with_prediction(predictor.predict(r, cfg)) for r in runs]
+    return ServeResult(meta=meta, runs=tuple(runs))
+
+
+def _version() -> str:
+    from rigkit import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicted vs measured
+
+
+def _ratio(measured: float | None, predicted: float | None) -> float | None:
+    if measured is None or predicted is None or predicted <= 0:
+        return None
+    return measured / predicted
+
+
+class Predictor:
+    """rigkit's estimate for the build's GPUs, per run (batch = the run's concurrency)."""
+
+    def __init__(self, spec: PredictionSpec) -> None:
+        self.spec = spec
+        try:
+            from rigkit import estimate as est_mod
+            from rigkit import spec as spec_mod  # type: ignore[attr-defined,unused-ignore]
+        except ImportError as err:
+            raise BenchError(
+                f"predictions need rigkit's spec loader and estimator, which are missing ({err})"
+            ) from None
+        estimate_fn = getattr(est_mod, "estimate", None)
+        load_build = getattr(spec_mod, "load_build", None)
+        if estimate_fn is None or load_build is None:
+            raise BenchError("predictions need rigkit.estimate.estimate and rigkit.spec.load_build")
+        self._estimate: Callable[..., Any] = estimate_fn
+        self.build = load_build(Path(spec.spec))
+        gpus = getattr(self.build, "gpus", ())
+        if not gpus:
+            raise BenchError(f"{spec.spec}: the build has no GPUs to predict for")
+        self.gpu = str(gpus[0].gpu.id)
+        self.gpus = len(gpus)
+        cpu = getattr(self.build, "cpu", None)
+        self.cpu = str(cpu.id) if cpu is not None and hasattr(cpu, "id") else None
+        mem = getattr(self.build, "memory_gb", None)
+        self.ram_gb = float(mem) if isinstance(mem, int | float) else None
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.spec,
+            "engine": self.spec.engine,
+            "quant": self.spec.quant,
+            "model_id": self.spec.model_id,
+            "gpu": self.gpu,
+            "gpus": self.gpus,
+        }
+
+    def predict(self, run: RunResult, cfg: ServeConfig) -> dict[str, Any]:
+        batch = run.concurrency or 1
+        prompt = round(run.input_tokens / run.completed) if run.completed else cfg.prompt_tokens
+        est = self._estimate(
+            self.spec.model_id,
+            self.spec.quant,
+            self.gpu,
+            gpus=self.gpus,
+            engine=self.spec.engine,
+            prompt=max(1, prompt),
+            gen=cfg.client.gen_tokens,
+            batch=batch,
+            cpu=self.cpu,
+            ram_gb=self.ram_gb,
+        )
+        d: dict[str, Any] = est.to_dict()
+        decode = d.get("decode_tokens_per_s")
+        ttft_s = d.get("ttft_s")
+        # The estimate's decode rate is the aggregate over the batch; one stream gets 1/batch.
+        tpot_ms = (
+            1000.0 * batch / decode if isinstance(decode, int | float) and decode > 0 else None
+        )
+        ttft_ms = 1000.0 * ttft_s if isinstance(ttft_s, int | float) else None
+        out = {
+            "output_tokens_per_s": decode,
+            "ttft_ms": ttft_ms,
+            "tpot_ms": tpot_ms,
+            "fits": d.get("fits"),
+            "bound": d.get("bound"),
+            "batch": batch,
+            "prompt_tokens": prompt,
+        }
+        out["ratio"] = {
+            "output_tokens_per_s": _ratio(run.output_tokens_per_s, decode),
+            "ttft_ms": _ratio(run.ttft_ms.mean, ttft_ms),
+            "tpot_ms": _ratio(run.tpot_ms.mean, tpot_ms),
+        }
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _fmt(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def render_table(result: ServeResult) -> Any:
+    """A rich table: one row per run."""
+    from rich.table import Table
+
+    t = Table(title=f"{result.meta['model']} at {result.meta['url']} ({result.meta['endpoint']})")
+    cols = [
+        "conc",
+        "rate/s",
+        "ok/sent",
+        "fail",
+        "TTFT p50",
+        "TTFT p99",
+        "ITL p50",
+        "ITL p99",
+        "TPOT p50",
+        "E2E p50",
+        "out tok/s",
+        "req/s",
+        "goodput/s",
+    ]
+    for c in cols:
+        t.add_column(c, justify="right")
+    for r in result.runs:
+        t.add_row(
+            str(r.concurrency) if r.concurrency else "-",
+            _fmt(r.rate, 2) if r.rate is not None else "-",
+            f"{r.completed}/{r.requests}",
+            str(r.failed + r.cancelled),
+            _fmt(r.ttft_ms.p50),
+            _fmt(r.ttft_ms.p99),
+            _fmt(r.itl_ms.p50, 2),
+            _fmt(r.itl_ms.p99, 2),
+            _fmt(r.tpot_ms.p50, 2),
+            _fmt(r.e2e_ms.p50),
+            _fmt(r.output_tokens_per_s),
+            _fmt(r.requests_per_s, 2),
+            _fmt(r.goodput_requests_per_s, 2),
+        )
+    return t
+
+
+def render_predictions(result: ServeResult) -> Any | None:
+    """A rich table of predicted vs measured, or None without predictions."""
+    if not any(r.predicted for r in result.runs):
+        return None
+    from rich.table import Table
+
+    t = Table(title="rigkit estimate vs measured (ratio = measured / predicted)")
+    for c in ("conc", "metric", "predicted", "measured", "ratio"):
+        t.add_column(c, justify="right")
+    for r in result.runs:
+        p = r.predicted or {}
+        ratio = p.get("ratio", {})
+        rows = [
+            (
+                "output tok/s",
+                p.get("output_tokens_per_s"),
+                r.output_tokens_per_s,
+                "output_tokens_per_s",
+            ),
+            ("TTFT ms (mean)", p.get("ttft_ms"), r.ttft_ms.mean, "ttft_ms"),
+            ("TPOT ms (mean)", p.get("tpot_ms"), r.tpot_ms.mean, "tpot_ms"),
+        ]
+        for name, pred, meas, key in rows:
+            t.add_row(
+                str(r.concurrency or "-"), name, _fmt(pred), _fmt(meas), _fmt(ratio.get(key), 2)
+            )
+    return t
+
+
+def failure_lines(result: ServeResult) -> list[str]:
+    """One line per failure reason per run, with an example message."""
+    lines: list[str] = []
+    for r in result.runs:
+        what = f"rate {r.rate:g}/s" if r.rate is not None else f"concurrency {r.concurrency}"
+        for reason, n in r.failures.items():
+            lines.append(f"{what}: {n} x {reason}: {r.failure_examples.get(reason, '')}")
+        if r.cancelled:
+            lines.append(f"{what}: {r.cancelled} requests cut at the time bound")
+        if r.missing_token_counts:
+            lines.append(
+                f"{what}: {r.missing_token_counts} requests had no token counts from the server "
+                "(no usage, timings or eval_count); token metrics leave them out"
+            )
+    return lines
+
+
+def plot(result: ServeResult, path: Path) -> None:
+    """Latency (TTFT p50/p99, TPOT p50) against output throughput across the sweep."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in result.runs if r.completed]
+    if not runs:
+        raise BenchError("nothing to plot: no run completed a request")
+    x = [r.output_tokens_per_s for r in runs]
+    nan = float("nan")
+
+    def ys(values: list[float | None]) -> list[float]:
+        return [nan if v is None else v for v in values]
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        ax.plot(x, ys([r.ttft_ms.p50 for r in runs]), "o-", label="TTFT p50")
+        ax.plot(x, ys([r.ttft_ms.p99 for r in runs]), "o--", label="TTFT p99")
+        ax.set_xlabel("output throughput (tokens/s)")
+        ax.set_ylabel("TTFT (ms)")
+        ax2 = ax.twinx()
+        ax2.plot(x, ys([r.tpot_ms.p50 for r in runs]), "s-", color="tab:red", label="TPOT p50")
+        ax2.set_ylabel("TPOT (ms)")
+        for r, xi in zip(runs, x, strict=True):
+            label = f"c={r.concurrency}" if r.rate is None else f"{r.rate:g}/s"
+            ax.annotate(label, (xi, r.ttft_ms.p50 or 0), textcoords="offset points", xytext=(4, 4))
+        lines = ax.get_lines() + ax2.get_lines()
+        ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left")
+        ax.set_title(f"{result.meta['model']}: latency vs throughput")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    except OSError as err:
+        raise BenchError(f"cannot write plot {path}: {err.strerror or err}") from None
+    finally:
+        plt.close(fig)
+
+
+def with_client(cfg: ServeConfig, **changes: Any) -> ServeConfig:
+    """A copy of ``cfg`` with client settings changed (handy in tests)."""
+    return replace(cfg, client=replace(cfg.client, **changes))

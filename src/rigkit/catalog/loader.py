@@ -1,0 +1,192 @@
+"""Load and validate the packaged parts catalog (``catalog/data/*.yaml``).
+
+Each data file holds a YAML list of entries of one part kind. :func:`load_catalog` reads every file
+once per process (cached), validates each entry against its schema in :mod:`rigkit.catalog.parts`
+and returns a :class:`Catalog`. Invalid data raises :class:`~rigkit.errors.CatalogError` naming the
+file and the entry; an id that is not there raises :class:`~rigkit.errors.UnknownIdError` with the
+closest ids as a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import yaml
+from pydantic import ValidationError
+
+from rigkit.catalog.parts import (
+    Case,
+    CloudInstance,
+    Cooler,
+    Cpu,
+    Fan,
+    Gpu,
+    MemoryKit,
+    Motherboard,
+    Nic,
+    Nvme,
+    Part,
+    Psu,
+    Ups,
+)
+from rigkit.errors import CatalogError, UnknownIdError
+
+# the C loader is several times faster; fall back to the pure-Python one
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: catalog attribute (and data file stem) -> schema of its entries
+KINDS: Final[dict[str, type[Part]]] = {
+    "gpus": Gpu,
+    "cpus": Cpu,
+    "motherboards": Motherboard,
+    "memory": MemoryKit,
+    "psus": Psu,
+    "ups": Ups,
+    "nvme": Nvme,
+    "nics": Nic,
+    "fans": Fan,
+    "coolers": Cooler,
+    "cases": Case,
+    "cloud": CloudInstance,
+}
+
+P = TypeVar("P", bound=Part)
+
+
+def closest_ids(wanted: str, known: list[str], n: int = 3) -> list[str]:
+    """The ``n`` known ids most like ``wanted`` (difflib ratio), best first."""
+    found = difflib.get_close_matches(wanted, known, n=n, cutoff=0.0)
+    return found[:n]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every packaged part, by kind and id. Build it with :func:`load_catalog`."""
+
+    gpus: Mapping[str, Gpu]
+    cpus: Mapping[str, Cpu]
+    motherboards: Mapping[str, Motherboard]
+    memory: Mapping[str, MemoryKit]
+    psus: Mapping[str, Psu]
+    ups: Mapping[str, Ups]
+    nvme: Mapping[str, Nvme]
+    nics: Mapping[str, Nic]
+    fans: Mapping[str, Fan]
+    coolers: Mapping[str, Cooler]
+    cases: Mapping[str, Case]
+    cloud: Mapping[str, CloudInstance]
+
+    def kind(self, kind: str) -> Mapping[str, Part]:
+        """The entries of one kind (``"gpus"``, ``"cpus"``, ...)."""
+        if kind not in KINDS:
+            hint = ", ".join(closest_ids(kind, list(KINDS)))
+            raise CatalogError(f"unknown catalog kind {kind!r}", hint=f"did you mean {hint}?")
+        entries: Mapping[str, Part] = getattr(self, kind)
+        return entries
+
+    def get(self, kind: str, id: str) -> Part:
+        """The entry ``id`` of ``kind``; :class:`UnknownIdError` with the 3 closest ids if absent."""
+        entries = self.kind(kind)
+        try:
+            return entries[id]
+        except KeyError:
+            near = closest_ids(id, list(entries))
+            label = kind[:-1] if kind.endswith("s") else kind
+            raise UnknownIdError(
+                f"unknown {label} id {id!r}",
+                hint="closest: " + ", ".join(near) if near else None,
+            ) from None
+
+    def get_typed(self, kind: str, id: str, model: type[P]) -> P:
+        """Like :meth:`get`, typed as ``model`` (for callers that want a precise type)."""
+        part = self.get(kind, id)
+        if not isinstance(part, model):  # pragma: no cover - KINDS guarantees it
+            raise CatalogError(f"{kind} entry {id!r} is not a {model.__name__}")
+        return part
+
+    def gpu(self, id: str) -> Gpu:
+        return self.get_typed("gpus", id, Gpu)
+
+    def cpu(self, id: str) -> Cpu:
+        return self.get_typed("cpus", id, Cpu)
+
+    def motherboard(self, id: str) -> Motherboard:
+        return self.get_typed("motherboards", id, Motherboard)
+
+    def all_ids(self) -> dict[str, list[str]]:
+        """Kind -> sorted ids, for listings."""
+        return {k: sorted(self.kind(k)) for k in KINDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: {i: p.model_dump(mode="json") for i, p in self.kind(k).items()} for k in KINDS}
+
+
+def _describe_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(entry)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_kind(kind: str, text: str, file: str) -> dict[str, Part]:
+    """Validate the YAML text of one data file; :class:`CatalogError` names file and entry."""
+    model = KINDS[kind]
+    try:
+        raw = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{file}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise CatalogError(f"{file}: expected a list of entries, got {type(raw).__name__}")
+    out: dict[str, Part] = {}
+    for n, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            raise CatalogError(f"{file}: entry #{n} is not a mapping")
+        label = f"entry #{n} ({item.get('id', 'no id')})"
+        try:
+            part = model.model_validate(item)
+        except ValidationError as exc:
+            raise CatalogError(f"{file}: {label}: {_describe_error(exc)}") from None
+        if part.id in out:
+            raise CatalogError(f"{file}: {label}: duplicate id {part.id!r}")
+        out[part.id] = part
+    return out
+
+
+def _check_references(entries: dict[str, dict[str, Part]]) -> None:
+    gpus = entries["gpus"]
+    for inst in entries["cloud"].values():
+        assert isinstance(inst, CloudInstance)
+        if inst.gpu_id not in gpus:
+            near = ", ".join(closest_ids(inst.gpu_id, list(gpus)))
+            raise CatalogError(
+                f"cloud.yaml: entry {inst.id!r}: gpu_id {inst.gpu_id!r} is not in gpus.yaml",
+                hint=f"closest: {near}",
+            )
+
+
+def load_catalog_from(directory: Path) -> Catalog:
+    """Load a catalog from a directory of ``<kind>.yaml`` files (missing files: no entries)."""
+    entries: dict[str, dict[str, Part]] = {}
+    for kind in KINDS:
+        path = directory / f"{kind}.yaml"
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        entries[kind] = parse_kind(kind, text, path.name)
+    _check_references(entries)
+    return Catalog(**entries)  # type: ignore[arg-type]
+
+
+@functools.cache
+def load_catalog() -> Catalog:
+    """The packaged catalog, loaded and validated once per process."""
+    data = resources.files("rigkit.catalog") / "data"
+    with resources.as_file(data) as directory:
+        return load_catalog_from(Path(directory))

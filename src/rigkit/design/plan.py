@@ -1,0 +1,192 @@
+"""`plan(build) -> PlanResult`: the build at a glance, every rule's findings, and the capacity
+section when the estimator is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rigkit.design.model import (
+    BTU_H_PER_W,
+    CostLine,
+    MemoryConfig,
+    PcieLink,
+    PowerBudget,
+    Volume,
+    break_even_hours,
+    cost_lines,
+    electricity_usd_per_hour,
+    electricity_usd_per_month,
+    memory_config,
+    pcie_links,
+    power_budget,
+    volumes,
+)
+from rigkit.design.registry import Finding, Severity, run_rules
+
+if TYPE_CHECKING:
+    from rigkit.build import Build
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The build's headline numbers, each with the terms it was added up from."""
+
+    gpu_count: int
+    gpu_names: tuple[str, ...]
+    total_vram_gb: float
+    fp16_tflops: float  # dense FP16 tensor, FP32 accumulate, all GPUs
+    bf16_tflops: float
+    gpu_bandwidth_gb_s: float  # sum of GPU memory bandwidths
+    system_memory_gb: int
+    memory: MemoryConfig
+    pcie: tuple[PcieLink, ...]
+    power: PowerBudget
+    volumes: tuple[Volume, ...]
+    costs: tuple[CostLine, ...]
+    electricity_usd_month: float
+    break_even_h: float | None  # against build.cloud
+
+    @property
+    def sustained_power_w(self) -> float:
+        return self.power.sustained_w
+
+    @property
+    def peak_power_w(self) -> float:
+        return self.power.peak_w
+
+    @property
+    def wall_power_w(self) -> float:
+        return self.power.wall_w
+
+    @property
+    def heat_btu_h(self) -> float:
+        return self.power.wall_w * BTU_H_PER_W
+
+    @property
+    def psu_capacity_w(self) -> float:
+        return self.power.psu_capacity_w
+
+    @property
+    def total_cost_usd(self) -> float:
+        return sum(c.total_usd for c in self.costs)
+
+    @property
+    def storage_read_gb_s(self) -> float:
+        """The fastest volume's sequential read."""
+        return max((v.read_gb_s for v in self.volumes), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpu_count": self.gpu_count,
+            "gpus": list(self.gpu_names),
+            "total_vram_gb": self.total_vram_gb,
+            "fp16_tflops": round(self.fp16_tflops, 1),
+            "bf16_tflops": round(self.bf16_tflops, 1),
+            "gpu_bandwidth_gb_s": round(self.gpu_bandwidth_gb_s, 1),
+            "system_memory_gb": self.system_memory_gb,
+            "memory_bandwidth_gb_s": round(self.memory.bandwidth_gb_s, 1),
+            "memory_effective_gb_s": round(self.memory.effective_gb_s, 1),
+            "memory": self.memory.to_dict(),
+            "pcie": [p.to_dict() for p in self.pcie],
+            "sustained_power_w": round(self.sustained_power_w, 1),
+            "peak_power_w": round(self.peak_power_w, 1),
+            "wall_power_w": round(self.wall_power_w, 1),
+            "heat_btu_h": round(self.heat_btu_h),
+            "psu_capacity_w": self.psu_capacity_w,
+            "power": self.power.to_dict(),
+            "storage_read_gb_s": round(self.storage_read_gb_s, 2),
+            "volumes": [v.to_dict() for v in self.volumes],
+            "total_cost_usd": round(self.total_cost_usd, 2),
+            "costs": [c.to_dict() for c in self.costs],
+            "electricity_usd_month": round(self.electricity_usd_month, 2),
+            "break_even_h": None if self.break_even_h is None else round(self.break_even_h, 1),
+        }
+
+
+def summarize(build: Build) -> Summary:
+    power = power_budget(build)
+    costs = tuple(cost_lines(build))
+    total = sum(c.total_usd for c in costs)
+    be = None
+    if build.cloud is not None:
+        be = break_even_hours(
+            total, build.cloud.price_per_hour_usd, electricity_usd_per_hour(build, power.wall_w)
+        )
+    return Summary(
+        gpu_count=build.gpu_count,
+        gpu_names=tuple(g.gpu.name for g in build.gpus),
+        total_vram_gb=sum(g.gpu.vram_gb for g in build.gpus),
+        fp16_tflops=sum(g.gpu.fp16_tflops for g in build.gpus),
+        bf16_tflops=sum(g.gpu.bf16_tflops for g in build.gpus),
+        gpu_bandwidth_gb_s=sum(g.gpu.bandwidth_gb_s for g in build.gpus),
+        system_memory_gb=build.memory_gb,
+        memory=memory_config(build),
+        pcie=tuple(pcie_links(build)),
+        power=power,
+        volumes=tuple(volumes(build)),
+        costs=costs,
+        electricity_usd_month=electricity_usd_per_month(build, power.wall_w),
+        break_even_h=be,
+    )
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    build: Build
+    summary: Summary
+    findings: tuple[Finding, ...]
+    capacity: Any | None = field(default=None)  # rigkit.estimate.capacity.Capacity when available
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(1 for f in self.findings if f.severity is s) for s in Severity}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "build": self.build.name,
+            "spec": self.build.spec_path,
+            "ok": self.ok,
+            "counts": self.counts(),
+            "summary": self.summary.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if self.capacity is not None:
+            out["capacity"] = self.capacity.to_dict()
+        return out
+
+
+def plan_capacity(build: Build) -> Any | None:
+    """The estimator's capacity section, or None while `rigkit.estimate.capacity` is not there."""
+    try:
+        cap_mod = importlib.import_module("rigkit.estimate.capacity")
+        return cap_mod.plan_capacity(build)
+    except (ImportError, AttributeError) as err:
+        log.debug("capacity section unavailable: %s", err)
+        return None
+
+
+def plan(build: Build, *, capacity: bool = True) -> PlanResult:
+    """Run every rule on ``build`` and add up its summary numbers."""
+    return PlanResult(
+        build=build,
+        summary=summarize(build),
+        findings=tuple(run_rules(build)),
+        capacity=plan_capacity(build) if capacity else None,
+    )

@@ -1,0 +1,257 @@
+"""The room: branch circuit, heat, case airflow, room cooling and the UPS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from rigkit.design.model import (
+    AIR_DELTA_T_C,
+    BTU_H_PER_TON,
+    BTU_H_PER_W,
+    PSU_POWER_FACTOR,
+    UPS_DEPTH_OF_DISCHARGE,
+    UPS_INVERTER_EFFICIENCY,
+    airflow_needed_cfm,
+    circuit_usable_w,
+    fans_cfm,
+    interpolate,
+    power_budget,
+)
+from rigkit.design.registry import Finding, Severity, finding, rule
+
+if TYPE_CHECKING:
+    from rigkit.build import Build
+    from rigkit.catalog.parts import Ups
+
+#: a UPS should give at least this many minutes at the sustained load for a clean shutdown
+UPS_MIN_RUNTIME_MIN = 5.0
+#: free-air fan ratings drop under case restriction: want this margin over the needed airflow
+AIRFLOW_MARGIN = 1.5
+
+
+@rule("CIR001", "Branch circuit capacity", "circuit", Severity.ERROR)
+def branch_circuit(build: Build) -> Iterator[Finding]:
+    """Sustained wall power plus the circuit's other load must stay within 80% of the breaker
+    (continuous load, NEC 210.19(A)/210.20): 120 V 15 A -> 1440 W, 20 A -> 1920 W, 230 V 16 A ->
+    2944 W.
+
+    Why: a breaker loaded past its continuous rating for hours trips or runs its wiring hot. On a
+    shared circuit other outlets add load nobody planned for. Fix: a dedicated circuit big enough
+    (e.g. 240 V 20 A -> 3840 W), lower GPU power limits, or split the load over two circuits.
+    """
+    s = build.site
+    wall = power_budget(build).wall_w
+    usable = circuit_usable_w(s.mains_voltage_v, s.breaker_a)
+    load = wall + s.other_load_w
+    data: dict[str, Any] = {
+        "wall_w": round(wall, 1),
+        "other_load_w": s.other_load_w,
+        "load_w": round(load, 1),
+        "usable_w": round(usable, 1),
+        "voltage_v": s.mains_voltage_v,
+        "breaker_a": s.breaker_a,
+        "dedicated": s.dedicated_circuit,
+    }
+    circuit = f"{s.mains_voltage_v:g} V {s.breaker_a:g} A " + (
+        "dedicated" if s.dedicated_circuit else "shared"
+    )
+    msg = (
+        f"sustained wall load {load:.0f} W ({wall:.0f} W machine + {s.other_load_w:.0f} W other) on "
+        f"a {circuit} circuit: usable continuous {s.mains_voltage_v:g} x {s.breaker_a:g} x 0.8 = "
+        f"{usable:.0f} W ({load / usable:.0%})"
+    )
+    if load > usable:
+        # the smallest common circuit that would carry it
+        if s.mains_voltage_v < 200:  # North America: 120 V circuits, or a 240 V split-phase one
+            options = [(120.0, 20.0), (240.0, 20.0), (240.0, 30.0)]
+        else:
+            v = s.mains_voltage_v
+            options = [(v, 16.0), (v, 20.0), (v, 32.0)]
+        fits = [
+            f"{v:g} V {a:g} A ({circuit_usable_w(v, a):.0f} W)"
+            for v, a in options
+            if circuit_usable_w(v, a) >= load
+        ]
+        cut = load - usable
+        fix = f"cut {cut:.0f} W (lower GPU power limits) or run it on a dedicated circuit"
+        if fits:
+            fix += f" such as {fits[0]}"
+        yield finding("CIR001", msg + " exceeds it", fix, **data)
+    elif not s.dedicated_circuit:
+        yield finding(
+            "CIR001",
+            msg + "; other outlets on a shared circuit can push it over",
+            "put the machine on a dedicated circuit, or know what else is on this one",
+            severity=Severity.WARNING,
+            **data,
+        )
+    else:
+        yield finding("CIR001", msg, "none needed", severity=Severity.INFO, **data)
+
+
+@rule("THM001", "Heat output", "thermal", Severity.INFO)
+def heat_output(build: Build) -> Iterator[Finding]:
+    """All wall power ends up as heat in the room: BTU/h = W x 3.412 (12,000 BTU/h = 1 ton).
+
+    Why: it sizes the room cooling. Uses sustained wall power, not the DC load.
+    """
+    wall = power_budget(build).wall_w
+    btu = wall * BTU_H_PER_W
+    yield finding(
+        "THM001",
+        f"{wall:.0f} W at the wall = {wall:.0f} x 3.412 = {btu:,.0f} BTU/h "
+        f"({btu / BTU_H_PER_TON:.2f} tons of cooling)",
+        "none needed",
+        wall_w=round(wall, 1),
+        heat_btu_h=round(btu),
+        tons=round(btu / BTU_H_PER_TON, 2),
+    )
+
+
+@rule("THM002", "Case airflow vs heat", "thermal", Severity.WARNING)
+def case_airflow(build: Build) -> Iterator[Finding]:
+    """The case fans must move the air that carries the DC heat out at a 10 C rise:
+    CFM = 1.76 x W / delta-T(C) (= 3.16 x W / delta-T(F)).
+
+    Why: free-air fan ratings are upper bounds; filters, grilles and radiators cut them, so a
+    margin of 1.5x is wanted. Fix: more or stronger fans, or fewer watts. Check the fan's CFM on
+    its data sheet: m3/h figures are 1.7x larger than CFM.
+    """
+    dc = power_budget(build).sustained_w
+    need = airflow_needed_cfm(dc)
+    have = fans_cfm(build)
+    data: dict[str, Any] = {
+        "heat_w": round(dc, 1),
+        "delta_t_c": AIR_DELTA_T_C,
+        "needed_cfm": round(need),
+        "fans_cfm": round(have, 1),
+    }
+    msg = (
+        f"{dc:.0f} W inside the case needs 1.76 x {dc:.0f} / {AIR_DELTA_T_C:g} C = {need:.0f} CFM; "
+        f"the case fans are rated {have:.0f} CFM free-air"
+    )
+    if have < need:
+        yield finding(
+            "THM002",
+            msg,
+            f"add fans for at least {need * AIRFLOW_MARGIN - have:.0f} CFM more, or lower GPU power "
+            "limits",
+            severity=Severity.ERROR,
+            **data,
+        )
+    elif have < need * AIRFLOW_MARGIN:
+        yield finding(
+            "THM002",
+            msg + f" (less than {AIRFLOW_MARGIN:g}x margin for case restriction)",
+            f"aim for {need * AIRFLOW_MARGIN:.0f} CFM free-air",
+            **data,
+        )
+    else:
+        yield finding("THM002", msg, "none needed", severity=Severity.INFO, **data)
+
+
+@rule("HVC001", "Room cooling", "hvac", Severity.ERROR)
+def room_cooling(build: Build) -> Iterator[Finding]:
+    """The room needs cooling equal to the heat output (site.room_cooling_btu_h).
+
+    Why: a closed room with 2 kW of heat warms by several degrees an hour; GPUs then throttle.
+    Fix: an air conditioner rated at least the heat output (12,000 BTU/h = 1 ton), or exhaust the
+    heat outside.
+    """
+    btu = power_budget(build).wall_w * BTU_H_PER_W
+    have = build.site.room_cooling_btu_h
+    if have is None:
+        yield finding(
+            "HVC001",
+            f"no room cooling stated: the machine adds {btu:,.0f} BTU/h, which needs at least that "
+            f"much extra cooling ({btu / BTU_H_PER_TON:.2f} tons)",
+            f"state site.room_cooling_btu_h; a unit of {max(BTU_H_PER_TON, btu):,.0f} BTU/h or more "
+            "covers it",
+            severity=Severity.WARNING,
+            heat_btu_h=round(btu),
+            cooling_btu_h=None,
+        )
+    elif have < btu:
+        yield finding(
+            "HVC001",
+            f"room cooling {have:,.0f} BTU/h is less than the machine's {btu:,.0f} BTU/h",
+            f"add {btu - have:,.0f} BTU/h of cooling or lower GPU power limits",
+            heat_btu_h=round(btu),
+            cooling_btu_h=have,
+        )
+    else:
+        yield finding(
+            "HVC001",
+            f"room cooling {have:,.0f} BTU/h covers the machine's {btu:,.0f} BTU/h",
+            "none needed",
+            severity=Severity.INFO,
+            heat_btu_h=round(btu),
+            cooling_btu_h=have,
+        )
+
+
+def ups_runtime_min(ups: Ups, load_w: float) -> tuple[float, str]:
+    """Runtime in minutes at ``load_w``: the maker's chart when there is one, else battery Wh x
+    0.8 depth of discharge x 0.9 inverter efficiency / load."""
+    if ups.runtime_chart:
+        return interpolate(list(ups.runtime_chart), load_w), "maker's runtime chart"
+    wh = ups.battery_wh * UPS_DEPTH_OF_DISCHARGE * UPS_INVERTER_EFFICIENCY
+    return wh / load_w * 60.0, f"{ups.battery_wh:g} Wh x 0.8 x 0.9 / load"
+
+
+@rule("UPS001", "UPS capacity and runtime", "ups", Severity.ERROR)
+def ups_capacity(build: Build) -> Iterator[Finding]:
+    """The UPS must carry the sustained wall load in both W and VA (PF 0.99 for active-PFC PSUs),
+    and give at least 5 minutes for a clean shutdown.
+
+    Why: an overloaded UPS drops the load on the first outage, which is worse than none. Fix: a
+    bigger UPS, or a lower power limit set automatically when on battery.
+    """
+    wall = power_budget(build).wall_w
+    ups = build.ups
+    if ups is None:
+        yield finding(
+            "UPS001",
+            f"no UPS: an outage drops {wall:.0f} W of running work at once",
+            f"a UPS of at least {wall:.0f} W / {wall / PSU_POWER_FACTOR:.0f} VA (online type for "
+            "ATX 3.x PSUs with active PFC)",
+            severity=Severity.INFO,
+            wall_w=round(wall, 1),
+        )
+        return
+    va = wall / PSU_POWER_FACTOR
+    data: dict[str, Any] = {
+        "wall_w": round(wall, 1),
+        "va": round(va),
+        "ups_w": ups.watts,
+        "ups_va": ups.va,
+    }
+    if wall > ups.watts or va > ups.va:
+        yield finding(
+            "UPS001",
+            f"{ups.name} ({ups.watts:.0f} W / {ups.va:.0f} VA) is smaller than the sustained wall "
+            f"load {wall:.0f} W / {va:.0f} VA",
+            f"choose a UPS of at least {wall * 1.25:.0f} W, or cap GPU power when on battery",
+            **data,
+        )
+        return
+    minutes, how = ups_runtime_min(ups, wall)
+    data.update(runtime_min=round(minutes, 1), runtime_from=how)
+    if minutes < UPS_MIN_RUNTIME_MIN:
+        yield finding(
+            "UPS001",
+            f"{ups.name} carries {wall:.0f} W ({wall / ups.watts:.0%}) but only for ~{minutes:.1f} "
+            f"min ({how})",
+            "add an external battery pack, or shut down at once on battery",
+            severity=Severity.WARNING,
+            **data,
+        )
+    else:
+        yield finding(
+            "UPS001",
+            f"{ups.name} carries {wall:.0f} W ({wall / ups.watts:.0%}) for ~{minutes:.1f} min ({how})",
+            "none needed",
+            severity=Severity.INFO,
+            **data,
+        )

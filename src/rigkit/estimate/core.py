@@ -1,0 +1,442 @@
+"""``estimate()``: memory, placement, offload, speeds and load time for one configuration."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rigkit.errors import EstimateError
+from rigkit.estimate import parallel
+from rigkit.estimate.load import load_times
+from rigkit.estimate.memory import (
+    EngineNums,
+    buffer_parts,
+    compute_buffer,
+    engine_nums,
+    kv_share,
+    split_layers,
+)
+from rigkit.estimate.params import EngineParams, Params, load_params
+from rigkit.estimate.resolve import (
+    CpuNums,
+    GpuNums,
+    ModelNums,
+    cpu_nums,
+    generic_desktop_cpu,
+    gpu_nums,
+    model_nums,
+)
+from rigkit.estimate.result import Estimate
+from rigkit.estimate.speed import decode_step, prefill_time
+
+SPLITS = ("layer", "row", "tensor", "pipeline")
+_GB = 1e9
+#: share of system RAM the OS and the engine leave for offloaded weights
+RAM_USABLE = 0.9
+
+
+def _capacity_tokens(
+    usable: float, fixed: float, kv_tok: float, e: EngineNums, m: ModelNums, llama_like: bool
+) -> float:
+    """Tokens of KV cache that fit in ``usable`` bytes after ``fixed`` (weights, context).
+
+    llama.cpp's compute buffer is base + max(logits, scores x context): solve both branches.
+    """
+    if kv_tok <= 0:
+        return math.inf
+    if not llama_like:
+        return max(0.0, (usable - fixed) / kv_tok)
+    base_logits, per_ctx = buffer_parts(e, m)
+    logits = base_logits - (e.cb_base or 0.0)
+    t_a = (usable - fixed - base_logits) / kv_tok
+    if per_ctx * t_a <= logits:
+        return max(0.0, t_a)
+    return max(0.0, (usable - fixed - (e.cb_base or 0.0)) / (kv_tok + per_ctx))
+
+
+def estimate(
+    model: str,
+    quant: str,
+    gpu: str,
+    gpus: int = 1,
+    engine: str = "llama.cpp",
+    split: str | None = None,
+    prompt: int = 512,
+    gen: int = 128,
+    batch: int = 1,
+    ctx: int | None = None,
+    cpu: str | None = None,
+    ram_gb: float | None = None,
+    profile: str | Path | None = None,
+    disk_read_gb_s: float | None = None,
+    *,
+    params: Params | None = None,
+) -> Estimate:
+    """Estimate memory, speed and load time of ``model`` in ``quant`` on ``gpus`` x ``gpu``.
+
+    ``prompt`` tokens are prefilled, then ``gen`` tokens generated per sequence for ``batch``
+    concurrent sequences; ``ctx`` is the context allocated per sequence (default prompt + gen).
+    Decode speed is averaged over the generated tokens (context depth prompt .. prompt + gen).
+    ``cpu``/``ram_gb`` describe the host for CPU offload; ``profile`` is a calibration profile.
+    Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
+    """
+    for name, value, low in (("gpus", gpus, 1), ("prompt", prompt, 0), ("gen", gen, 0), ("batch", batch, 1)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise EstimateError(f"{name} must be an integer, got {value!r}")
+        if value < low:
+            raise EstimateError(f"{name} must be >= {low}, got {value}")
+    if prompt == 0 and gen == 0:
+        raise EstimateError("prompt and gen are both 0: nothing to estimate")
+    if ram_gb is not None and ram_gb <= 0:
+        raise EstimateError(f"ram_gb must be > 0, got {ram_gb}")
+    if disk_read_gb_s is not None and disk_read_gb_s <= 0:
+        raise EstimateError(f"disk_read_gb_s must be > 0, got {disk_read_gb_s}")
+    p = params if params is not None else load_params(profile)
+    en = engine_nums(engine)
+    ep = p.engines.get(en.id) or p.engine(en.model_id)
+    loads = en.formats.union(ep.extra_formats)
+    if quant not in loads and not (quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)):
+        raise EstimateError(
+            f"engine {engine!r} does not load format {quant!r}",
+            hint="it loads: " + ", ".join(sorted(loads)),
+        )
+    m = model_nums(model, quant)
+    g = gpu_nums(gpu)
+    llama_like = en.model_id in ("llama.cpp",)
+    if split is None:
+        split = en.default_split
+    if split not in SPLITS:
+        raise EstimateError(f"unknown split {split!r}", hint="one of: " + ", ".join(SPLITS))
+    if gpus > 1 and split not in en.parallel_modes:
+        raise EstimateError(
+            f"engine {engine!r} has no {split!r} split", hint="it has: " + ", ".join(en.parallel_modes)
+        )
+    if ctx is None:
+        ctx = max(1, prompt + gen)
+    elif ctx < prompt + gen:
+        raise EstimateError(f"ctx {ctx} is smaller than prompt + gen = {prompt + gen}")
+    if split == "tensor" and gpus > 1 and m.n_heads % gpus:
+        raise EstimateError(
+            f"tensor parallelism over {gpus} GPUs needs the attention heads ({m.n_heads}) to divide evenly"
+        )
+    n = gpus
+    mode = split if n > 1 else "single"
+    assumptions: list[str] = []
+    kv_total_tok = m.kv_token_bytes(1)  # per token, all layers (no window)
+    tokens_needed = batch * ctx
+    kv_needed = batch * m.kv_token_bytes(ctx)
+
+    # --- placement: weights and KV fraction per GPU ------------------------------------------
+    embd_on_gpu = not (llama_like or m.embedding_on_cpu)
+    if mode in ("single", "layer", "pipeline"):
+        layers = split_layers(m.n_layers, n)
+        w = [li * m.layer_bytes for li in layers]
+        w[-1] += m.out_bytes
+        if embd_on_gpu and not (m.out_bytes == m.embd_bytes and n == 1):
+            w[0] += m.embd_bytes
+        kvf = [li / m.n_layers for li in layers]
+    elif mode == "tensor":
+        share = 1.0 / n
+        per = (m.n_layers * m.layer_bytes + m.out_bytes + (m.embd_bytes if embd_on_gpu else 0.0)) * share
+        w = [per] * n
+        kvf = [kv_share(m, n)] * n
+        layers = [m.n_layers] * n
+    else:  # row: matrices split by rows, KV on the main GPU
+        share = 1.0 / n
+        per = (m.n_layers * m.layer_bytes + m.out_bytes) * share
+        w = [per] * n
+        kvf = [1.0] + [0.0] * (n - 1)
+        layers = [m.n_layers] * n
+    paged = not llama_like
+    usable = g.vram * (en.util if (paged and en.util) else 1.0)
+    fixed = [wi + en.cuda_ctx + (en.workspace if paged else 0.0) for wi in w]
+    caps = [
+        _capacity_tokens(usable, fi, kv_total_tok * kf, en, m, llama_like) for fi, kf in zip(fixed, kvf, strict=True)
+    ]
+    cap_tokens = min(caps)
+    buf = compute_buffer(en, m, tokens_needed) if llama_like else 0.0
+    used = [fi + buf + kv_needed * kf for fi, kf in zip(fixed, kvf, strict=True)]
+    weights_fit = all(fi + (buf if llama_like else 0.0) <= usable for fi in fixed)
+    fits = weights_fit and cap_tokens >= tokens_needed
+    worst = max(range(n), key=lambda i: used[i])
+
+    gpu_layers: int | None = None
+    cpu_layers: int | None = None
+    out_on_gpu = True
+    offload = False
+    runnable = fits
+    cpu_ram = (m.embd_bytes if (llama_like or m.embedding_on_cpu) else 0.0)
+    c: CpuNums | None = None
+    if not fits and en.supports_offload and llama_like and mode in ("single", "layer"):
+        # -ngl: as many layers on the GPUs as fit with their KV; the rest run on the CPU
+        per_layer = m.layer_bytes + kv_needed / m.n_layers
+        room = [g.vram - en.cuda_ctx - buf for _ in range(n)]
+        fit_layers = [max(0, int(r // per_layer)) for r in room]
+        gl = min(m.n_layers, sum(fit_layers))
+        out_on_gpu = gl == m.n_layers and (room[-1] - fit_layers[-1] * per_layer) >= m.out_bytes and (
+            sum(fit_layers) > m.n_layers or room[-1] - split_layers(m.n_layers, n)[-1] * per_layer >= m.out_bytes
+        )
+        gpu_layers, cpu_layers = gl, m.n_layers - gl
+        offload = True
+        layers = split_layers(gl, n) if gl else [0] * n
+        w = [li * m.layer_bytes for li in layers]
+        if out_on_gpu:
+            w[-1] += m.out_bytes
+        used = [wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers for wi, li in zip(w, layers, strict=True)]
+        worst = max(range(n), key=lambda i: used[i])
+        cpu_ram += cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
+        cpu_ram += kv_needed * cpu_layers / m.n_layers
+        if cpu is not None:
+            c = cpu_nums(cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
+        else:
+            c = generic_desktop_cpu(p.cpu_flops_per_cycle)
+            assumptions.append(
+                "no CPU given: offloaded layers run on a 2-channel DDR5-5600 desktop (89.6 GB/s); pass --cpu"
+            )
+        if ram_gb is not None and cpu_ram > ram_gb * _GB * RAM_USABLE:
+            runnable = False
+            assumptions.append(
+                f"the CPU part needs {cpu_ram / _GB:.0f} GB of RAM, more than 90% of {ram_gb:g} GB: it would page from disk"
+            )
+        else:
+            runnable = True
+            if ram_gb is None:
+                assumptions.append(f"assumed at least {cpu_ram / _GB / RAM_USABLE:.0f} GB of system RAM for the CPU part")
+        # capacity with this placement
+        caps = [
+            _capacity_tokens(g.vram, wi + en.cuda_ctx, kv_total_tok * li / m.n_layers, en, m, True)
+            for wi, li in zip(w, layers, strict=True)
+            if li > 0
+        ]
+        cap_tokens = min(caps) if caps else math.inf
+    elif not fits:
+        why = "weights alone exceed" if not weights_fit else "weights fit but the KV cache for the context exceeds"
+        if en.supports_offload and not llama_like:
+            why += f" the memory {engine} claims; its CPU offload copies weights over PCIe every step (not modelled)"
+        assumptions.append(f"does not fit: {why} GPU memory")
+
+    if math.isinf(cap_tokens):
+        cap_tokens = float(m.max_context)
+    max_context = int(min(cap_tokens, m.max_context))
+    max_conc = int(cap_tokens // ctx) if runnable else 0
+    if not runnable:
+        max_context = 0 if not fits and not offload else max_context
+
+    vram_gb = g.vram / _GB
+    b_fixed, _ = buffer_parts(en, m)
+    memory_terms: tuple[tuple[str, float], ...] = (
+        ("weights", w[worst] / _GB),
+        ("kv_cache", (kv_needed * (layers[worst] / m.n_layers if offload else kvf[worst])) / _GB),
+        ("compute_buffer", (buf if llama_like else en.workspace) / _GB),
+        ("cuda_context", en.cuda_ctx / _GB),
+    )
+    mem_used = used[worst] / _GB
+
+    # --- speeds -------------------------------------------------------------------------------
+    flops_peak = g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate)
+    decode_rate = agg = prefill_rate = ttft = None
+    bound = "memory-bandwidth"
+    prefill_bound: str | None = None
+    decode_terms: tuple[tuple[str, float], ...] = ()
+    prefill_terms: tuple[tuple[str, float], ...] = ()
+    if runnable:
+        if gen > 0:
+            depth = prompt + gen / 2.0
+            decode_rate, agg, bound, decode_terms = _decode(
+                m, g, p, ep, en, flops_peak, mode, n, layers, out_on_gpu, batch, depth, cpu_layers or 0, c
+            )
+        if prompt > 0:
+            t_pf, prefill_bound, prefill_terms = _prefill(
+                m, g, p, ep, flops_peak, mode, n, batch, prompt, cpu_layers or 0, out_on_gpu
+            )
+            prefill_rate = batch * prompt / t_pf
+            ttft = t_pf
+
+    cold, cached, load_terms = load_times(
+        p, g, m.total_bytes, [wi for wi in w if wi > 0], parallel_upload=not llama_like, disk_read_gb_s=disk_read_gb_s
+    )
+    if disk_read_gb_s is None:
+        assumptions.append(f"disk read {p.default_disk_read_gb_s:g} GB/s (pass disk_read_gb_s / a build)")
+    if mode == "tensor" and n > 1:
+        _, _, path = parallel.link(g, p)
+        assumptions.append(
+            f"tensor split: 2 all-reduces per layer x {m.n_layers} layers = {2 * m.n_layers} per step over {path}"
+        )
+    elif mode in ("layer", "pipeline") and n > 1:
+        assumptions.append(
+            "layer split: GPUs run their layers one after another; per-token time is the sum over GPUs, no all-reduce"
+        )
+    elif mode == "row" and n > 1:
+        assumptions.append("row split: each matrix split across GPUs, results gathered on the main GPU per matmul")
+    if p.source != "packaged":
+        assumptions.append(f"efficiency parameters from profile {p.source}")
+
+    return Estimate(
+        model=m.id,
+        quant=m.format_id,
+        gpu=g.id,
+        gpus=n,
+        engine=en.id,
+        split=split if n > 1 else "none",
+        prompt=prompt,
+        gen=gen,
+        batch=batch,
+        ctx=ctx,
+        fits=fits,
+        offload=offload,
+        runnable=runnable,
+        memory_gb_per_gpu=mem_used,
+        vram_gb_per_gpu=vram_gb,
+        prefill_tokens_per_s=prefill_rate,
+        decode_tokens_per_s=decode_rate,
+        aggregate_tokens_per_s=agg,
+        ttft_s=ttft,
+        max_context=max_context,
+        max_concurrent_sequences=max_conc,
+        load_time_s=cold,
+        load_time_cached_s=cached,
+        bound=bound,
+        prefill_bound=prefill_bound,
+        gpu_layers=gpu_layers,
+        cpu_layers=cpu_layers,
+        cpu_ram_gb=cpu_ram / _GB,
+        memory_terms=memory_terms,
+        decode_terms=decode_terms,
+        prefill_terms=prefill_terms,
+        load_terms=load_terms,
+        assumptions=tuple(assumptions),
+        params_source=p.source,
+    )
+
+
+def _decode(
+    m: ModelNums,
+    g: GpuNums,
+    p: Params,
+    ep: EngineParams,
+    en: EngineNums,
+    flops_peak: float,
+    mode: str,
+    n: int,
+    layers: list[int],
+    out_on_gpu: bool,
+    batch: int,
+    depth: float,
+    cpu_layers: int,
+    c: CpuNums | None,
+) -> tuple[float, float, str, tuple[tuple[str, float], ...]]:
+    """(per-sequence tok/s, aggregate tok/s, bound, terms in ms) of the average decode step."""
+    comm = 0.0
+    if mode == "tensor":
+        share = 1.0 / n
+        t = decode_step(m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, share, kv_share(m, n))
+        comm = 2 * m.n_layers * parallel.allreduce_s(g, p, n, batch * m.hidden * 2.0)
+    elif mode == "row":
+        t = decode_step(m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, 1.0 / n, 1.0)
+        nbytes = batch * 4.0 * (2 * m.hidden + 2 * m.n_kv_heads * m.head_dim + (m.mlp_matrices - 1) * m.ffn_size)
+        comm = m.n_layers * parallel.row_gather_s(g, p, n, 4 + m.mlp_matrices, nbytes)
+    else:  # single, layer, pipeline: stages in sequence, same GPU type: one sum
+        gl = sum(layers)
+        t = decode_step(m, g, p, ep, flops_peak, gl, out_on_gpu, batch, depth)
+        used = sum(1 for li in layers if li > 0)
+        comm = max(0, used - 1) * parallel.hop_s(g, p, batch * m.hidden * 4.0)
+    t_w, t_c, t_kv, t_attn, t_fix = t
+    t_cpu = 0.0
+    if cpu_layers or not out_on_gpu:
+        assert c is not None
+        cbw = c.bw * p.cpu_bandwidth_efficiency
+        frac = m.expert_fraction(batch) if m.n_experts > 1 else 1.0
+        cbytes = cpu_layers * (m.layer_dense_bytes + m.layer_expert_bytes * frac) + (0.0 if out_on_gpu else m.out_bytes)
+        cflops = batch * (cpu_layers * m.flops_layer + (0.0 if out_on_gpu else m.flops_out))
+        t_cpu = max(cbytes / cbw, cflops / (c.flops * p.cpu_compute_efficiency))
+        t_cpu += batch * cpu_layers * m.kv_layer_token * depth / cbw
+        t_cpu += cpu_layers * p.layer_overhead_us * 1e-6 * 0.5
+        comm += parallel.hop_s(g, p, batch * m.hidden * 4.0)
+    t_lin = max(t_w, t_c)
+    step = t_lin + t_kv + t_attn + t_fix + comm + t_cpu + ep.step_overhead_us * 1e-6
+    per_seq = 1.0 / step
+    aggregate = batch / step
+    # pipeline micro-batches do not raise decode throughput while the step is bandwidth-bound:
+    # each micro-batch reads the stage's weights again, so aggregate stays batch / step
+    cats = {
+        "memory-bandwidth": (t_w if t_w >= t_c else 0.0) + t_kv,
+        "compute": (t_c if t_c > t_w else 0.0) + t_attn,
+        "interconnect": comm,
+        "cpu-ram": t_cpu,
+    }
+    bound = max(cats, key=lambda k: cats[k])
+    ms = 1e3
+    terms = (
+        ("weights", t_w * ms),
+        ("gemm_compute", t_c * ms),
+        ("kv_cache", t_kv * ms),
+        ("attention", t_attn * ms),
+        ("fixed_overhead", (t_fix + ep.step_overhead_us * 1e-6) * ms),
+        ("interconnect", comm * ms),
+        ("cpu_layers", t_cpu * ms),
+        ("total", step * ms),
+    )
+    del en
+    return per_seq, aggregate, bound, terms
+
+
+def _prefill(
+    m: ModelNums,
+    g: GpuNums,
+    p: Params,
+    ep: EngineParams,
+    flops_peak: float,
+    mode: str,
+    n: int,
+    batch: int,
+    prompt: int,
+    cpu_layers: int,
+    out_on_gpu: bool,
+) -> tuple[float, str, tuple[tuple[str, float], ...]]:
+    """(seconds for all prompts, bound, terms in ms)."""
+    u = max(1, ep.ubatch)
+    total = batch * prompt
+    n_ub = -(-total // u)
+    comm = 0.0
+    factor = 1.0
+    if mode == "tensor":
+        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch)
+        tok = min(u, total)
+        comm = n_ub * 2 * m.n_layers * parallel.allreduce_s(g, p, n, tok * m.hidden * 2.0)
+    elif mode == "row":
+        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch)
+        tok = min(u, total)
+        nbytes = tok * 4.0 * (2 * m.hidden + 2 * m.n_kv_heads * m.head_dim + (m.mlp_matrices - 1) * m.ffn_size)
+        comm = n_ub * m.n_layers * parallel.row_gather_s(g, p, n, 4 + m.mlp_matrices, nbytes)
+    else:
+        # the GPUs compute every layer; CPU-resident layers' weights are copied up per micro-batch
+        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0, batch)
+        if n > 1:
+            k = -(-min(total, max(ep.n_batch, u)) // u)
+            factor = (k + n - 1) / (k * n)
+            comm = n_ub * (n - 1) * parallel.hop_s(g, p, min(u, total) * m.hidden * 4.0)
+    t_lin, t_dq, t_attn, t_fix = t
+    t_copy = 0.0
+    if cpu_layers or not out_on_gpu:
+        cbytes = cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
+        t_copy = n_ub * cbytes / (g.pcie_bw_raw * p.pcie_efficiency)
+    gpu_t = (t_lin + t_dq + t_attn + t_fix) * factor
+    total_t = gpu_t + comm + t_copy
+    cats = {
+        "compute": (t_lin + t_attn) * factor,
+        "memory-bandwidth": t_dq * factor,
+        "interconnect": comm + t_copy,
+        "cpu-ram": 0.0,
+    }
+    bound = max(cats, key=lambda k: cats[k])
+    ms = 1e3
+    terms = (
+        ("linear", t_lin * factor * ms),
+        ("dequant", t_dq * factor * ms),
+        ("attention", t_attn * factor * ms),
+        ("fixed_overhead", t_fix * factor * ms),
+        ("interconnect", comm * ms),
+        ("weight_upload", t_copy * ms),
+        ("total", total_t * ms),
+    )
+    return total_t, bound, terms

@@ -1,0 +1,378 @@
+"""Fit the efficiency parameters to measurements, and score a parameter set against them.
+
+Measurements come from llama-bench (CSV/JSON: the calibration CSV's columns, or llama-bench's own
+``n_prompt``/``n_gen``/``avg_ts`` columns) and from ``rigkit bench serve --json`` files. The fit
+minimises the mean squared log error of the predicted rates with a small pull towards the starting
+values (so parameters the data do not constrain stay where they were), by a pattern search in log
+space: pure Python, no SciPy needed, a few seconds for a few hundred rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rigkit.errors import EstimateError, RigkitError
+from rigkit.estimate.core import estimate
+from rigkit.estimate.params import Params
+from rigkit.estimate.resolve import gpu_nums, model_nums
+
+METRICS = ("prefill", "decode", "aggregate", "ttft")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured rate: ``value`` is tokens/s (prefill, decode per sequence, aggregate) or s (ttft)."""
+
+    gpu: str
+    gpus: int
+    model: str
+    quant: str
+    engine: str
+    split: str | None
+    prompt: int
+    gen: int
+    batch: int
+    metric: str
+    value: float
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _norm_gpu(name: str) -> str:
+    s = name.lower().replace("nvidia", "").replace("geforce", "")
+    s = re.sub(r"\b\d+\s*gb\b", "", s)
+    return "-".join(s.split())
+
+
+def _norm_id(name: str) -> str:
+    return "-".join(name.strip().lower().split())
+
+
+def _predict(m: Measurement, params: Params) -> float | None:
+    e = estimate(
+        m.model,
+        m.quant,
+        m.gpu,
+        gpus=m.gpus,
+        engine=m.engine,
+        split=m.split,
+        prompt=m.prompt,
+        gen=m.gen,
+        batch=m.batch,
+        params=params,
+    )
+    if m.metric == "prefill":
+        return e.prefill_tokens_per_s
+    if m.metric == "decode":
+        return e.decode_tokens_per_s
+    if m.metric == "aggregate":
+        return e.aggregate_tokens_per_s
+    return e.ttft_s
+
+
+def predict(rows: Sequence[Measurement], params: Params) -> list[float | None]:
+    """The estimator's value for each measurement (None where it cannot run)."""
+    return [_predict(r, params) for r in rows]
+
+
+def ape(rows: Sequence[Measurement], params: Params) -> list[float]:
+    """Absolute percentage error of each row (predicted vs measured), in percent."""
+    out = []
+    for r, y in zip(rows, predict(rows, params), strict=True):
+        out.append(math.inf if y is None else abs(y - r.value) / r.value * 100.0)
+    return out
+
+
+def mape(rows: Sequence[Measurement], params: Params, metric: str | None = None) -> float:
+    sel = [r for r in rows if metric is None or r.metric == metric]
+    if not sel:
+        return math.nan
+    errs = ape(sel, params)
+    return sum(errs) / len(errs)
+
+
+# --- fitting -------------------------------------------------------------------------------------
+
+
+def _vector(params: Params, rows: Sequence[Measurement]) -> list[tuple[str, str | None]]:
+    """The (name, key) parameters the rows can inform."""
+    archs = sorted({gpu_nums(r.gpu).arch for r in rows})
+    kernels = sorted({model_nums(r.model, r.quant).kernel_class for r in rows} - {"dense"})
+    has_prefill = any(r.metric in ("prefill", "ttft") for r in rows)
+    has_decode = any(r.metric in ("decode", "aggregate") for r in rows)
+    has_gguf = "gguf" in kernels
+    v: list[tuple[str, str | None]] = []
+    if has_decode:
+        v += [("bandwidth_efficiency", a) for a in archs]
+        v += [("quant_decode_efficiency", k) for k in kernels]
+        v += [("layer_overhead_us", None), ("attn_decode_fp32_efficiency", None)]
+    if has_prefill:
+        v += [("prefill_tensor_efficiency", None), ("prefill_attn_efficiency", None)]
+        if has_gguf:
+            v.append(("dequant_passes", None))
+    del params
+    return v
+
+
+def _get(p: Params, name: str, key: str | None) -> float:
+    val = getattr(p, name)
+    if key is None:
+        return float(val)
+    if name == "bandwidth_efficiency":
+        return p.bw_eff(key)
+    if name == "quant_decode_efficiency":
+        return p.quant_eff(key)
+    return float(val[key])
+
+
+def _set(p: Params, values: dict[tuple[str, str | None], float]) -> Params:
+    upd: dict[str, Any] = {}
+    for (name, key), x in values.items():
+        if key is None:
+            upd[name] = x
+        else:
+            d = dict(upd.get(name) or getattr(p, name))
+            d[key] = x
+            upd[name] = d
+    return replace(p, **upd)
+
+
+#: parameters that are fractions of a peak figure cannot exceed 1
+_FRACTIONS = {
+    "bandwidth_efficiency",
+    "attn_decode_fp32_efficiency",
+    "prefill_tensor_efficiency",
+    "prefill_attn_efficiency",
+}
+
+
+def fit(
+    rows: Sequence[Measurement],
+    start: Params,
+    *,
+    ridge: float = 1e-3,
+    tol: float = 1e-4,
+    max_sweeps: int = 400,
+) -> tuple[Params, dict[str, Any]]:
+    """Fit the parameters the rows inform; returns (params, record of the fit)."""
+    if not rows:
+        raise EstimateError("no measurements to fit")
+    names = _vector(start, rows)
+    x0 = [math.log(_get(start, n, k)) for n, k in names]
+    x = list(x0)
+
+    def params_of(vec: Sequence[float]) -> Params:
+        return _set(start, {nk: math.exp(v) for nk, v in zip(names, vec, strict=True)})
+
+    def loss(vec: Sequence[float]) -> float:
+        for (n, _), v in zip(names, vec, strict=True):
+            if n in _FRACTIONS and v > 0.0:
+                return math.inf
+        p = params_of(vec)
+        s = 0.0
+        for r, y in zip(rows, predict(rows, p), strict=True):
+            if y is None or y <= 0:
+                return math.inf
+            s += math.log(y / r.value) ** 2
+        s /= len(rows)
+        return s + ridge * sum((a - b) ** 2 for a, b in zip(vec, x0, strict=True))
+
+    best = loss(x)
+    if math.isinf(best):
+        raise EstimateError("some measured configurations cannot run in the model (do not fit in memory?)")
+    step = 0.5
+    sweeps = 0
+    while step > tol and sweeps < max_sweeps:
+        sweeps += 1
+        improved = False
+        for i in range(len(x)):
+            for d in (step, -step):
+                trial = list(x)
+                trial[i] += d
+                f = loss(trial)
+                if f < best:
+                    best, x, improved = f, trial, True
+                    break
+        if not improved:
+            step /= 2.0
+    fitted = params_of(x)
+    # architectures without data use the geometric mean of the fitted ones
+    archs = [k for n, k in names if n == "bandwidth_efficiency" and k is not None]
+    if archs:
+        bw = dict(fitted.bandwidth_efficiency)
+        bw["default"] = math.exp(sum(math.log(bw[a]) for a in archs) / len(archs))
+        fitted = replace(fitted, bandwidth_efficiency=bw)
+    record = {
+        "rows": len(rows),
+        "loss": best,
+        "sweeps": sweeps,
+        "parameters": [f"{n}[{k}]" if k else n for n, k in names],
+        "mape_decode_pct": mape(rows, fitted, "decode"),
+        "mape_prefill_pct": mape(rows, fitted, "prefill"),
+    }
+    return fitted, record
+
+
+# --- reading measurements ------------------------------------------------------------------------
+
+
+def _int(v: Any, default: int = 0) -> int:
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return default
+
+
+def rows_from_records(
+    records: Iterable[dict[str, Any]], defaults: dict[str, Any], label: str
+) -> list[Measurement]:
+    """Rows from llama-bench records (calibration-CSV columns or llama-bench's own)."""
+    out: list[Measurement] = []
+    for i, rec in enumerate(records):
+        where = f"{label}: row {i + 1}"
+
+        def field(*keys: str, rec: dict[str, Any] = rec) -> Any:
+            for k in keys:
+                if rec.get(k) not in (None, ""):
+                    return rec[k]
+            return None
+
+        gpu = field("gpu") or defaults.get("gpu")
+        if gpu is None and field("gpu_info"):
+            gpu = str(field("gpu_info")).split("/")[0].split(",")[0]
+        model = defaults.get("model") or field("model")
+        quant = defaults.get("quant") or field("quant")
+        if gpu is None or model is None or quant is None:
+            raise EstimateError(f"{where}: needs gpu, model and quant (give --gpu/--model/--quant)")
+        metric = field("metric")
+        value = field("tokens_per_s", "avg_ts")
+        if value is None:
+            raise EstimateError(f"{where}: no tokens_per_s / avg_ts value")
+        if metric is not None:
+            m = re.fullmatch(r"(pp|tg)(\d+)", str(metric))
+            if m is None:
+                raise EstimateError(f"{where}: metric {metric!r} is not ppN or tgN")
+            prompt, gen = (int(m.group(2)), 0) if m.group(1) == "pp" else (0, int(m.group(2)))
+        else:
+            prompt, gen = _int(field("n_prompt")), _int(field("n_gen"))
+        if prompt and gen:
+            raise EstimateError(f"{where}: mixed pp+tg rows are not supported")
+        out.append(
+            Measurement(
+                gpu=_norm_gpu(str(gpu)) if defaults.get("gpu") is None else str(gpu),
+                gpus=_int(field("n_gpus") or defaults.get("gpus"), 1) or 1,
+                model=_norm_id(str(model)),
+                quant=_norm_id(str(quant)),
+                engine=str(defaults.get("engine") or "llama.cpp"),
+                split=defaults.get("split"),
+                prompt=prompt,
+                gen=gen,
+                batch=1,
+                metric="prefill" if prompt else "decode",
+                value=float(value),
+                label=f"{label}:{i + 1}",
+            )
+        )
+    return out
+
+
+def rows_from_serve(data: dict[str, Any], defaults: dict[str, Any], label: str) -> list[Measurement]:
+    """Rows from a ``rigkit bench serve --json`` result: aggregate and per-sequence decode, TTFT."""
+    meta = dict(data.get("meta") or {})
+    meta.update({k: v for k, v in defaults.items() if v is not None})
+    for k in ("model", "quant", "gpu"):
+        if not meta.get(k):
+            raise EstimateError(f"{label}: meta.{k} is missing (give --{k})")
+    out: list[Measurement] = []
+    prompt = _int(meta.get("prompt_tokens"), 0)
+    gen = _int(meta.get("gen_tokens"), 0)
+    if prompt <= 0 or gen <= 0:
+        raise EstimateError(f"{label}: meta needs prompt_tokens and gen_tokens")
+    base = {
+        "gpu": str(meta["gpu"]),
+        "gpus": _int(meta.get("gpus"), 1) or 1,
+        "model": str(meta.get("model_id") or meta["model"]),
+        "quant": str(meta["quant"]),
+        "engine": str(meta.get("engine") or "llama.cpp"),
+        "split": meta.get("split"),
+        "prompt": prompt,
+        "gen": gen,
+    }
+    for j, run in enumerate(data.get("runs") or []):
+        conc = _int(run.get("concurrency"), 1) or 1
+        tps = run.get("output_tokens_per_s")
+        if isinstance(tps, int | float) and tps > 0:
+            out.append(Measurement(**base, batch=conc, metric="aggregate", value=float(tps), label=f"{label}:run{j}"))
+        tpot = (run.get("tpot_ms") or {}).get("p50") if isinstance(run.get("tpot_ms"), dict) else None
+        if isinstance(tpot, int | float) and tpot > 0:
+            out.append(Measurement(**base, batch=conc, metric="decode", value=1000.0 / tpot, label=f"{label}:run{j}"))
+    if not out:
+        raise EstimateError(f"{label}: no runs with output_tokens_per_s or tpot_ms")
+    return out
+
+
+def read_measurements(path: str | Path, defaults: dict[str, Any] | None = None) -> list[Measurement]:
+    """Measurements from a llama-bench CSV/JSON/JSONL file or a ``bench serve --json`` file."""
+    d = dict(defaults or {})
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise EstimateError(f"cannot read {p}: {e.strerror or e}") from None
+    label = p.name
+    stripped = text.lstrip()
+    if stripped.startswith("{") or stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except json.JSONDecodeError as e:
+                raise EstimateError(f"{p}: not JSON or JSON Lines: {e}") from None
+        if isinstance(data, dict) and "runs" in data:
+            return rows_from_serve(data, d, label)
+        if isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+            raise EstimateError(f"{p}: expected a list of llama-bench records")
+        return rows_from_records(data, d, label)
+    reader = csv.DictReader(text.splitlines())
+    return rows_from_records(list(reader), d, label)
+
+
+def check_rows(rows: Sequence[Measurement], params: Params) -> list[str]:
+    """Problems that stop rows from being used (unknown ids, configurations that cannot run)."""
+    problems = []
+    for r in rows:
+        try:
+            y = _predict(r, params)
+        except RigkitError as e:
+            problems.append(f"{r.label}: {e}")
+            continue
+        if y is None:
+            problems.append(f"{r.label}: the configuration does not run in the model")
+    return problems
+
+
+def group_by(rows: Sequence[Measurement], key: Callable[[Measurement], str]) -> dict[str, list[Measurement]]:
+    out: dict[str, list[Measurement]] = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def packaged_calibration_rows() -> list[Measurement]:
+    """The packaged llama.cpp calibration rows (``data/llamacpp-llama3-single-gpu.csv``)."""
+    from importlib import resources
+
+    text = resources.files("rigkit.estimate").joinpath("data", "llamacpp-llama3-single-gpu.csv").read_text("utf-8")
+    return rows_from_records(list(csv.DictReader(text.splitlines())), {}, "llamacpp-llama3-single-gpu.csv")

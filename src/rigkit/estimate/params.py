@@ -1,0 +1,209 @@
+"""Efficiency parameters of the estimator: data, not code.
+
+The packaged ``data/efficiency.yaml`` holds the parameters fitted by ``scripts/fit_estimator.py``
+(``fitted:`` and the fit's record ``fit:``); ``data/priors.yaml`` holds physical constants and
+engine priors that no measurement in the calibration set constrains (``priors:``, ``engines:``). A local profile written by ``rigkit calibrate`` overlays
+its own ``fitted:`` values on the packaged ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rigkit.errors import EstimateError
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+#: names of the fitted parameters, in the order the fitter walks them
+FITTED_NAMES: tuple[str, ...] = (
+    "bandwidth_efficiency",
+    "quant_decode_efficiency",
+    "layer_overhead_us",
+    "attn_decode_fp32_efficiency",
+    "prefill_tensor_efficiency",
+    "prefill_attn_efficiency",
+    "dequant_passes",
+)
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """How an engine runs the kernels (priors unless a profile fits them)."""
+
+    overhead_scale: float = 1.0  # x layer_overhead_us (CUDA graphs make launches cheaper)
+    step_overhead_us: float = 0.0  # per decode step, scheduler / sampling on the host
+    gemm_accumulate: str = "f16"  # f16: cuBLAS with FP16 compute (llama.cpp); f32: PyTorch default
+    ubatch: int = 512  # tokens per prefill micro-batch
+    n_batch: int = 2048  # tokens per pipelined prefill call (llama.cpp -b)
+    flash_attention: bool = False  # memory: attention scores are not materialised
+    bandwidth_scale: float = 1.0  # x bandwidth_efficiency for this engine's decode kernels
+    extra_formats: tuple[str, ...] = ()  # formats the engine loads beyond the catalog's list
+
+
+@dataclass(frozen=True)
+class Params:
+    """All parameters the physics model uses. Rates are fractions of the maker's peak figures."""
+
+    # fitted
+    bandwidth_efficiency: dict[str, float]  # architecture -> fraction of peak DRAM bandwidth
+    quant_decode_efficiency: dict[str, float]  # kernel class -> x bandwidth efficiency
+    layer_overhead_us: float  # fixed cost per layer per decode step (kernel launches, small ops)
+    attn_decode_fp32_efficiency: float  # decode attention arithmetic, fraction of FP32 peak
+    prefill_tensor_efficiency: float  # prompt GEMMs, fraction of tensor FLOPS
+    prefill_attn_efficiency: float  # prompt attention GEMMs, fraction of tensor FLOPS
+    dequant_passes: float  # F16-sized weight passes per prompt micro-batch when dequantising
+    # priors (physical constants and engine behaviour with no fitted data)
+    pcie_efficiency: float = 0.8
+    hop_latency_us: float = 15.0
+    host_allreduce_latency_us: float = 30.0
+    p2p_allreduce_latency_us: float = 10.0
+    nvlink_allreduce_latency_us: float = 5.0
+    row_sync_latency_us: float = 20.0
+    cpu_bandwidth_efficiency: float = 0.7
+    cpu_flops_per_cycle: float = 32.0
+    cpu_compute_efficiency: float = 0.5
+    ccd_read_gb_s: float = 62.5
+    default_disk_read_gb_s: float = 3.5
+    page_cache_read_gb_s: float = 10.0
+    init_s: float = 2.0
+    engines: dict[str, EngineParams] = field(default_factory=dict)
+    source: str = "packaged"
+    fit_info: dict[str, Any] = field(default_factory=dict)
+
+    def bw_eff(self, arch: str) -> float:
+        """Achievable fraction of peak bandwidth for a GPU architecture (``default`` if unknown)."""
+        table = self.bandwidth_efficiency
+        if arch in table:
+            return table[arch]
+        return table.get("default", 0.8)
+
+    def quant_eff(self, kernel: str) -> float:
+        return self.quant_decode_efficiency.get(kernel, 1.0)
+
+    def engine(self, engine_id: str) -> EngineParams:
+        return self.engines.get(engine_id) or self.engines.get("default") or EngineParams()
+
+    def with_fitted(self, values: dict[str, Any]) -> Params:
+        """A copy with some fitted values replaced (dict values are merged key by key)."""
+        upd: dict[str, Any] = {}
+        for name, v in values.items():
+            if name not in FITTED_NAMES:
+                raise EstimateError(f"unknown efficiency parameter {name!r}")
+            cur = getattr(self, name)
+            if isinstance(cur, dict):
+                if not isinstance(v, dict):
+                    raise EstimateError(f"efficiency parameter {name!r} needs a mapping")
+                merged = dict(cur)
+                merged.update({str(k): float(x) for k, x in v.items()})
+                upd[name] = merged
+            else:
+                upd[name] = float(v)
+        return replace(self, **upd)
+
+    def fitted_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in FITTED_NAMES:
+            v = getattr(self, name)
+            out[name] = dict(v) if isinstance(v, dict) else v
+        return out
+
+
+def _num(d: dict[str, Any], key: str, where: str) -> float:
+    v = d.get(key)
+    if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
+        raise EstimateError(f"{where}: {key} must be a positive number, got {v!r}")
+    return float(v)
+
+
+def _params_from(data: Any, where: str) -> Params:
+    if not isinstance(data, dict) or not isinstance(data.get("fitted"), dict):
+        raise EstimateError(f"{where}: needs a top-level mapping 'fitted'")
+    fitted: dict[str, Any] = data["fitted"]
+    kw: dict[str, Any] = {}
+    for name in FITTED_NAMES:
+        v = fitted.get(name)
+        if isinstance(v, dict):
+            kw[name] = {str(k): _num(v, k, f"{where}: fitted.{name}") for k in v}
+        else:
+            kw[name] = _num(fitted, name, f"{where}: fitted")
+    priors = data.get("priors") or {}
+    if not isinstance(priors, dict):
+        raise EstimateError(f"{where}: priors must be a mapping")
+    for k, v in priors.items():
+        if isinstance(v, dict):  # {value: x, why: "..."}
+            v = v.get("value")
+        kw[str(k)] = _num({"v": v}, "v", f"{where}: priors.{k}")
+    engines: dict[str, EngineParams] = {}
+    for eid, raw in (data.get("engines") or {}).items():
+        if not isinstance(raw, dict):
+            raise EstimateError(f"{where}: engines.{eid} must be a mapping")
+        known = set(EngineParams.__dataclass_fields__)
+        vals = {k: v for k, v in raw.items() if k in known}
+        if "extra_formats" in vals:
+            vals["extra_formats"] = tuple(str(x) for x in vals["extra_formats"])
+        engines[str(eid)] = EngineParams(**vals)
+    kw["engines"] = engines
+    kw["fit_info"] = dict(data.get("fit") or {})
+    try:
+        return Params(**kw)
+    except TypeError as e:
+        raise EstimateError(f"{where}: {e}") from None
+
+
+@functools.cache
+def packaged_params() -> Params:
+    """The packaged parameters (``rigkit/estimate/data/efficiency.yaml``), loaded once."""
+    data_dir = resources.files("rigkit.estimate").joinpath("data")
+    fitted = yaml.load(data_dir.joinpath("efficiency.yaml").read_text("utf-8"), Loader=_Loader)
+    priors = yaml.load(data_dir.joinpath("priors.yaml").read_text("utf-8"), Loader=_Loader)
+    if not isinstance(fitted, dict) or not isinstance(priors, dict):
+        raise EstimateError("efficiency.yaml and priors.yaml must be mappings")
+    return _params_from({**priors, **fitted}, "efficiency.yaml")
+
+
+@functools.lru_cache(maxsize=32)
+def _profile_cached(path: str, mtime: float) -> Params:
+    del mtime  # part of the cache key only
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise EstimateError(f"cannot read profile {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise EstimateError(f"profile {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fitted"), dict):
+        raise EstimateError(f"profile {path} needs a top-level mapping 'fitted'")
+    base = packaged_params()
+    p = base.with_fitted(data["fitted"])
+    return replace(p, source=str(path), fit_info=dict(data.get("fit") or {}))
+
+
+def load_params(profile: str | Path | None = None) -> Params:
+    """Packaged parameters, overlaid with a profile's fitted values when ``profile`` is given."""
+    if profile is None:
+        return packaged_params()
+    path = os.fspath(profile)
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        raise EstimateError(f"profile {path} does not exist") from None
+    return _profile_cached(path, mtime)
+
+
+def params_to_yaml(params: Params, fit: dict[str, Any] | None = None) -> str:
+    """A profile YAML holding ``params``' fitted values (and the fit's record)."""
+    data: dict[str, Any] = {"fitted": params.fitted_dict()}
+    if fit:
+        data["fit"] = fit
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,103 @@
+"""The estimate: a frozen result with a term-by-term breakdown and ``to_dict()`` for the edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+BOUNDS = ("memory-bandwidth", "compute", "interconnect", "cpu-ram")
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What one configuration does. Times in seconds, memory in GB (1e9 bytes), rates in tokens/s.
+
+    ``fits``: the whole model and its KV cache fit in GPU memory. ``offload``: it does not, and the
+    engine runs ``cpu_layers`` layers from system RAM instead. ``runnable``: fits, or offload works
+    (the CPU part fits in RAM). Speeds are ``None`` when the configuration cannot run or the phase
+    has no tokens (``prompt`` 0 or ``gen`` 0).
+    """
+
+    model: str
+    quant: str
+    gpu: str
+    gpus: int
+    engine: str
+    split: str
+    prompt: int
+    gen: int
+    batch: int
+    ctx: int
+    fits: bool
+    offload: bool
+    runnable: bool
+    memory_gb_per_gpu: float  # the fullest GPU
+    vram_gb_per_gpu: float
+    prefill_tokens_per_s: float | None
+    decode_tokens_per_s: float | None  # per sequence
+    aggregate_tokens_per_s: float | None  # all sequences of the batch
+    ttft_s: float | None
+    max_context: int
+    max_concurrent_sequences: int
+    load_time_s: float
+    load_time_cached_s: float
+    bound: str
+    prefill_bound: str | None
+    gpu_layers: int | None
+    cpu_layers: int | None
+    cpu_ram_gb: float  # weights and KV held in system RAM
+    memory_terms: tuple[tuple[str, float], ...]  # GB on the fullest GPU
+    decode_terms: tuple[tuple[str, float], ...]  # ms per decode step
+    prefill_terms: tuple[tuple[str, float], ...]  # ms for the whole prompt (batch included)
+    load_terms: tuple[tuple[str, float], ...]  # s
+    assumptions: tuple[str, ...]
+    params_source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "quant": self.quant,
+            "gpu": self.gpu,
+            "gpus": self.gpus,
+            "engine": self.engine,
+            "split": self.split,
+            "prompt": self.prompt,
+            "gen": self.gen,
+            "batch": self.batch,
+            "ctx": self.ctx,
+            "fits": self.fits,
+            "offload": self.offload,
+            "runnable": self.runnable,
+            "memory_gb_per_gpu": self.memory_gb_per_gpu,
+            "vram_gb_per_gpu": self.vram_gb_per_gpu,
+            "prefill_tokens_per_s": self.prefill_tokens_per_s,
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "aggregate_tokens_per_s": self.aggregate_tokens_per_s,
+            "ttft_s": self.ttft_s,
+            "max_context": self.max_context,
+            "max_concurrent_sequences": self.max_concurrent_sequences,
+            "load_time_s": self.load_time_s,
+            "load_time_cached_s": self.load_time_cached_s,
+            "bound": self.bound,
+            "prefill_bound": self.prefill_bound,
+            "gpu_layers": self.gpu_layers,
+            "cpu_layers": self.cpu_layers,
+            "cpu_ram_gb": self.cpu_ram_gb,
+            "breakdown": {
+                "memory_gb": dict(self.memory_terms),
+                "decode_ms_per_step": dict(self.decode_terms),
+                "prefill_ms": dict(self.prefill_terms),
+                "load_s": dict(self.load_terms),
+            },
+            "assumptions": list(self.assumptions),
+            "params": self.params_source,
+        }
+
+
+def sig(x: float | None, digits: int = 3) -> float | None:
+    """``x`` rounded to ``digits`` significant figures (what the model can support)."""
+    if x is None:
+        return None
+    if x == 0:
+        return 0.0
+    return float(f"{x:.{digits}g}")

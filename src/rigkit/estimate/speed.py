@@ -1,0 +1,127 @@
+"""Time per decode step and per prompt on one GPU stage: bytes moved, FLOPs, fixed costs.
+
+A *stage* is the part of the model one GPU runs: ``layers`` transformer layers (fractional layers
+are fine: the averages are linear), whether it holds the LM head, and the ``share`` of each layer's
+weights and heads it holds (1 for a layer split, 1/N for a tensor or row split).
+
+Decode step time (batch ``B`` sequences at context depth ``d``)::
+
+    weights  = layer bytes read (routed experts: the share B tokens touch) / (BW x e_bw x e_quant)
+    compute  = 2 x active params x B / (tensor FLOPS x e_prefill)      -- roofline: max(weights, compute)
+    kv       = B x d x KV bytes per token / (BW x e_bw)
+    attn     = B x d x 4 x heads x head_dim per layer / (FP32 FLOPS x e_attn)
+    overhead = layers x layer_overhead_us (kernel launches and small ops)
+
+Prompt time (N tokens in micro-batches of U)::
+
+    linear   = per micro-batch max(weights read, U x 2 x params / (tensor FLOPS x e_prefill))
+    dequant  = micro-batches x F16-sized weight passes x dequant_passes / (BW x e_bw)   (GGUF quants)
+    attn     = sum over tokens of depth x (score bytes / (BW x e_bw) + 4 x heads x head_dim /
+               (tensor FLOPS x e_prefill_attn))                       -- grows as N^2
+"""
+
+from __future__ import annotations
+
+from rigkit.estimate.params import EngineParams, Params
+from rigkit.estimate.resolve import GpuNums, ModelNums
+
+
+def depth_sum(d0: int, n: int, window: int) -> float:
+    """Sum of min(i, window) for i in [d0, d0 + n) (window 0: no window)."""
+    if n <= 0:
+        return 0.0
+    b = d0 + n - 1
+    if window <= 0 or b < window:
+        return n * d0 + n * (n - 1) / 2.0
+    if d0 >= window:
+        return float(n * window)
+    below = window - d0  # i in [d0, window)
+    s = below * d0 + below * (below - 1) / 2.0
+    return s + (n - below) * window
+
+
+def mean_depth(m: ModelNums, d: float) -> float:
+    """Context depth averaged over layers (sliding-window layers see at most the window)."""
+    local = m.n_local_layers
+    if local == 0 or m.window <= 0 or d <= m.window:
+        return d
+    return ((m.n_layers - local) * d + local * m.window) / m.n_layers
+
+
+def decode_step(
+    m: ModelNums,
+    g: GpuNums,
+    p: Params,
+    ep: EngineParams,
+    flops_peak: float,
+    layers: float,
+    out: bool,
+    batch: int,
+    depth: float,
+    share: float = 1.0,
+    kv_share: float = 1.0,
+) -> tuple[float, float, float, float, float]:
+    """(weights_s, compute_s, kv_s, attn_s, overhead_s) of one decode step on one stage."""
+    bw = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale
+    frac = m.expert_fraction(batch) if m.n_experts > 1 else 1.0
+    wbytes = layers * (m.layer_dense_bytes + m.layer_expert_bytes * frac)
+    flops = layers * m.flops_layer
+    if out:
+        wbytes += m.out_bytes
+        flops += m.flops_out
+    t_w = wbytes * share / (bw * p.quant_eff(m.kernel_class))
+    t_c = batch * flops * share / (flops_peak * p.prefill_tensor_efficiency)
+    dd = mean_depth(m, depth)
+    t_kv = batch * layers * m.kv_layer_token * dd * kv_share / bw
+    t_attn = batch * layers * m.attn_ops_layer_pos * dd * share / (g.fp32 * p.attn_decode_fp32_efficiency)
+    t_fix = layers * p.layer_overhead_us * 1e-6 * ep.overhead_scale
+    return t_w, t_c, t_kv, t_attn, t_fix
+
+
+def prefill_time(
+    m: ModelNums,
+    g: GpuNums,
+    p: Params,
+    ep: EngineParams,
+    flops_peak: float,
+    layers: float,
+    out: bool,
+    n_tokens: int,
+    d0: int = 0,
+    share: float = 1.0,
+    sequences: int = 1,
+) -> tuple[float, float, float, float]:
+    """(linear_s, dequant_s, attn_s, overhead_s) to process ``sequences`` prompts of ``n_tokens``.
+
+    The linear layers see all ``sequences x n_tokens`` tokens in micro-batches; attention is per
+    sequence. Only the last token of a prompt goes through the LM head.
+    """
+    total = n_tokens * sequences
+    if total <= 0:
+        return 0.0, 0.0, 0.0, 0.0
+    u = max(1, ep.ubatch)
+    n_ub = -(-total // u)
+    last = total - (n_ub - 1) * u
+    bw = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale
+    qbw = bw * p.quant_eff(m.kernel_class)
+    fe = flops_peak * p.prefill_tensor_efficiency
+    lbytes = layers * m.layer_bytes * share  # a full micro-batch touches every expert
+    fl = layers * m.flops_layer * share
+    t_full = max(lbytes / qbw, u * fl / fe)
+    t_last = max(layers * (m.layer_dense_bytes + m.layer_expert_bytes * m.expert_fraction(last)) * share / qbw, last * fl / fe)
+    t_lin = (n_ub - 1) * t_full + t_last
+    if out:
+        t_lin += sequences * m.flops_out / fe + m.out_bytes / qbw
+    t_dq = 0.0
+    if m.kernel_class == "gguf":
+        t_dq = n_ub * layers * m.layer_params * 2.0 * share * p.dequant_passes / bw
+    local = m.n_local_layers
+    s_glob = depth_sum(d0, n_tokens, 0)
+    s = s_glob if local == 0 else (
+        (m.n_layers - local) * s_glob + local * depth_sum(d0, n_tokens, m.window)
+    ) / m.n_layers
+    per_pos = 0.0 if ep.flash_attention else m.score_bytes_layer_pos / bw
+    per_pos += m.attn_ops_layer_pos / (flops_peak * p.prefill_attn_efficiency)
+    t_attn = sequences * layers * s * share * per_pos
+    t_fix = n_ub * layers * p.layer_overhead_us * 1e-6 * ep.overhead_scale
+    return t_lin, t_dq, t_attn, t_fix

@@ -1,0 +1,313 @@
+"""The monitor agent: sample, store, evaluate rules, decide responses, notify, export.
+
+One loop iteration (:meth:`Agent.step`)::
+
+    sample = source.read()
+    fresh  = age of the sample (now - sample.wall_time) <= stale_after_s
+    store.write_sample(sample)                   # committed before anything acts on it
+    events  = engine.evaluate(sample)            # alerts raised / resolved
+    actions = responder.decide(sample, fresh)    # tiered thermal response (dry-run by default)
+    store.write_events(events + actions)         # every decision is logged to the store
+    notifier.submit(e) for alert events; notifier.flush()
+    cache.update(sample, engine.active())        # what /metrics serves
+
+Rules, responder and notifier are optional: without them the agent only records and exports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rigkit.errors import MonitorError
+from rigkit.monitor.sample import Event, Sample
+from rigkit.monitor.sources.base import Source, SourceExhausted
+from rigkit.monitor.store import Store
+
+if TYPE_CHECKING:
+    from rigkit.build import Build
+    from rigkit.monitor.exporter import ExporterCache
+
+log = logging.getLogger("rigkit.monitor.agent")
+
+COMPACT_EVERY_S = 3600.0
+
+
+class Engine(Protocol):
+    def evaluate(self, sample: Sample) -> list[Event]: ...
+
+    def active(self) -> list[Event]: ...
+
+
+class Decider(Protocol):
+    def decide(self, sample: Sample, fresh: bool) -> list[Event]: ...
+
+
+class Notifier(Protocol):
+    def submit(self, event: Event) -> None: ...
+
+    def flush(self, now: float | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did."""
+
+    samples: int
+    raised: int
+    resolved: int
+    actions: int
+    stale_samples: int
+    first_t: float | None
+    last_t: float | None
+    wall_s: float
+    cpu_s: float
+    stopped_by: str  # "end of source", "duration", "count", "stop"
+
+    @property
+    def cpu_per_sample_ms(self) -> float:
+        return 1000.0 * self.cpu_s / self.samples if self.samples else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["cpu_per_sample_ms"] = self.cpu_per_sample_ms
+        return d
+
+
+class Agent:
+    """Runs the monitor loop over an injected source, store and (optional) rules/response/notify."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        *,
+        engine: Engine | None = None,
+        responder: Decider | None = None,
+        notifier: Notifier | None = None,
+        cache: ExporterCache | None = None,
+        interval_s: float = 1.0,
+        stale_after_s: float | None = None,
+        compact_every_s: float = COMPACT_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if interval_s <= 0:
+            raise MonitorError(f"--interval must be more than 0 seconds, got {interval_s}")
+        self.source = source
+        self.store = store
+        self.engine = engine
+        self.responder = responder
+        self.notifier = notifier
+        self.cache = cache
+        self.interval_s = interval_s
+        self.stale_after_s = (
+            stale_after_s if stale_after_s is not None else max(3 * interval_s, 5.0)
+        )
+        self.compact_every_s = compact_every_s
+        self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
+        # A replay paces itself (its speed factor); a live source is read every interval.
+        self._paced = bool(getattr(source, "paced", False))
+        self._last_compact_t: float | None = None
+        self._last_t: float | None = None
+        self.counts = {"samples": 0, "raised": 0, "resolved": 0, "actions": 0, "stale": 0}
+
+    def is_fresh(self, sample: Sample) -> bool:
+        """The sample is recent (age <= stale_after_s) and its time moved forward."""
+        age = self._wall() - sample.wall_time
+        advanced = self._last_t is None or sample.t > self._last_t
+        return age <= self.stale_after_s and advanced
+
+    def step(self) -> tuple[Sample, list[Event]]:
+        """Read and process one sample; returns it with the events and actions it produced."""
+        sample = self.source.read()
+        fresh = self.is_fresh(sample)
+        self._last_t = sample.t if self._last_t is None else max(self._last_t, sample.t)
+        self.store.write_sample(sample)
+        self.counts["samples"] += 1
+        if not fresh:
+            self.counts["stale"] += 1
+            log.warning(
+                "sample t=%.3f is stale (%.1f s old): no response action taken",
+                sample.t,
+                self._wall() - sample.wall_time,
+            )
+        for g in sample.gpus:
+            if g.lost:
+                log.debug("t=%.3f GPU %d lost (no answer / fell off the bus)", sample.t, g.index)
+        events = self.engine.evaluate(sample) if self.engine is not None else []
+        actions = self.responder.decide(sample, fresh) if self.responder is not None else []
+        out = [*events, *actions]
+        if out:
+            self.store.write_events(out, wall_time=self._wall())
+        for e in events:
+            self.counts[e.kind] = self.counts.get(e.kind, 0) + 1
+            log_fn = log.warning if e.kind == "raised" and e.severity != "info" else log.info
+            log_fn(
+                "t=%.3f %s %s [%s] gpu=%s: %s", e.t, e.kind, e.rule, e.severity, e.gpu, e.message
+            )
+        for a in actions:
+            self.counts["actions"] += 1
+            log.warning(
+                "t=%.3f action tier=%s %s%s: %s",
+                a.t,
+                a.tier,
+                a.rule,
+                " (dry run)" if a.dry_run else "",
+                a.message,
+            )
+        self._notify(events, actions)
+        if self.cache is not None:
+            self.cache.update(sample, self.engine.active() if self.engine is not None else ())
+        self._maybe_compact(sample.t)
+        return sample, out
+
+    def _notify(self, events: Sequence[Event], actions: Sequence[Event]) -> None:
+        if self.notifier is None:
+            return
+        try:
+            for e in (*events, *actions):
+                if (
+                    e.kind in ("raised", "resolved") and e.severity != "info"
+                ) or e.kind == "action":
+                    self.notifier.submit(e)
+            self.notifier.flush()
+        except Exception:  # process boundary: a notification fault must not stop monitoring
+            log.exception("notification failed; messages stay in the outbox for the next try")
+
+    def _maybe_compact(self, t: float) -> None:
+        if self._last_compact_t is None:
+            self._last_compact_t = t
+            return
+        if t - self._last_compact_t >= self.compact_every_s:
+            result = self.store.compact(t)
+            self._last_compact_t = t
+            log.info("store compacted at t=%.0f: %s", t, result.to_dict())
+
+    def run(
+        self,
+        *,
+        duration_s: float | None = None,
+        count: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> RunSummary:
+        """Loop until the source ends, ``duration_s`` of sample time has passed, ``count``
+        samples were taken, or ``stop`` is set."""
+        wall0, cpu0 = self._clock(), time.process_time()
+        first_t: float | None = None
+        last_t: float | None = None
+        stopped_by = "stop"
+        next_due = self._clock()
+        n = 0
+        while stop is None or not stop.is_set():
+            if count is not None and n >= count:
+                stopped_by = "count"
+                break
+            try:
+                sample, _ = self.step()
+            except SourceExhausted:
+                stopped_by = "end of source"
+                break
+            n += 1
+            first_t = sample.t if first_t is None else first_t
+            last_t = sample.t
+            if duration_s is not None and last_t - first_t >= duration_s:
+                stopped_by = "duration"
+                break
+            if not self._paced:
+                next_due += self.interval_s
+                delay = next_due - self._clock()
+                if delay > 0:
+                    if stop is not None:
+                        stop.wait(delay)
+                    else:
+                        self._sleep(delay)
+                else:
+                    next_due = self._clock()
+        c = self.counts
+        return RunSummary(
+            samples=n,
+            raised=c.get("raised", 0),
+            resolved=c.get("resolved", 0),
+            actions=c["actions"],
+            stale_samples=c["stale"],
+            first_t=first_t,
+            last_t=last_t,
+            wall_s=self._clock() - wall0,
+            cpu_s=time.process_time() - cpu0,
+            stopped_by=stopped_by,
+        )
+
+    def close(self) -> None:
+        """Close the notifier and the source (the store belongs to the caller)."""
+        if self.notifier is not None:
+            self.notifier.close()
+        self.source.close()
+
+
+# -- wiring for the CLI ------------------------------------------------------------------------
+
+
+def load_build(spec: str | Path) -> Build:
+    """Load and resolve a build spec (rigkit.spec)."""
+    try:
+        spec_mod = importlib.import_module("rigkit.spec")
+    except ImportError as err:
+        raise MonitorError("--spec is not supported by this installation (no rigkit.spec)") from err
+    for name in ("load_build", "build_from_file"):
+        fn = getattr(spec_mod, name, None)
+        if callable(fn):
+            build: Build = fn(spec)
+            return build
+    load = getattr(spec_mod, "load_spec", None) or getattr(spec_mod, "load", None)
+    resolve = getattr(spec_mod, "resolve", None)
+    if not callable(load) or not callable(resolve):
+        raise MonitorError("--spec: rigkit.spec has no loader")
+    resolved: Build = resolve(load(spec))
+    return resolved
+
+
+def make_engine(rules_path: str | Path | None, build: Build | None) -> Engine | None:
+    """The alert engine with the default rules for ``build`` and the overrides in ``rules_path``."""
+    try:
+        from rigkit.monitor import alerts
+    except ImportError:
+        log.warning("alert rules are not available in this installation; recording only")
+        return None
+    return alerts.AlertEngine(alerts.load_rules(rules_path, build))
+
+
+def make_responder(
+    rules_path: str | Path | None, build: Build | None, *, enforce: bool
+) -> Decider | None:
+    """The tiered thermal responder (dry-run unless ``enforce``)."""
+    try:
+        from rigkit.monitor import respond
+    except ImportError:
+        log.warning("thermal response is not available in this installation")
+        return None
+    policy = respond.load_policy(rules_path, build)
+    return respond.Responder(policy, enforce=enforce)
+
+
+def make_notifier(db_path: str | Path, targets: Sequence[str]) -> Notifier | None:
+    """The durable notifier for ``targets`` (None when there are none)."""
+    if not targets:
+        return None
+    try:
+        notify = importlib.import_module("rigkit.monitor.notify")
+    except ImportError as err:
+        raise MonitorError("--notify is not supported by this installation") from err
+    notifier: Notifier = notify.Notifier(db_path, list(targets))
+    return notifier

@@ -1,0 +1,137 @@
+"""Play back a recorded JSON Lines file (the replay format, see docs/monitor.md).
+
+Lines that are empty or start with ``#`` are skipped (a ``#`` first line labels a file, e.g. as
+synthetic). ``speed`` scales time: 1.0 plays in real time, 10.0 ten times faster, 0 as fast as
+possible. Samples keep the file's ``t``; ``wall_time`` is the time the sample was read, so a replay
+is always "fresh".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+from rigkit.errors import MonitorError
+from rigkit.monitor.sample import Sample
+from rigkit.monitor.sources.base import SourceExhausted
+
+PACKAGED_SUFFIX = ".jsonl"
+
+
+def packaged_replays() -> list[str]:
+    """Names of the replay files shipped with rigkit (``replay:<name>`` resolves them)."""
+    root = resources.files("rigkit.monitor") / "data"
+    return sorted(
+        p.name[: -len(PACKAGED_SUFFIX)] for p in root.iterdir() if p.name.endswith(PACKAGED_SUFFIX)
+    )
+
+
+def resolve_replay(name_or_path: str) -> Path:
+    """A file path, or the name of a packaged replay (``idle-4x4090``)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    root = resources.files("rigkit.monitor") / "data"
+    for candidate in (name_or_path, name_or_path + PACKAGED_SUFFIX):
+        entry = root / candidate
+        if entry.is_file():
+            return Path(str(entry))
+    raise MonitorError(
+        f"replay file not found: {name_or_path}",
+        hint="give a path to a .jsonl file or one of: " + ", ".join(packaged_replays()),
+    )
+
+
+def iter_replay(path: Path) -> Iterator[tuple[int, Sample]]:
+    """(line number, sample) for each sample line; bad lines raise MonitorError naming file:line."""
+    try:
+        fh: IO[str] = path.open(encoding="utf-8")
+    except OSError as err:
+        raise MonitorError(f"cannot read replay file {path}: {err.strerror}") from err
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            sample = parse_line(line, path, lineno)
+            if sample is not None:
+                yield lineno, sample
+
+
+def parse_line(line: str, path: Path | str, lineno: int) -> Sample | None:
+    """One replay line -> Sample; None for blank and ``#`` comment lines."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MonitorError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+    try:
+        return Sample.from_dict(obj, source=f"replay:{Path(path).name}")
+    except MonitorError as err:
+        raise MonitorError(f"{path}:{lineno}: {err.message}", hint=err.hint) from err
+
+
+class ReplaySource:
+    """A :class:`~rigkit.monitor.sources.base.Source` reading a replay file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if speed < 0:
+            raise MonitorError(f"replay speed must be 0 (as fast as possible) or more, got {speed}")
+        self.path = resolve_replay(str(path))
+        self.name = f"replay:{self.path.name}"
+        self.paced = True  # the agent does not sleep between reads: the replay keeps its own time
+        self.speed = speed
+        self.loop = loop
+        self._clock = clock
+        self._sleep = sleep
+        self._it = iter_replay(self.path)
+        self._t0_file: float | None = None
+        self._t0_clock = 0.0
+        self._offset = 0.0  # added to t when looping so time keeps increasing
+        self._last_t: float | None = None
+        self._closed = False
+
+    def _next(self) -> Sample:
+        try:
+            return next(self._it)[1]
+        except StopIteration:
+            if not self.loop or self._last_t is None:
+                raise SourceExhausted(str(self.path)) from None
+            self._offset = self._last_t + 1.0
+            self._it = iter_replay(self.path)
+            try:
+                first = next(self._it)[1]
+            except StopIteration:
+                raise SourceExhausted(str(self.path)) from None
+            self._offset -= first.t
+            return first
+
+    def read(self) -> Sample:
+        if self._closed:
+            raise SourceExhausted(str(self.path))
+        raw = self._next()
+        t = raw.t + self._offset
+        if self.speed > 0:
+            if self._t0_file is None:
+                self._t0_file = t
+                self._t0_clock = self._clock()
+            due = self._t0_clock + (t - self._t0_file) / self.speed
+            delay = due - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+        self._last_t = t
+        return Sample(t=t, gpus=raw.gpus, host=raw.host, source=self.name, wall_time=time.time())
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,146 @@
+"""Figures for the plan report as PNG bytes (matplotlib, Agg backend, imported lazily)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rigkit.design.plan import Summary
+
+_COLORS = {"gpu": "#4c78a8", "nic": "#f58518", "nvme": "#54a24b"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def pcie_png(summary: Summary, cpu_lanes: int) -> bytes:
+    """Horizontal bar per device: lanes used (solid) vs lanes the card has (outline), with GB/s."""
+    plt = _pyplot()
+    links = list(summary.pcie)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(links), 1) + 1.4))
+    labels = []
+    for i, link in enumerate(links):
+        where = link.slot or "no slot"
+        labels.append(f"{link.device} [{where}]")
+        ax.barh(i, link.device_lanes, color="none", edgecolor="#999999", hatch="//")
+        ax.barh(i, link.lanes, color=_COLORS.get(link.kind, "#888888"))
+        ax.text(
+            max(link.device_lanes, link.lanes) + 0.3,
+            i,
+            f"Gen{link.gen} x{link.lanes}  {link.bandwidth_gb_s:.1f} GB/s",
+            va="center",
+            fontsize=8,
+        )
+    used = sum(link.lanes for link in links if link.source == "cpu")
+    ax.set_yticks(range(len(links)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 26)
+    ax.set_xlabel("PCIe lanes (hatched: the card's full width)")
+    ax.set_title(f"PCIe allocation: {used} of {cpu_lanes} CPU lanes used")
+    return _png(fig)
+
+
+def power_png(summary: Summary, gpu_watts: dict[int, float]) -> bytes:
+    """Stacked bar per PSU: sustained load by part, peak marker, 80% and 100% lines."""
+    plt = _pyplot()
+    psus = list(summary.power.psus)
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.9 * max(len(psus), 1)))
+    names = [f"PSU {p.index}: {p.name}" for p in psus] or ["no PSU"]
+    for i, p in enumerate(psus):
+        gpus_w = sum(gpu_watts.get(j, 0.0) for j in p.gpus)
+        system = p.load_w - gpus_w
+        left = 0.0
+        if system > 0:
+            ax.barh(
+                i, system, color="#9ecae9", label="CPU, board, drives, fans" if i == 0 else None
+            )
+            left = system
+        for k, j in enumerate(p.gpus):
+            w = gpu_watts.get(j, 0.0)
+            ax.barh(
+                i,
+                w,
+                left=left,
+                color="#4c78a8",
+                edgecolor="white",
+                label="GPUs" if i == 0 and k == 0 else None,
+            )
+            ax.text(left + w / 2, i, f"gpu{j}", ha="center", va="center", color="white", fontsize=8)
+            left += w
+        first = i == 0
+        ax.plot(
+            [p.peak_w] * 2,
+            [i - 0.4, i + 0.4],
+            color="#e45756",
+            lw=2,
+            label="transient peak" if first else None,
+        )
+        ax.plot(
+            [0.8 * p.wattage_w] * 2,
+            [i - 0.45, i + 0.45],
+            color="#f58518",
+            ls="--",
+            label="80% of rating" if first else None,
+        )
+        ax.plot(
+            [p.wattage_w] * 2,
+            [i - 0.45, i + 0.45],
+            color="black",
+            label="rating" if first else None,
+        )
+        ax.text(
+            p.wattage_w,
+            i - 0.5,
+            f"{p.load_w:.0f} / {p.wattage_w:.0f} W ({p.loading:.0%})",
+            fontsize=8,
+            ha="right",
+        )
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("W (DC)")
+    ax.set_title(
+        f"Power: {summary.sustained_power_w:.0f} W sustained DC, "
+        f"{summary.wall_power_w:.0f} W at the wall"
+    )
+    if psus:
+        ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def cost_png(summary: Summary) -> bytes:
+    """Cost by category (horizontal bars with $ labels)."""
+    plt = _pyplot()
+    by_cat: dict[str, float] = {}
+    for c in summary.costs:
+        by_cat[c.category] = by_cat.get(c.category, 0.0) + c.total_usd
+    items = sorted(by_cat.items(), key=lambda kv: kv[1], reverse=True)
+    fig, ax = plt.subplots(figsize=(8, 0.4 * max(len(items), 1) + 1.2))
+    total = sum(v for _, v in items) or 1.0
+    for i, (_cat, usd) in enumerate(items):
+        ax.barh(i, usd, color="#72b7b2")
+        ax.text(usd, i, f" ${usd:,.0f} ({usd / total:.0%})", va="center", fontsize=8)
+    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max((v for _, v in items), default=1.0) * 1.3)
+    ax.set_xlabel("USD")
+    ax.set_title(f"Cost: ${summary.total_cost_usd:,.0f}")
+    return _png(fig)

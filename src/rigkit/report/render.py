@@ -1,0 +1,113 @@
+"""JSON output and the report directory (report.md + self-contained report.html)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rigkit.report import tables
+from rigkit.report.markdown import render_markdown
+
+if TYPE_CHECKING:
+    from rigkit.design.plan import PlanResult
+
+log = logging.getLogger(__name__)
+
+
+def render_json(result: PlanResult) -> str:
+    return json.dumps(result.to_dict(), indent=2, sort_keys=False)
+
+
+def _capacity_module() -> Any | None:
+    try:
+        return importlib.import_module("rigkit.estimate.capacity")
+    except ImportError:
+        return None
+
+
+def capacity_part(result: PlanResult, name: str) -> Any | None:
+    """``capacity_markdown``/``capacity_html``/``capacity_rich`` of the plan's capacity, or None."""
+    if result.capacity is None:
+        return None
+    mod = _capacity_module()
+    func = getattr(mod, name, None) if mod is not None else None
+    return None if func is None else func(result.capacity)
+
+
+def figures_png(result: PlanResult) -> dict[str, bytes]:
+    """The report's figures as PNG bytes (imports matplotlib)."""
+    from rigkit.report import figures
+
+    s = result.summary
+    out = {
+        "pcie": figures.pcie_png(s, result.build.cpu.pcie_lanes),
+        "power": figures.power_png(s, {g.index: g.power_limit_w for g in result.build.gpus}),
+        "cost": figures.cost_png(s),
+    }
+    mod = _capacity_module()
+    roofline = getattr(mod, "roofline_png", None) if mod is not None else None
+    if result.capacity is not None and roofline is not None:
+        out["roofline"] = roofline(result.build, result.capacity)
+    return out
+
+
+def render_html(result: PlanResult, figure_uris: dict[str, str] | None = None) -> str:
+    """Self-contained HTML: figures embedded as base64 PNG data URIs."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("rigkit.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    cap_html = capacity_part(result, "capacity_html")
+    return env.get_template("report.html.j2").render(
+        build=result.build,
+        status=tables.status_line(result),
+        counts=result.counts(),
+        glance=tables.glance_rows(result),
+        groups=[(s.value, tables.SEVERITY_TITLES[s], fs) for s, fs in tables.grouped(result)],
+        power_rows=tables.power_rows(result),
+        psu_rows=tables.psu_rows(result),
+        pcie_rows=tables.pcie_rows(result),
+        volume_rows=tables.volume_rows(result),
+        cost_rows=tables.cost_rows(result),
+        figures=figure_uris or {},
+        capacity_html=Markup(cap_html) if cap_html else None,
+    )
+
+
+FIGURE_TITLES = {
+    "pcie": "PCIe lane allocation",
+    "power": "Power budget",
+    "cost": "Cost breakdown",
+    "roofline": "Roofline",
+}
+
+
+def write_report(result: PlanResult, out_dir: Path) -> list[Path]:
+    """Write report.md (figures as PNG files beside it) and self-contained report.html."""
+    from rigkit.report.figures import data_uri
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = figures_png(result)
+    written: list[Path] = []
+    md_figs: dict[str, str] = {}
+    for name, png in pngs.items():
+        path = out_dir / f"{name}.png"
+        path.write_bytes(png)
+        written.append(path)
+        md_figs[FIGURE_TITLES.get(name, name)] = path.name
+    md = out_dir / "report.md"
+    md.write_text(
+        render_markdown(result, md_figs, capacity_part(result, "capacity_markdown")),
+        encoding="utf-8",
+    )
+    html = out_dir / "report.html"
+    html.write_text(
+        render_html(result, {k: data_uri(v) for k, v in pngs.items()}), encoding="utf-8"
+    )
+    return [md, html, *written]

@@ -1,0 +1,234 @@
+"""Tiered thermal response driven by the scenario replays (fallback slowdown 88 C, shutdown 93 C).
+
+Default tiers: tier 1 >= 88 - 3 = 85 C for 30 s (power limit -> max(150 W, 0.7 x 450 W = 315 W));
+tier 2 >= 88 C for 60 s or >= 93 - 5 = 88 C for 10 s; tier 3 >= 93 - 2 = 91 C for 10 s, or tier 2
+acted 120 s ago and the hottest GPU is hotter than then. Restore: below 88 - 8 = 80 C for 300 s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rigkit.errors import MonitorError
+from rigkit.monitor.respond import (
+    RecordingActuator,
+    Responder,
+    ResponsePolicy,
+    TierCondition,
+    load_policy,
+)
+from rigkit.monitor.sample import Event, GpuSample, Sample
+
+REPLAYS = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
+WORKLOADS = ResponsePolicy(tier2_units=("llama-server.service",), tier2_containers=("vllm",))
+
+
+def replay(name: str) -> list[Sample]:
+    with (REPLAYS / name).open(encoding="utf-8") as f:
+        return [Sample.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+def drive(
+    name: str,
+    policy: ResponsePolicy = WORKLOADS,
+    enforce: bool = True,
+    fresh: bool = True,
+) -> tuple[list[Event], RecordingActuator]:
+    act = RecordingActuator()
+    responder = Responder(policy, enforce=enforce, actuator=act)
+    events: list[Event] = []
+    for s in replay(name):
+        events += responder.decide(s, fresh)
+    return events, act
+
+
+def test_runaway_walks_up_all_three_tiers() -> None:
+    events, act = drive("runaway.jsonl")
+    # GPU 2 = 70 + t/10 C, 2 s samples. >= 85 C from t = 150 s, for 30 s -> tier 1 at 180 s.
+    # >= 88 C from 180 s: the shutdown - 5 = 88 C condition holds 10 s -> tier 2 at 190 s
+    # (earlier than slowdown for 60 s = 240 s). >= 91 C from 210 s, for 10 s -> tier 3 at 220 s.
+    assert [(e.t, e.tier, e.gpu) for e in events] == [
+        (180.0, 1, 2),
+        (190.0, 2, None),
+        (190.0, 2, None),
+        (220.0, 3, None),
+    ]
+    assert events[0].message.startswith("lowered GPU 2 power limit 450 W -> 315 W")
+    assert act.calls == [
+        ("set_power_limit", (2, 315.0)),  # 0.7 x 450 W
+        ("stop_unit", "llama-server.service"),
+        ("stop_container", "vllm"),
+        ("shutdown", None),
+    ]
+    assert all(e.kind == "action" and e.dry_run is False for e in events)
+
+
+def test_dry_run_is_the_default_and_acts_on_nothing() -> None:
+    act = RecordingActuator()
+    responder = Responder(WORKLOADS, actuator=act)  # enforce defaults to False
+    events = [e for s in replay("runaway.jsonl") for e in responder.decide(s, True)]
+    assert [(e.t, e.tier) for e in events] == [(180.0, 1), (190.0, 2), (190.0, 2), (220.0, 3)]
+    assert events[0].message.startswith("would lower GPU 2 power limit 450 W -> 315 W")
+    assert events[3].message.startswith("would shut down the machine")
+    assert all(e.dry_run is True for e in events)
+    assert act.calls == []
+
+
+def test_tier3_when_tier2_did_not_stop_the_rise() -> None:
+    events, act = drive("slow_rise.jsonl")
+    # GPU 0 = 87 + t/100 C (2 s samples). >= 85 C from 0 s -> tier 1 at 30 s. 88 C at 100 s,
+    # for 10 s -> tier 2 at 110 s at 88.1 C. 120 s later (230 s) it reads 89.3 C > 88.1 C ->
+    # tier 3 at 230 s, before the 91 C condition (t = 400 s, past the end of the file).
+    assert [(e.t, e.tier) for e in events] == [(30.0, 1), (110.0, 2), (110.0, 2), (230.0, 3)]
+    assert "rose 88.1 -> 89.3 C" in events[3].message
+    assert act.calls[-1] == ("shutdown", None)
+
+
+def test_tier1_restores_the_limit_after_cooling() -> None:
+    events, act = drive("recovery.jsonl")
+    # GPU 1 at 86 C from 10 s (5 s samples): tier 1 at 10 + 30 = 40 s. 75 C from 105 s; below
+    # 80 C for 300 s -> restored at 105 + 300 = 405 s. 86 C < 88 C: tier 2 never.
+    assert [(e.t, e.tier, e.gpu, e.severity) for e in events] == [
+        (40.0, 1, 1, "warning"),
+        (405.0, 1, 1, "info"),
+    ]
+    assert events[1].message.startswith("restored GPU 1 power limit 315 W -> 450 W")
+    assert act.calls == [("set_power_limit", (1, 315.0)), ("set_power_limit", (1, 450.0))]
+
+
+def test_actions_are_not_repeated_every_sample() -> None:
+    events, act = drive("runaway.jsonl")
+    # 151 samples, GPU 2 above every tier for the last 40 of them: still one action per tier.
+    assert len(act.calls) == 4
+    assert len(events) == 4
+
+
+def test_one_sample_spike_triggers_no_tier() -> None:
+    events, act = drive("spike.jsonl")
+    assert events == []
+    assert act.calls == []
+
+
+def test_lost_gpu_is_never_acted_on() -> None:
+    events, act = drive("gpu_lost.jsonl")
+    assert events == []
+    assert act.calls == []
+
+
+def test_stale_data_never_acts() -> None:
+    # Fresh flag False throughout on the runaway: nothing at all, not even tier 1.
+    events, act = drive("runaway.jsonl", fresh=False)
+    assert [e for e in events if e.tier is not None] == []
+    assert act.calls == []
+
+
+def test_sample_time_that_stops_advancing_is_stale() -> None:
+    events, act = drive("stale.jsonl")
+    # 95 C repeated at t = 10 s forty times: the time did not advance, nothing acts.
+    assert events == []
+    assert act.calls == []
+
+
+def test_stale_pause_is_logged_when_a_condition_was_pending() -> None:
+    act = RecordingActuator()
+    responder = Responder(ResponsePolicy(), enforce=True, actuator=act)
+    hot = GpuSample(index=0, temperature_c=86, power_limit_w=450, default_power_limit_w=450)
+    assert responder.decide(Sample(t=0.0, gpus=(hot,)), True) == []  # pending tier 1
+    out = responder.decide(Sample(t=20.0, gpus=(hot,)), False)
+    assert [(e.rule, e.tier, e.severity) for e in out] == [("response", None, "info")]
+    # The hold restarted: t = 40 and 60 s -> held 20 s < 30 s, 70 s -> 30 s -> acts at 70 s.
+    for t in (40.0, 60.0):
+        assert responder.decide(Sample(t=t, gpus=(hot,)), True) == []
+    assert [e.tier for e in responder.decide(Sample(t=70.0, gpus=(hot,)), True)] == [1]
+    assert act.calls == [("set_power_limit", (0, 315.0))]
+
+
+def test_tier1_respects_min_power_limit() -> None:
+    act = RecordingActuator()
+    responder = Responder(ResponsePolicy(tier1_power_fraction=0.3), enforce=True, actuator=act)
+    g = GpuSample(
+        index=0,
+        temperature_c=86,
+        power_limit_w=450,
+        default_power_limit_w=450,
+        min_power_limit_w=150,
+    )
+    for t in (0.0, 30.0):
+        responder.decide(Sample(t=t, gpus=(g,)), True)
+    # 0.3 x 450 W = 135 W is below the 150 W minimum -> 150 W.
+    assert act.calls == [("set_power_limit", (0, 150.0))]
+
+
+def test_missing_power_limit_never_acts_blind() -> None:
+    act = RecordingActuator()
+    responder = Responder(ResponsePolicy(), enforce=True, actuator=act)
+    g = GpuSample(index=0, temperature_c=86)  # no power limit reading
+    events = [e for t in (0.0, 30.0, 60.0) for e in responder.decide(Sample(t=t, gpus=(g,)), True)]
+    assert events == []
+    assert act.calls == []
+
+
+def test_failed_action_is_reported_not_raised() -> None:
+    act = RecordingActuator(fail={"set_power_limit"})
+    responder = Responder(ResponsePolicy(), enforce=True, actuator=act)
+    g = GpuSample(index=0, temperature_c=86, power_limit_w=450, default_power_limit_w=450)
+    events = [e for t in (0.0, 30.0) for e in responder.decide(Sample(t=t, gpus=(g,)), True)]
+    assert len(events) == 1
+    assert events[0].message.startswith("failed to lower GPU 0 power limit 450 W -> 315 W")
+    assert events[0].severity == "critical"
+    assert "simulated" in events[0].detail["error"]
+
+
+def test_tier2_without_workloads_says_so() -> None:
+    events, act = drive("runaway.jsonl", policy=ResponsePolicy())
+    tier2 = [e for e in events if e.tier == 2]
+    assert len(tier2) == 1
+    assert "no workloads are configured" in tier2[0].message
+    assert ("shutdown", None) in act.calls
+
+
+def test_policy_yaml(tmp_path: Path) -> None:
+    f = tmp_path / "monitor.yaml"
+    f.write_text(
+        "response:\n"
+        "  tier1: {offset_c: -6, for: 1m, power_fraction: 0.6}\n"
+        "  tier2:\n"
+        "    units: [llama-server.service]\n"
+        "    containers: [vllm]\n"
+        "    conditions: [{relative_to: slowdown, offset_c: 1, for: 2m}]\n"
+        "  tier3: {enabled: false}\n",
+        encoding="utf-8",
+    )
+    p = load_policy(f, None)
+    assert p.tier1 == TierCondition("slowdown", -6.0, 60.0)
+    assert p.tier1_power_fraction == 0.6
+    assert p.tier2 == (TierCondition("slowdown", 1.0, 120.0),)
+    assert p.tier2_units == ("llama-server.service",)
+    assert p.tier2_containers == ("vllm",)
+    assert p.tier3_enabled is False
+    # tier 3 disabled: the runaway stops at tier 2. Tier 1 now at >= 82 C (88 - 6) for 60 s:
+    # 82 C at t = 120 s -> 180 s. Tier 2 at >= 89 C for 120 s: 89 C at 190 s -> 310 s, after
+    # the file ends (300 s).
+    events, act = drive("runaway.jsonl", policy=p)
+    assert [(e.t, e.tier) for e in events] == [(180.0, 1)]
+    assert act.calls == [("set_power_limit", (2, 270.0))]  # 0.6 x 450 W
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("response: {tier1: {power_fraction: 2}}\n", "power_fraction must be between"),
+        ("response: {tier4: {}}\n", "unknown setting(s) tier4"),
+        ("response: {tier2: {units: llama}}\n", "expected a list of names"),
+        ("response: {tier3: {conditions: [{relative_to: ambient}]}}\n", "slowdown or shutdown"),
+    ],
+)
+def test_bad_policy_files(tmp_path: Path, text: str, needle: str) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(MonitorError) as err:
+        load_policy(f, None)
+    assert needle in str(err.value)
