@@ -18,11 +18,10 @@ the field, with a hint where one helps.
 
 from __future__ import annotations
 
-import difflib
 import math
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -324,6 +323,8 @@ def _validation_error(err: ValidationError, lines: Mapping[Loc, int], file: str)
         parent = loc[:-1]
         model = _model_at(parent)
         if model is not None:
+            import difflib
+
             near = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.5)
             valid = ", ".join(model.model_fields)
             hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {valid}"
@@ -365,6 +366,8 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = (exc.problem or exc.context or "malformed YAML").replace("\n", " ")
+        if exc.problem and exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise SpecError(
             f"not valid YAML: {problem}",
             file=file,
@@ -555,6 +558,23 @@ def _check_unique(ctx: _Ctx, taken: list[tuple[str, Loc]]) -> None:
         first[name] = loc
 
 
+def _check_power_limit(ctx: _Ctx, gpu: Gpu, limit: float | None, loc: Loc) -> None:
+    if limit is None:
+        return
+    if gpu.max_power_limit_w is not None and limit > gpu.max_power_limit_w:
+        raise ctx.error(
+            f"{limit:g} W is above the highest limit the {gpu.name} accepts"
+            f" ({gpu.max_power_limit_w:g} W)",
+            loc,
+        )
+    if gpu.min_power_limit_w is not None and limit < gpu.min_power_limit_w:
+        raise ctx.error(
+            f"{limit:g} W is below the lowest limit the {gpu.name} accepts"
+            f" ({gpu.min_power_limit_w:g} W)",
+            loc,
+        )
+
+
 def _build_site(ctx: _Ctx) -> tuple[Site, str]:
     site_spec = ctx.spec.site
     preset = site_spec.preset or DEFAULT_SITE_PRESET
@@ -614,6 +634,13 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
     for i, gref in enumerate(parts.gpus):
         loc = (*P, "gpus", i)
         gpu: Gpu = ctx.lookup("gpus", gref.id, _id_loc(loc))
+        if gpu.form_factor == "sxm":
+            raise ctx.error(
+                f"{gpu.name} is an SXM module and cannot go in a PCIe slot",
+                _id_loc(loc),
+                hint="use a PCIe card (e.g. a100-80gb-pcie, h100-pcie)",
+            )
+        _check_power_limit(ctx, gpu, gref.power_limit_w, (*loc, "power_limit_w"))
         explicit = _explicit_slots(ctx, board, gref.slots, gref.quantity, loc, m2=False)
         for k, slot in enumerate(explicit):
             n = len(gpu_info)
@@ -631,20 +658,12 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
             cards.append(_Card("nic", f"NIC {len(nic_parts)} ({nic.id})", nic.lanes, 1.0, slot))
             nic_parts.append(nic)
     _check_unique(ctx, taken)
-    n_pcie = sum(1 for g, _ in gpu_info if g.form_factor == "pcie") + len(nic_parts)
+    n_pcie = len(cards)
     if n_pcie > len(board.pcie_slots):
         raise ctx.error(
             f"{n_pcie} PCIe cards ({len(gpu_info)} GPUs + {len(nic_parts)} NICs) but"
             f" {board.name} has {len(board.pcie_slots)} PCIe slots",
             (*P, "gpus"),
-        )
-    sxm = [c for c, (g, _) in zip(cards, gpu_info, strict=False) if g.form_factor == "sxm"]
-    if sxm:
-        raise ctx.error(
-            f"{gpu_info[0][0].name if len(sxm) == len(gpu_info) else 'an SXM GPU'} is an SXM"
-            " module and cannot go in a PCIe slot",
-            (*P, "gpus"),
-            hint="use the PCIe version (e.g. a100-80gb-pcie, h100-pcie)",
         )
     _assign_pcie(cards, board, case, ctx.notes)
 
@@ -755,26 +774,3 @@ def _place_drives(ctx: _Ctx, board: Motherboard, used_pcie: set[str]) -> list[Pl
             used.add(slot.name)
         out.append(PlacedDrive(drive, slot, ref.role, ref.raid))
     return out
-
-
-def iter_ids(spec: Spec) -> Iterator[tuple[str, str]]:
-    """(kind, id) of every catalog reference in the spec, for listings."""
-    p = spec.parts
-    yield "cpus", p.cpu
-    yield "motherboards", p.motherboard
-    yield "memory", p.memory.id
-    for g in p.gpus:
-        yield "gpus", g.id
-    for x in p.psus:
-        yield "psus", x.id
-    for d in p.storage:
-        yield "nvme", d.id
-    for n in p.nics:
-        yield "nics", n.id
-    for f in p.fans:
-        yield "fans", f.id
-    for kind, value in (("coolers", p.cooler), ("cases", p.case), ("ups", p.ups)):
-        if value:
-            yield kind, value
-    if spec.compare_cloud:
-        yield "cloud", spec.compare_cloud

@@ -130,7 +130,7 @@ def test_duplicate_id_rejected() -> None:
 
 
 def test_not_a_list_rejected() -> None:
-    with pytest.raises(CatalogError, match="fans.yaml: expected a list of entries, got dict"):
+    with pytest.raises(CatalogError, match=r"fans\.yaml: expected a list of entries, got dict"):
         parse_kind("fans", "id: x\n", "fans.yaml")
 
 
@@ -139,5 +139,17 @@ def test_cloud_gpu_reference_checked(tmp_path: Path) -> None:
         "- {id: x, name: X, source: price page, provider: aws, gpu_id: rtx-9999,"
         " gpu_count: 1, price_per_hour_usd: 1}\n"
     )
-    with pytest.raises(CatalogError, match="gpu_id 'rtx-9999' is not in gpus.yaml"):
+    with pytest.raises(CatalogError, match=r"gpu_id .rtx-9999. is not in gpus\.yaml"):
         load_catalog_from(tmp_path)
+
+
+def test_listing_and_dump() -> None:
+    cat = load_catalog()
+    ids = cat.all_ids()
+    assert list(ids) == list(KINDS)
+    assert ids["gpus"] == sorted(ids["gpus"]) and "rtx-4090" in ids["gpus"]
+    dumped = cat.to_dict()
+    assert dumped["gpus"]["rtx-4090"]["bandwidth_gb_s"] == 1008
+    assert (
+        dumped["motherboards"]["asus-pro-ws-wrx90e-sage-se"]["pcie_slots"][0]["name"] == "PCIEX16_1"
+    )

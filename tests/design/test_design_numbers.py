@@ -99,12 +99,6 @@ def test_airflow_needed() -> None:
     assert model.fans_cfm(rp.ref()) == pytest.approx(6 * 93.3)  # 559.8
 
 
-def test_seed_airflow_claim_is_m3_per_hour() -> None:
-    # 6 x NF-A14 iPPC-3000: 158.5 m3/h each = 951 m3/h (the seed's "950 CFM"); in CFM 6 x 93.3 = 560
-    assert pytest.approx(951) == 6 * 158.5
-    assert pytest.approx(559.7, abs=0.1) == 6 * 158.5 / 1.699  # 1 CFM = 1.699 m3/h
-
-
 def test_memory_bandwidth() -> None:
     m = model.memory_config(rp.ref())
     # min(5600 kit, 5200 CPU) = 5200: 8 x 5200 x 8 B = 332.8 GB/s; the seed's 358.4 assumes 5600
@@ -160,7 +154,7 @@ def test_connector_adapters_count() -> None:
             rp.psu(1000, atx_version="2.x", connectors=conn),
         )
     )
-    f = one(plan(b, capacity=False).findings, "PWR004")
+    f = one(plan(b, capacity=False).findings, "PSU001")
     # 4 cards x ceil(600 W max limit / 150 W) = 4 x 4 = 16 8-pin leads, the PSUs have 8 + 8
     assert f.data["adapters"] == 4
     assert f.data["8pin_per_adapter"] == 4

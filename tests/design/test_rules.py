@@ -73,6 +73,13 @@ def unbridged(n: int) -> Build:
     return bridged(n, bridge=False)
 
 
+def models_on(tb: float) -> Build:
+    """The ref build expecting to run llama-3-70b f16, with ``tb`` of model storage."""
+    exp = ({"model": "llama-3-70b", "quant": "f16", "metric": "decode_tokens_per_s"},)
+    drive = PlacedDrive(rp.nvme(capacity_tb=tb), None, "models", on_adapter=True)
+    return rp.ref(expectations=exp, drives=(drive,))
+
+
 def gpu_no_p2p_single() -> Build:
     return rp.placed(rp.ref(), ["S1"])
 
@@ -140,9 +147,11 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
         W,
     ),  # 570+900 < 1600
     ("PWR003", rp.ref, INFO),
-    ("PWR004", rp.ref, INFO),  # 4 native leads for 4 cards
-    ("PWR004", lambda: psus_atx2(8), W),  # 4 adapters x 4 = 16 of 16 8-pin leads
-    ("PWR004", lambda: psus_atx2(6), E),  # 16 > 12
+    ("PSU001", rp.ref, INFO),  # 4 native leads for 4 cards
+    ("PSU001", lambda: psus_atx2(8), W),  # 4 adapters x 4 = 16 of 16 8-pin leads
+    ("PSU001", lambda: psus_atx2(6), E),  # 16 > 12
+    # board 2 EPS inputs; one PSU with a single EPS lead
+    ("PSU001", lambda: rp.ref(psus=(rp.psu(2000, connectors={"12vhpwr": 4, "eps_8pin": 1}),)), E),
     # site: wall 2612.8 W
     ("CIR001", rp.ref, E),  # > 1440
     ("CIR001", site(breaker_a=20.0, dedicated_circuit=True), E),  # > 1920
@@ -156,12 +165,14 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
     ("THM002", rp.ref, W),  # need 417 CFM, 560 free-air < 1.5 x 417
     ("THM002", lambda: rp.ref(fans=((rp.fan(), 3),)), E),  # 280 < 417 (2355 W DC)
     ("THM002", lambda: rp.ref(fans=((rp.fan(), 10),)), INFO),  # 933 >= 1.5 x 420
+    ("THM002", lambda: rp.ref(fans=()), INFO),  # nothing to check
     ("HVC001", rp.ref, W),  # unknown cooling
     ("HVC001", site(room_cooling_btu_h=8000.0), E),  # < 8915
     ("HVC001", site(room_cooling_btu_h=12000.0), INFO),
     ("UPS001", rp.ref, INFO),  # no UPS
-    ("UPS001", lambda: rp.ref(ups=rp.ups()), INFO),  # 14.3 min
-    ("UPS001", lambda: rp.ref(ups=rp.ups(battery_wh=200)), W),  # 3.3 min
+    ("UPS001", lambda: rp.ref(ups=rp.ups(watts=3300, va=3500)), INFO),  # 2613 = 79%, 14.3 min
+    ("UPS001", lambda: rp.ref(ups=rp.ups()), W),  # 2613 / 2700 = 97% loaded
+    ("UPS001", lambda: rp.ref(ups=rp.ups(watts=3300, va=3500, battery_wh=200)), W),  # 3.3 min
     ("UPS001", lambda: rp.ref(ups=rp.ups(watts=2000, va=2200)), E),
     # memory
     ("MEM001", rp.ref, None),  # 8 modules, 8 channels
@@ -203,6 +214,11 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
     ("STO002", rp.ref, None),
     ("STO002", lambda: rp.ref(drives=(PlacedDrive(rp.nvme(), None),)), W),
     ("STO002", lambda: rp.ref(drives=(PlacedDrive(rp.nvme(), None, on_adapter=True),)), None),
+    # llama-3-70b in f16 is ~141 GB (70.6 B params x 2 bytes, from the LLM catalog)
+    ("STO004", rp.ref, None),  # no expectations: nothing to store
+    ("STO004", lambda: models_on(8.0), INFO),  # 141 of 8000 GB
+    ("STO004", lambda: models_on(0.16), W),  # 141 / 160 = 88% full
+    ("STO004", lambda: models_on(0.1), E),  # 141 > 100 GB
     ("STO003", rp.ref, INFO),
     ("STO003", lambda: rp.placed(rp.ref(), ["S1"], rp.gpu(id="a100-80gb", name="A100 80GB")), None),
     # network

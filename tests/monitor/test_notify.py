@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import socketserver
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -22,6 +25,11 @@ from rigkit.monitor.sample import Event, Sample
 
 REPLAYS = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
 T0 = 1_700_000_000.0
+
+
+def clock() -> float:
+    """The time at which events are queued (flush times are passed explicitly)."""
+    return T0
 
 
 class Hook:
@@ -100,7 +108,7 @@ def test_endpoint_down_then_back_delivers_exactly_once_across_restart(tmp_path: 
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     raised, resolved = xid79_events()  # XID 79 raised at t = 20 s, resolved at 620 s
-    n1 = Notifier(db, [url], timeout_s=1.0, machine="ws1")
+    n1 = Notifier(db, [url], timeout_s=1.0, machine="ws1", clock=clock)
     n1.submit(raised)
     # Nobody listens on the port: the delivery fails and is deferred 5 s (first backoff).
     assert n1.flush(now=T0) == 0
@@ -110,7 +118,7 @@ def test_endpoint_down_then_back_delivers_exactly_once_across_restart(tmp_path: 
     h = Hook(port)  # the endpoint comes back, answering 503 at first
     try:
         h.status = 503
-        n2 = Notifier(db, [url], timeout_s=1.0, machine="ws1")  # the agent restarts
+        n2 = Notifier(db, [url], timeout_s=1.0, machine="ws1", clock=clock)  # the agent restarts
         assert n2.flush(now=T0 + 1) == 0  # still inside the 5 s backoff: not even tried
         assert n2.flush(now=T0 + 5) == 0  # tried: 503 -> second backoff 10 s
         h.status = 200
@@ -139,12 +147,12 @@ def test_endpoint_down_then_back_delivers_exactly_once_across_restart(tmp_path: 
 
 def test_duplicates_are_not_requeued_even_after_restart(tmp_path: Path, hook: Hook) -> None:
     db = tmp_path / "m.db"
-    n = Notifier(db, [hook.url], machine="ws1")
+    n = Notifier(db, [hook.url], machine="ws1", clock=clock)
     n.submit(ev())
     n.submit(ev())  # same rule, GPU and kind: duplicate
     assert n.pending() == 1
     n.close()
-    n = Notifier(db, [hook.url], machine="ws1")
+    n = Notifier(db, [hook.url], machine="ws1", clock=clock)
     n.submit(ev())  # a restarted engine re-raises its active alert: still a duplicate
     assert n.pending() == 1
     n.submit(ev(gpu=3))  # another GPU: a different alert
@@ -162,7 +170,7 @@ def test_duplicates_are_not_requeued_even_after_restart(tmp_path: Path, hook: Ho
 
 
 def test_rate_limit_batches_the_excess_and_drops_nothing(tmp_path: Path, hook: Hook) -> None:
-    n = Notifier(tmp_path / "m.db", [hook.url], rate_limit=3, machine="ws1")
+    n = Notifier(tmp_path / "m.db", [hook.url], rate_limit=3, machine="ws1", clock=clock)
     for gpu in range(5):
         n.submit(ev(gpu=gpu))
     # limit 3 per minute: 2 single messages + 1 digest of the other 3 events; 5 delivered.
@@ -283,7 +291,7 @@ def test_email_delivery_to_a_local_smtp_stub(tmp_path: Path) -> None:
     thread.start()
     try:
         url = f"smtp://127.0.0.1:{port}?from=rig@example.org&to=ops@example.org"
-        n = Notifier(tmp_path / "m.db", [url], machine="ws1")
+        n = Notifier(tmp_path / "m.db", [url], machine="ws1", clock=clock)
         n.submit(ev())
         assert n.flush(now=T0) == 1
         n.close()
@@ -297,3 +305,39 @@ def test_email_delivery_to_a_local_smtp_stub(tmp_path: Path) -> None:
     assert msg["From"] == "rig@example.org"
     assert msg["To"] == "ops@example.org"
     assert "WARNING: GPU 2 temperature_c 89 >= 83 for 60 s" in msg.get_payload()
+
+
+_CHILD = """
+import sys
+from rigkit.monitor.notify import Notifier
+from rigkit.monitor.sample import Event
+
+n = Notifier(sys.argv[1], ["http://127.0.0.1:9/hook"], clock=lambda: 1.0)
+i = 0
+while True:
+    n.submit(Event(t=float(i), kind="raised", rule="r", severity="warning", gpu=i, message="m"))
+    print(i + 1, flush=True)  # this many messages are committed
+    i += 1
+"""
+
+
+def test_kill_9_while_queueing_loses_no_committed_message(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    committed = 0
+    while committed < 30:
+        committed = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)  # mid-loop: possibly inside a transaction
+    proc.wait(10)
+    proc.stdout.close()
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = con.execute("SELECT COUNT(*) FROM notify_outbox").fetchone()[0]
+    # every submit() that returned is in the file; at most the one in flight beyond it
+    assert rows >= committed
+    n = Notifier(db, ["http://127.0.0.1:9/hook"], clock=clock)  # a restart reads it fine
+    assert n.pending() == rows
+    n.close()

@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import aiohttp
 
@@ -109,20 +109,68 @@ def _timeout(cfg: ClientConfig) -> aiohttp.ClientTimeout:
     )
 
 
+class _Stream:
+    """Per-request parse state; :meth:`feed` handles one ``data:`` line."""
+
+    __slots__ = ("append", "done", "error", "finished", "message", "ollama", "timings", "usage")
+
+    def __init__(self, times: list[float]) -> None:
+        self.append = times.append
+        self.usage: dict[str, Any] | None = None
+        self.timings: ServerTimings | None = None
+        self.ollama: dict[str, Any] | None = None
+        self.done = False
+        self.finished = False
+        self.error: str | None = None
+        self.message = ""
+
+    def feed(self, line: bytes, now: float) -> bool:
+        """Handle one line; True when the stream is over (``[DONE]`` or an error event)."""
+        parsed = parse_line(line)
+        if parsed is SKIP:
+            return False
+        if parsed is DONE:
+            self.done = True
+            return True
+        obj = cast("dict[str, Any]", parsed)
+        choices = obj.get("choices")
+        if choices:
+            c0 = choices[0]
+            if c0.get("text") or (
+                (d := c0.get("delta"))
+                and (d.get("content") or d.get("reasoning_content") or d.get("reasoning"))
+            ):
+                self.append(now)
+            if c0.get("finish_reason"):
+                self.finished = True
+        elif "error" in obj:
+            err = obj["error"]
+            msg = err.get("message") if isinstance(err, dict) else err
+            self.error, self.message = "server_error", f"error event: {str(msg)[:200]}"
+            return True
+        u = obj.get("usage")
+        if u:
+            self.usage = u
+        if "timings" in obj:
+            self.timings = server_timings(obj) or self.timings
+        if "eval_count" in obj:
+            self.ollama = obj
+        return False
+
+
 async def send_request(
     session: aiohttp.ClientSession, cfg: ClientConfig, prompt: Prompt, *, body: bytes | None = None
 ) -> RequestResult:
-    """Stream one request and return what happened; failures are classified, not raised."""
+    """Stream one request and return what happened; failures are classified, not raised.
+
+    The body is read with ``readany()`` (whatever has arrived) and split into lines here: one
+    wake-up per network read instead of one per line, and lines that arrived together share
+    their arrival time.
+    """
     payload = body if body is not None else cfg.body(prompt)
     perf = time.perf_counter
     r = RequestResult(start=perf())
-    times = r.token_times
-    append = times.append
-    usage: dict[str, Any] | None = None
-    timings: ServerTimings | None = None
-    ollama: dict[str, Any] | None = None
-    done = False
-    finished = False
+    st = _Stream(r.token_times)
     try:
         async with session.post(cfg.request_url, data=payload, headers=cfg.headers()) as resp:
             if resp.status != 200:
@@ -135,46 +183,37 @@ async def send_request(
                 if detail:
                     r.message += f": {detail}"
                 return r
-            async for line in resp.content:
+            content = resp.content
+            feed = st.feed
+            tail = b""
+            over = False
+            while not over:
+                data = await content.readany()
                 now = perf()
-                obj = parse_line(line)
-                if obj is SKIP:
-                    continue
-                if obj is DONE:
-                    done = True
-                    r.end = now
+                if not data:  # end of the body
+                    if tail:
+                        over = feed(tail, now)
                     break
-                assert isinstance(obj, dict)
-                choices = obj.get("choices")
-                if choices:
-                    c0 = choices[0]
-                    if c0.get("text") or (
-                        (d := c0.get("delta"))
-                        and (d.get("content") or d.get("reasoning_content") or d.get("reasoning"))
-                    ):
-                        append(now)
-                    if c0.get("finish_reason"):
-                        finished = True
-                elif "error" in obj:
-                    err = obj["error"]
-                    msg = err.get("message") if isinstance(err, dict) else err
-                    r.error, r.message = "server_error", f"error event: {str(msg)[:200]}"
-                    return r
-                u = obj.get("usage")
-                if u:
-                    usage = u
-                if "timings" in obj:
-                    timings = server_timings(obj) or timings
-                if "eval_count" in obj:
-                    ollama = obj
-            if done and not resp.content.at_eof():
-                # Read the (empty) rest so the connection goes back to the pool for reuse.
-                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-                    await asyncio.wait_for(resp.content.read(), 1.0)
-        if not done and not finished:
+                if tail:
+                    data = tail + data
+                lines = data.split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    if line.startswith(b"data:") and feed(line, now):
+                        over = True
+                        break
+            if st.done:
+                r.end = now
+                if not content.at_eof():
+                    # Read the (empty) rest so the connection goes back to the pool.
+                    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                        await asyncio.wait_for(content.read(), 1.0)
+        if st.error is not None:
+            r.error, r.message = st.error, st.message
+        elif not st.done and not st.finished:
             r.error = "connection_dropped"
-            r.message = f"stream ended before [DONE] after {len(times)} token events"
-        elif not times:
+            r.message = f"stream ended before [DONE] after {len(r.token_times)} token events"
+        elif not r.token_times:
             r.error, r.message = "empty_response", "the stream finished without any generated text"
     except MalformedSSE as err:
         r.error, r.message = "malformed_sse", str(err)
@@ -183,7 +222,7 @@ async def send_request(
         r.message = f"no connection within {cfg.connect_timeout_s:g} s"
     except aiohttp.ServerTimeoutError:
         r.error = "stalled"
-        r.message = f"no data for {cfg.stall_timeout_s:g} s after {len(times)} token events"
+        r.message = f"no data for {cfg.stall_timeout_s:g} s after {len(r.token_times)} token events"
     except TimeoutError:
         r.error = "timeout"
         r.message = f"request took longer than {cfg.request_timeout_s:g} s"
@@ -195,19 +234,21 @@ async def send_request(
         aiohttp.ClientOSError,
     ) as err:
         r.error = "connection_dropped"
-        r.message = f"{type(err).__name__}: {str(err)[:160]} after {len(times)} token events"
+        r.message = (
+            f"{type(err).__name__}: {str(err)[:160]} after {len(r.token_times)} token events"
+        )
     except aiohttp.ClientError as err:
         r.error, r.message = "client_error", f"{type(err).__name__}: {str(err)[:160]}"
     finally:
         if not r.end:
             r.end = perf()
-    counts = token_counts(usage, timings, ollama)
+    counts = token_counts(st.usage, st.timings, st.ollama)
     r.prompt_tokens, r.output_tokens, r.token_source = (
         counts.prompt_tokens,
         counts.output_tokens,
         counts.source,
     )
-    r.timings = timings
+    r.timings = st.timings
     return r
 
 

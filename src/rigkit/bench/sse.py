@@ -20,6 +20,8 @@ from typing import Any
 DONE = object()
 """Returned by :func:`parse_line` for ``data: [DONE]``."""
 
+_decode = json.JSONDecoder().decode
+
 SKIP = object()
 """Returned by :func:`parse_line` for lines that carry no data (blank, comment, other fields)."""
 
@@ -43,7 +45,7 @@ def parse_line(line: bytes) -> dict[str, Any] | object:
     if payload == b"[DONE]":
         return DONE
     try:
-        obj = json.loads(payload)
+        obj = _decode(payload.decode("utf-8", "replace"))
     except ValueError as err:
         raise MalformedSSE(f"data line is not JSON: {payload[:80]!r}") from err
     if not isinstance(obj, dict):

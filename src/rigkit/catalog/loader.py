@@ -9,11 +9,9 @@ closest ids as a hint.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -58,9 +56,14 @@ KINDS: Final[dict[str, type[Part]]] = {
 
 P = TypeVar("P", bound=Part)
 
+#: the packaged data files (package data, installed with the code)
+DATA_DIR: Final = Path(__file__).resolve().parent / "data"
+
 
 def closest_ids(wanted: str, known: list[str], n: int = 3) -> list[str]:
     """The ``n`` known ids most like ``wanted`` (difflib ratio), best first."""
+    import difflib  # only needed on the error path
+
     found = difflib.get_close_matches(wanted, known, n=n, cutoff=0.0)
     return found[:n]
 
@@ -187,6 +190,4 @@ def load_catalog_from(directory: Path) -> Catalog:
 @functools.cache
 def load_catalog() -> Catalog:
     """The packaged catalog, loaded and validated once per process."""
-    data = resources.files("rigkit.catalog") / "data"
-    with resources.as_file(data) as directory:
-        return load_catalog_from(Path(directory))
+    return load_catalog_from(DATA_DIR)

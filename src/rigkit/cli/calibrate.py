@@ -1,10 +1,71 @@
-"""CLI command `rigkit calibrate` (placeholder until the capability lands)."""
+"""`rigkit calibrate RESULTS... --out PROFILE.yaml`: fit the estimator to this machine's measurements.
+
+RESULTS are llama-bench CSV/JSON files (the calibration CSV's columns or llama-bench's own
+n_prompt/n_gen/avg_ts) and `rigkit bench serve --json` files. The profile holds the fitted
+efficiency parameters; `rigkit estimate --profile PROFILE.yaml` uses them.
+Exit status: 0 fitted, 2 unusable input.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from rigkit.errors import EstimateError
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
-    del app
+    """Add `rigkit calibrate` to the root app."""
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        results: list[Path] = typer.Argument(..., help="llama-bench CSV/JSON or `bench serve --json` files"),
+        out: Path | None = typer.Option(None, "--out", help="profile YAML to write"),
+        model: str | None = typer.Option(None, "--model", help="model id for rows that lack one"),
+        quant: str | None = typer.Option(None, "--quant", help="format id for rows that lack one"),
+        gpu: str | None = typer.Option(None, "--gpu", help="GPU id for rows that lack one"),
+        gpus: int | None = typer.Option(None, "--gpus", help="GPU count for rows that lack one"),
+        engine: str | None = typer.Option(None, "--engine", help="engine id (default llama.cpp)"),
+        as_json: bool = typer.Option(False, "--json", help="print the fit as JSON"),
+    ) -> None:
+        """Fit the estimator's efficiency parameters to measurements and save a profile."""
+        from rigkit.estimate.fit import check_rows, fit, mape, read_measurements
+        from rigkit.estimate.params import packaged_params, params_to_yaml
+
+        defaults = {"model": model, "quant": quant, "gpu": gpu, "gpus": gpus, "engine": engine}
+        defaults = {k: v for k, v in defaults.items() if v is not None}
+        rows = [r for path in results for r in read_measurements(path, defaults)]
+        base = packaged_params()
+        problems = check_rows(rows, base)
+        if problems:
+            raise EstimateError(
+                f"{len(problems)} measurement(s) cannot be used: " + "; ".join(problems[:3])
+                + (" ..." if len(problems) > 3 else "")
+            )
+        before = {m: mape(rows, base, m) for m in ("decode", "prefill", "aggregate")}
+        fitted, record = fit(rows, base)
+        after = {m: mape(rows, fitted, m) for m in ("decode", "prefill", "aggregate")}
+        record["mape_before_pct"] = {k: round(v, 2) for k, v in before.items() if v == v}
+        record["mape_after_pct"] = {k: round(v, 2) for k, v in after.items() if v == v}
+        record["files"] = [str(p) for p in results]
+        record.pop("mape_decode_pct", None)
+        record.pop("mape_prefill_pct", None)
+        if out is not None:
+            try:
+                out.write_text(params_to_yaml(fitted, record), encoding="utf-8")
+            except OSError as e:
+                raise EstimateError(f"cannot write {out}: {e.strerror or e}") from None
+        if as_json:
+            typer.echo(json.dumps({"fitted": fitted.fitted_dict(), "fit": record, "profile": str(out) if out else None}, indent=2))
+            return
+        typer.echo(f"{len(rows)} measurements from {len(results)} file(s)")
+        for k in ("decode", "prefill", "aggregate"):
+            if k in record["mape_before_pct"]:
+                typer.echo(
+                    f"  {k:<9} error before {record['mape_before_pct'][k]:5.1f}%  after {record['mape_after_pct'][k]:5.1f}%"
+                )
+        typer.echo("fitted: " + ", ".join(record["parameters"]))
+        if out is not None:
+            typer.echo(f"profile written to {out}; use it with `rigkit estimate --profile {out}`")

@@ -1,10 +1,149 @@
-"""CLI commands for `rigkit estimate` (placeholder until the capability lands)."""
+"""`rigkit estimate`: memory, speed and fit of one model configuration, or a batch of them.
+
+``--batch`` takes either a batch size (an integer: concurrent sequences) or ``-`` / a path to a
+JSON Lines file of cases, one result line per case (see docs/estimate.md).
+Exit status: 0 it runs (fits, or offloads within RAM), 1 it cannot run, 2 unusable input.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from typing import Any
+
 import typer
+
+from rigkit.errors import EstimateError
+
+
+def _fmt(x: float | None, unit: str = "", digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if x == 0:
+        return f"0{unit}"
+    v = float(f"{x:.{digits}g}")
+    text = f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:g}"
+    return f"{text}{unit}"
+
+
+def _render(d: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    title = (
+        f"{d['model']} {d['quant']} on {d['gpus']}x {d['gpu']} ({d['engine']}"
+        + (f", {d['split']} split" if d["gpus"] > 1 else "")
+        + f"), prompt {d['prompt']}, gen {d['gen']}, batch {d['batch']}, ctx {d['ctx']}"
+    )
+    con.print(f"[bold]{title}[/bold]")
+    if d["fits"]:
+        verdict = "[green]fits in GPU memory[/green]"
+    elif d["offload"] and d["runnable"]:
+        verdict = f"[yellow]does not fit: offloads {d['cpu_layers']} of {d['gpu_layers'] + d['cpu_layers']} layers to the CPU[/yellow]"
+    else:
+        verdict = "[red]does not fit[/red]"
+    con.print(verdict)
+    mem = Table(title=f"memory on the fullest GPU (GB of {d['vram_gb_per_gpu']:g})", show_header=False)
+    for k, v in d["breakdown"]["memory_gb"].items():
+        mem.add_row(k.replace("_", " "), _fmt(v))
+    mem.add_row("[bold]total[/bold]", f"[bold]{_fmt(d['memory_gb_per_gpu'])}[/bold]")
+    if d["offload"]:
+        mem.add_row("system RAM (CPU part)", _fmt(d["cpu_ram_gb"]))
+    con.print(mem)
+    sp = Table(title="speed", show_header=False)
+    sp.add_row("prefill", _fmt(d["prefill_tokens_per_s"], " tok/s"))
+    sp.add_row("decode (per sequence)", _fmt(d["decode_tokens_per_s"], " tok/s"))
+    if d["batch"] > 1:
+        sp.add_row("decode (aggregate)", _fmt(d["aggregate_tokens_per_s"], " tok/s"))
+    sp.add_row("time to first token", _fmt(d["ttft_s"], " s"))
+    sp.add_row("decode bound by", d["bound"] if d["decode_tokens_per_s"] is not None else "-")
+    sp.add_row("max context", f"{d['max_context']:,}")
+    sp.add_row(f"max sequences of {d['ctx']:,} tokens", f"{d['max_concurrent_sequences']:,}")
+    sp.add_row("load time (cold / cached)", f"{_fmt(d['load_time_s'], ' s', 2)} / {_fmt(d['load_time_cached_s'], ' s', 2)}")
+    con.print(sp)
+    if d["breakdown"]["decode_ms_per_step"]:
+        t = Table(title="decode step (ms)", show_header=False)
+        for k, v in d["breakdown"]["decode_ms_per_step"].items():
+            if v or k == "total":
+                t.add_row(k.replace("_", " "), _fmt(v))
+        con.print(t)
+    if d["assumptions"]:
+        con.print("[bold]assumptions[/bold]")
+        for a in d["assumptions"]:
+            con.print(f"  - {a}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
-    del app
+    """Add `rigkit estimate` to the root app."""
+
+    @app.command("estimate")
+    def estimate_cmd(
+        model: str | None = typer.Option(None, "--model", help="model id, e.g. llama-3-70b"),
+        quant: str | None = typer.Option(None, "--quant", help="weight format id, e.g. q4_k_m"),
+        gpu: str | None = typer.Option(None, "--gpu", help="GPU id, e.g. rtx-4090"),
+        gpus: int = typer.Option(1, "--gpus", help="number of GPUs"),
+        engine: str = typer.Option("llama.cpp", "--engine", help="llama.cpp, ollama, vllm, exllamav2, tgi"),
+        split: str | None = typer.Option(None, "--split", help="layer | row | tensor | pipeline"),
+        prompt: int = typer.Option(512, "--prompt", help="prompt tokens"),
+        gen: int = typer.Option(128, "--gen", help="generated tokens per sequence"),
+        batch: str = typer.Option(
+            "1", "--batch", help="batch size (concurrent sequences), or '-' / a JSON Lines file of cases"
+        ),
+        ctx: int | None = typer.Option(None, "--ctx", help="context per sequence (default prompt + gen)"),
+        cpu: str | None = typer.Option(None, "--cpu", help="CPU id, for offload speed"),
+        ram_gb: float | None = typer.Option(None, "--ram-gb", help="system RAM in GB"),
+        disk_read_gb_s: float | None = typer.Option(None, "--disk-read-gb-s", help="model disk read rate"),
+        profile: str | None = typer.Option(None, "--profile", help="calibration profile from `rigkit calibrate`"),
+        as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    ) -> None:
+        """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time."""
+        batch_size: int | None = None
+        try:
+            batch_size = int(batch)
+        except ValueError:
+            if batch != "-" and not os.path.isfile(batch):
+                raise EstimateError(
+                    f"--batch {batch!r} is neither a batch size nor a JSON Lines file",
+                    hint="--batch 8 for 8 concurrent sequences; --batch cases.jsonl or --batch - for batch mode",
+                ) from None
+        if batch_size is None:
+            from rigkit.estimate.batch import run_batch, run_batch_parallel
+
+            if batch == "-":
+                run_batch(sys.stdin, sys.stdout, profile)
+            else:
+                with open(batch, encoding="utf-8") as fh:
+                    run_batch_parallel(fh.readlines(), sys.stdout, profile)
+            sys.stdout.flush()
+            return
+        missing = [n for n, v in (("--model", model), ("--quant", quant), ("--gpu", gpu)) if not v]
+        if missing:
+            raise EstimateError(f"missing {', '.join(missing)}", hint="rigkit estimate --help")
+        from rigkit.estimate import estimate
+
+        assert model is not None and quant is not None and gpu is not None
+        est = estimate(
+            model,
+            quant,
+            gpu,
+            gpus=gpus,
+            engine=engine,
+            split=split,
+            prompt=prompt,
+            gen=gen,
+            batch=batch_size,
+            ctx=ctx,
+            cpu=cpu,
+            ram_gb=ram_gb,
+            profile=profile,
+            disk_read_gb_s=disk_read_gb_s,
+        )
+        d = est.to_dict()
+        if as_json:
+            typer.echo(json.dumps(d, indent=2))
+        else:
+            _render(d)
+        if not est.runnable:
+            raise typer.Exit(1)

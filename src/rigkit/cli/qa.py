@@ -31,24 +31,24 @@ def _print_table(report: QaReport, comparison: BaselineComparison | None, notes:
     from rich.console import Console
     from rich.table import Table
 
-    from rigkit.bench.qa.report import _fmt, _fmt_expected, _ratio
+    from rigkit.bench.qa.report import brief, ratio_text
 
     console = Console()
     title = f"rigkit qa: {report.spec_name or report.machine.get('hostname', 'machine')}"
-    table = Table(title=title, show_lines=False)
-    table.add_column("status")
-    table.add_column("check")
-    table.add_column("measured", overflow="fold")
-    table.add_column("expected / predicted", overflow="fold")
-    table.add_column("ratio", justify="right")
-    table.add_column("reason", overflow="fold")
+    table = Table(title=title, expand=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("measured", overflow="fold", ratio=2)
+    table.add_column("predicted", overflow="fold", ratio=2)
+    table.add_column("ratio", justify="right", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=5)
     for r in report.results:
         table.add_row(
             f"[{_STYLE[r.status]}]{r.status.upper()}[/]",
             r.name,
-            _fmt(dict(r.measured)),
-            _fmt_expected(r),
-            _ratio(r),
+            brief(r.measured, r.ratio_key),
+            brief(r.predicted, r.ratio_key),
+            ratio_text(r),
             r.reason,
         )
     console.print(table)
@@ -120,6 +120,8 @@ def qa(
         compare,
         default_baseline_path,
         load_baseline,
+    )
+    from rigkit.bench.qa.baseline import (
         save_baseline as store_baseline,
     )
     from rigkit.bench.qa.report import write_reports
@@ -165,7 +167,9 @@ def qa(
     else:
         _print_table(report, comparison, notes)
     if report.verdict == "fail" or (comparison is not None and comparison.degraded):
-        raise typer.Exit(1)
+        # SystemExit rather than typer.Exit: the entry point runs click without standalone mode,
+        # where an Exit is returned instead of raised.
+        raise SystemExit(1)
 
 
 def register(app: typer.Typer) -> None:

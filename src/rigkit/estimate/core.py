@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -54,6 +55,109 @@ def _capacity_tokens(
     return max(0.0, (usable - fixed - (e.cb_base or 0.0)) / (kv_tok + per_ctx))
 
 
+class _Setup:
+    """Everything about a configuration that does not depend on prompt, gen, batch or ctx."""
+
+    __slots__ = (
+        "caps", "en", "ep", "fixed", "flops_peak", "g", "kv_total_tok", "kvf", "layers",
+        "llama_like", "m", "mode", "n", "p", "split", "usable", "w",
+    )
+
+    def __init__(self, **kw: object) -> None:
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    p: Params
+    en: EngineNums
+    ep: EngineParams
+    m: ModelNums
+    g: GpuNums
+    llama_like: bool
+    split: str
+    mode: str
+    n: int
+    layers: list[int]
+    w: list[float]
+    kvf: list[float]
+    fixed: list[float]
+    caps: list[float]
+    usable: float
+    kv_total_tok: float
+    flops_peak: float
+
+
+def _make_setup(
+    model: str, quant: str, gpu: str, gpus: int, engine: str, split: str | None, p: Params
+) -> _Setup:
+    en = engine_nums(engine)
+    ep = p.engines.get(en.id) or p.engine(en.model_id)
+    loads = en.formats.union(ep.extra_formats)
+    if quant not in loads and not (quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)):
+        raise EstimateError(
+            f"engine {engine!r} does not load format {quant!r}",
+            hint="it loads: " + ", ".join(sorted(loads)),
+        )
+    m = model_nums(model, quant)
+    g = gpu_nums(gpu)
+    llama_like = en.model_id == "llama.cpp"
+    if split is None:
+        split = en.default_split
+    if split not in SPLITS:
+        raise EstimateError(f"unknown split {split!r}", hint="one of: " + ", ".join(SPLITS))
+    if gpus > 1 and split not in en.parallel_modes:
+        raise EstimateError(
+            f"engine {engine!r} has no {split!r} split", hint="it has: " + ", ".join(en.parallel_modes)
+        )
+    if split == "tensor" and gpus > 1 and m.n_heads % gpus:
+        raise EstimateError(
+            f"tensor parallelism over {gpus} GPUs needs the attention heads ({m.n_heads}) to divide evenly"
+        )
+    n = gpus
+    mode = split if n > 1 else "single"
+    kv_total_tok = m.kv_token_bytes(1)  # per token, all layers (no window)
+    # placement: weights and KV fraction per GPU
+    embd_on_gpu = not (llama_like or m.embedding_on_cpu)
+    if mode in ("single", "layer", "pipeline"):
+        layers = split_layers(m.n_layers, n)
+        w = [li * m.layer_bytes for li in layers]
+        w[-1] += m.out_bytes
+        if embd_on_gpu and not (m.out_bytes == m.embd_bytes and n == 1):
+            w[0] += m.embd_bytes
+        kvf = [li / m.n_layers for li in layers]
+    elif mode == "tensor":
+        share = 1.0 / n
+        per = (m.n_layers * m.layer_bytes + m.out_bytes + (m.embd_bytes if embd_on_gpu else 0.0)) * share
+        w = [per] * n
+        kvf = [kv_share(m, n)] * n
+        layers = [m.n_layers] * n
+    else:  # row: matrices split by rows, KV on the main GPU
+        per = (m.n_layers * m.layer_bytes + m.out_bytes) / n
+        w = [per] * n
+        kvf = [1.0] + [0.0] * (n - 1)
+        layers = [m.n_layers] * n
+    paged = not llama_like
+    usable = g.vram * (en.util if (paged and en.util) else 1.0)
+    fixed = [wi + en.cuda_ctx + (en.workspace if paged else 0.0) for wi in w]
+    caps = [
+        _capacity_tokens(usable, fi, kv_total_tok * kf, en, m, llama_like)
+        for fi, kf in zip(fixed, kvf, strict=True)
+    ]
+    return _Setup(
+        p=p, en=en, ep=ep, m=m, g=g, llama_like=llama_like, split=split, mode=mode, n=n,
+        layers=layers, w=w, kvf=kvf, fixed=fixed, caps=caps, usable=usable,
+        kv_total_tok=kv_total_tok,
+        flops_peak=g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _setup_cached(
+    model: str, quant: str, gpu: str, gpus: int, engine: str, split: str | None, source: str
+) -> _Setup:
+    # ``source`` is part of the key: one entry per parameter set
+    return _make_setup(model, quant, gpu, gpus, engine, split, load_params(None if source == "packaged" else source))
+
+
 def estimate(
     model: str,
     quant: str,
@@ -91,74 +195,32 @@ def estimate(
         raise EstimateError(f"ram_gb must be > 0, got {ram_gb}")
     if disk_read_gb_s is not None and disk_read_gb_s <= 0:
         raise EstimateError(f"disk_read_gb_s must be > 0, got {disk_read_gb_s}")
-    p = params if params is not None else load_params(profile)
-    en = engine_nums(engine)
-    ep = p.engines.get(en.id) or p.engine(en.model_id)
-    loads = en.formats.union(ep.extra_formats)
-    if quant not in loads and not (quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)):
-        raise EstimateError(
-            f"engine {engine!r} does not load format {quant!r}",
-            hint="it loads: " + ", ".join(sorted(loads)),
-        )
-    m = model_nums(model, quant)
-    g = gpu_nums(gpu)
-    llama_like = en.model_id in ("llama.cpp",)
-    if split is None:
-        split = en.default_split
-    if split not in SPLITS:
-        raise EstimateError(f"unknown split {split!r}", hint="one of: " + ", ".join(SPLITS))
-    if gpus > 1 and split not in en.parallel_modes:
-        raise EstimateError(
-            f"engine {engine!r} has no {split!r} split", hint="it has: " + ", ".join(en.parallel_modes)
-        )
     if ctx is None:
         ctx = max(1, prompt + gen)
     elif ctx < prompt + gen:
         raise EstimateError(f"ctx {ctx} is smaller than prompt + gen = {prompt + gen}")
-    if split == "tensor" and gpus > 1 and m.n_heads % gpus:
-        raise EstimateError(
-            f"tensor parallelism over {gpus} GPUs needs the attention heads ({m.n_heads}) to divide evenly"
-        )
-    n = gpus
-    mode = split if n > 1 else "single"
+    if params is None:
+        p = load_params(profile)
+        su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source)
+        if su.p is not p:  # a profile file changed since: rebuild
+            _setup_cached.cache_clear()
+            su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source)
+    else:
+        su = _make_setup(model, quant, gpu, gpus, engine, split, params)
+    p, en, ep, m, g = su.p, su.en, su.ep, su.m, su.g
+    llama_like, split, mode, n = su.llama_like, su.split, su.mode, su.n
+    layers, w, kvf, fixed, caps = su.layers, list(su.w), su.kvf, su.fixed, su.caps
+    usable = su.usable
     assumptions: list[str] = []
-    kv_total_tok = m.kv_token_bytes(1)  # per token, all layers (no window)
+    kv_total_tok = su.kv_total_tok
     tokens_needed = batch * ctx
     kv_needed = batch * m.kv_token_bytes(ctx)
-
-    # --- placement: weights and KV fraction per GPU ------------------------------------------
-    embd_on_gpu = not (llama_like or m.embedding_on_cpu)
-    if mode in ("single", "layer", "pipeline"):
-        layers = split_layers(m.n_layers, n)
-        w = [li * m.layer_bytes for li in layers]
-        w[-1] += m.out_bytes
-        if embd_on_gpu and not (m.out_bytes == m.embd_bytes and n == 1):
-            w[0] += m.embd_bytes
-        kvf = [li / m.n_layers for li in layers]
-    elif mode == "tensor":
-        share = 1.0 / n
-        per = (m.n_layers * m.layer_bytes + m.out_bytes + (m.embd_bytes if embd_on_gpu else 0.0)) * share
-        w = [per] * n
-        kvf = [kv_share(m, n)] * n
-        layers = [m.n_layers] * n
-    else:  # row: matrices split by rows, KV on the main GPU
-        share = 1.0 / n
-        per = (m.n_layers * m.layer_bytes + m.out_bytes) * share
-        w = [per] * n
-        kvf = [1.0] + [0.0] * (n - 1)
-        layers = [m.n_layers] * n
-    paged = not llama_like
-    usable = g.vram * (en.util if (paged and en.util) else 1.0)
-    fixed = [wi + en.cuda_ctx + (en.workspace if paged else 0.0) for wi in w]
-    caps = [
-        _capacity_tokens(usable, fi, kv_total_tok * kf, en, m, llama_like) for fi, kf in zip(fixed, kvf, strict=True)
-    ]
     cap_tokens = min(caps)
     buf = compute_buffer(en, m, tokens_needed) if llama_like else 0.0
     used = [fi + buf + kv_needed * kf for fi, kf in zip(fixed, kvf, strict=True)]
-    weights_fit = all(fi + (buf if llama_like else 0.0) <= usable for fi in fixed)
+    weights_fit = all(fi + buf <= usable for fi in fixed)
     fits = weights_fit and cap_tokens >= tokens_needed
-    worst = max(range(n), key=lambda i: used[i])
+    worst = max(range(n), key=used.__getitem__)
 
     gpu_layers: int | None = None
     cpu_layers: int | None = None
@@ -183,7 +245,7 @@ def estimate(
         if out_on_gpu:
             w[-1] += m.out_bytes
         used = [wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers for wi, li in zip(w, layers, strict=True)]
-        worst = max(range(n), key=lambda i: used[i])
+        worst = max(range(n), key=used.__getitem__)
         cpu_ram += cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
         cpu_ram += kv_needed * cpu_layers / m.n_layers
         if cpu is not None:
@@ -233,7 +295,7 @@ def estimate(
     mem_used = used[worst] / _GB
 
     # --- speeds -------------------------------------------------------------------------------
-    flops_peak = g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate)
+    flops_peak = su.flops_peak
     decode_rate = agg = prefill_rate = ttft = None
     bound = "memory-bandwidth"
     prefill_bound: str | None = None

@@ -205,8 +205,8 @@ def fit(
         if not improved:
             step /= 2.0
     fitted = params_of(x)
-    # architectures without data use the geometric mean of the fitted ones
-    archs = [k for n, k in names if n == "bandwidth_efficiency" and k is not None]
+    # architectures without a value use the geometric mean of those with one
+    archs = [k for k in fitted.bandwidth_efficiency if k != "default"]
     if archs:
         bw = dict(fitted.bandwidth_efficiency)
         bw["default"] = math.exp(sum(math.log(bw[a]) for a in archs) / len(archs))

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 BOUNDS = ("memory-bandwidth", "compute", "interconnect", "cpu-ram")
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
     """What one configuration does. Times in seconds, memory in GB (1e9 bytes), rates in tokens/s.
 
     ``fits``: the whole model and its KV cache fit in GPU memory. ``offload``: it does not, and the
     engine runs ``cpu_layers`` layers from system RAM instead. ``runnable``: fits, or offload works
     (the CPU part fits in RAM). Speeds are ``None`` when the configuration cannot run or the phase
-    has no tokens (``prompt`` 0 or ``gen`` 0).
+    has no tokens (``prompt`` 0 or ``gen`` 0). An immutable named tuple: cheap to build in bulk.
     """
 
     model: str

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -92,43 +93,96 @@ _AGE_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the exporter shows, replaced as a whole on each update (readers never see a mix)."""
+
+    sample: Sample | None = None
+    alerts: tuple[Event, ...] = ()
+    xid_totals: tuple[tuple[tuple[int, int], int], ...] = ()
+    samples_total: int = 0
+    last_wall_time: float | None = None
+    version: int = 0
+
+
 class ExporterCache:
-    """The latest sample and active alerts, plus the exposition text rendered from them."""
+    """The latest sample and active alerts, and the exposition text rendered from them.
+
+    ``update`` (the agent, once per sample) only swaps in a new :class:`Snapshot`; the text is
+    rendered by the first scrape after an update and reused by the scrapes that follow, so the
+    agent pays nothing for samples nobody scrapes, and a scrape never reads a source.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self.sample: Sample | None = None
-        self.alerts: tuple[Event, ...] = ()
-        self.xid_totals: dict[tuple[int, int], int] = {}
-        self.samples_total = 0
-        self.last_wall_time: float | None = None
+        self._render_lock = threading.Lock()
+        self._snap = Snapshot()
+        self._xid: dict[tuple[int, int], int] = {}
         self._body = b""
+        self._body_version = -1
         self._collector = RigkitCollector(self, include_age=False)
 
-    def update(self, sample: Sample, alerts: Sequence[Event] = ()) -> None:
-        """Called by the agent after each sample; renders the exposition text once."""
-        from prometheus_client import CollectorRegistry, generate_latest
+    def snapshot(self) -> Snapshot:
+        return self._snap
 
+    @property
+    def sample(self) -> Sample | None:
+        return self._snap.sample
+
+    @property
+    def alerts(self) -> tuple[Event, ...]:
+        return self._snap.alerts
+
+    @property
+    def samples_total(self) -> int:
+        return self._snap.samples_total
+
+    def update(self, sample: Sample, alerts: Sequence[Event] = ()) -> None:
+        """Called by the agent after each sample."""
         with self._lock:
+            changed = False
             for g in sample.gpus:
                 for code in g.xid:
                     key = (g.index, code)
-                    self.xid_totals[key] = self.xid_totals.get(key, 0) + 1
-            self.sample = sample
-            self.alerts = tuple(alerts)
-            self.samples_total += 1
-            self.last_wall_time = sample.wall_time
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(self._collector)
-            self._body = generate_latest(registry)
+                    self._xid[key] = self._xid.get(key, 0) + 1
+                    changed = True
+            old = self._snap
+            self._snap = Snapshot(
+                sample=sample,
+                alerts=tuple(alerts),
+                xid_totals=tuple(sorted(self._xid.items())) if changed else old.xid_totals,
+                samples_total=old.samples_total + 1,
+                last_wall_time=sample.wall_time,
+                version=old.version + 1,
+            )
 
     def render(self) -> bytes:
-        """What a scrape returns: the cached text and the sample age computed now."""
-        with self._lock:
-            body, wall = self._body, self.last_wall_time
+        """What a scrape returns: the text for the latest snapshot and the sample age now."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        snap = self._snap
+        with self._render_lock:
+            if self._body_version != snap.version:
+                registry = CollectorRegistry(auto_describe=False)
+                registry.register(_Fixed(self._collector, snap))
+                self._body = generate_latest(registry)
+                self._body_version = snap.version
+            body = self._body
+        wall = snap.last_wall_time
         age = -1.0 if wall is None else max(0.0, self._clock() - wall)
         return body + _AGE_HELP + f"rigkit_sample_age_seconds {age:.3f}\n".encode()
+
+
+class _Fixed:
+    """Collects one given snapshot (so a render is consistent even while the agent updates)."""
+
+    def __init__(self, collector: RigkitCollector, snap: Snapshot) -> None:
+        self._collector = collector
+        self._snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        return self._collector.collect_snapshot(self._snap)
 
 
 class RigkitCollector:
@@ -142,9 +196,11 @@ class RigkitCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        return self.collect_snapshot(self.cache.snapshot())
+
+    def collect_snapshot(self, c: Snapshot) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        c = self.cache
         sample = c.sample
         gl = ["gpu", "name"]
         if sample is not None:
@@ -192,7 +248,7 @@ class RigkitCollector:
             xid = CounterMetricFamily(
                 "rigkit_gpu_xid", "XID events seen since the agent started.", labels=[*gl, "xid"]
             )
-            for (index, code), n in sorted(c.xid_totals.items()):
+            for (index, code), n in c.xid_totals:
                 xid.add_metric([str(index), names.get(index, ""), str(code)], float(n))
             yield xid
             host = sample.host

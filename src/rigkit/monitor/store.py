@@ -206,12 +206,14 @@ class StorageEstimate:
         return dict(self.__dict__)
 
 
-# Bytes per row on disk, measured with benchmarks/monitor_overhead.py --size on SQLite 3.40
-# (tables and indexes included, loaded-4x4090 replay values): see docs/monitor.md.
-BYTES_PER_SAMPLE_ROW = 60
-BYTES_PER_GPU_ROW = 75
-BYTES_PER_DISK_ROW = 30
-BYTES_PER_AGG_ROW = 35
+# Bytes per row on disk (table + index pages from SQLite's dbstat), measured by
+# `benchmarks/monitor_overhead.py --size`: one hour of 8-GPU synthetic loaded samples gave 64.9 B per
+# samples row (with its t index), 72.0 B per gpu_samples row, 26.7 B per disk_samples row, and
+# 29.3 B per agg row after folding that hour into minutes. See docs/monitor.md.
+BYTES_PER_SAMPLE_ROW = 65
+BYTES_PER_GPU_ROW = 72
+BYTES_PER_DISK_ROW = 27
+BYTES_PER_AGG_ROW = 30
 
 
 def storage_estimate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pynvml
@@ -14,6 +15,7 @@ from rigkit.bench.qa.gpu import GpuDevice
 from rigkit.bench.qa.match import reported_matches
 from rigkit.bench.qa.result import QaContext
 from rigkit.build import Build
+from rigkit.catalog.parts import PcieSlot
 
 MIB = 1 << 20
 
@@ -120,7 +122,9 @@ def test_gen_from_speed() -> None:
     assert pcie.gen_from_speed("Unknown") is None
 
 
-def test_pcie_links_at_full_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Build) -> None:
+def test_pcie_links_at_full_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: Build
+) -> None:
     no_torch(monkeypatch)
     root = pci_tree(tmp_path, [(GEN4, 16, GEN4, 16)] * 4)
     results = pcie.run(QaContext(build=build, sys_root=root))
@@ -198,6 +202,13 @@ def test_gpu_compute_grading_against_catalog() -> None:
     # 900 / 1008 = 0.893: within the 85-92% a healthy card copies at
     assert by["gpu0-memory-bandwidth"].ratio == pytest.approx(0.8929, abs=1e-4)
     assert by["gpu0-memory-bandwidth"].status == "pass"
+    eff = gpu_compute.estimator_bandwidth_efficiency("ada")
+    if eff is not None:  # the estimator's fitted share of peak for Ada, shown beside it
+        predicted = by["gpu0-memory-bandwidth"].predicted["estimator_bandwidth_gb_s"]
+        assert predicted == pytest.approx(1008 * eff, abs=0.05)
+        assert by["gpu0-memory-bandwidth"].measured["vs_estimator"] == pytest.approx(
+            900 / (1008 * eff), abs=1e-3
+        )
     # 150 / 165.2 = 0.908
     assert by["gpu0-matmul"].ratio == pytest.approx(0.908, abs=1e-3)
     assert by["gpu0-matmul"].status == "pass"
@@ -206,3 +217,77 @@ def test_gpu_compute_grading_against_catalog() -> None:
     # FP16 80 / 165.2 = 0.484 < 0.50 -> fail, though BF16 (160 / 165.2 = 0.969) is fine
     assert by["gpu1-matmul"].status == "fail"
     assert by["gpu1-matmul"].throughput == ("fp16_tflops", "bf16_tflops")
+
+
+def test_pcie_mixed_slots_pair_by_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_torch(monkeypatch)
+    build = make_build(gpus=2)
+    x8 = replace(
+        build.gpus[1], slot=PcieSlot(name="PCIEX16_2", position=3, electrical_lanes=8, gen=4)
+    )
+    mixed = replace(build, gpus=(build.gpus[0], x8))
+    # bus order: the x8 card first, the x16 card second; pairing by width puts each in its slot
+    root = pci_tree(tmp_path, [(GEN4, 8, GEN4, 8), (GEN4, 16, GEN4, 16)])
+    results = pcie.run(QaContext(build=mixed, sys_root=root))
+    assert [r.status for r in results] == ["pass", "pass"]
+    assert [r.expected["slot"] for r in results] == ["PCIEX16_2", "PCIEX16_1"]
+    assert results[0].predicted["link_gb_s"] == pytest.approx(15.75, abs=0.01)  # 8 x 1.969
+
+
+class _FakeEvent:
+    """CUDA event whose elapsed time is set by the test (ms between start and end)."""
+
+    elapsed_ms = 0.0
+
+    def __init__(self, enable_timing: bool) -> None:
+        assert enable_timing
+
+    def record(self) -> None:
+        pass
+
+    def elapsed_time(self, end: _FakeEvent) -> float:
+        return _FakeEvent.elapsed_ms
+
+
+class _FakeTensor:
+    def copy_(self, other: _FakeTensor) -> _FakeTensor:
+        _FakeEvent.elapsed_ms = 20 * 2.5  # 20 timed copies of 2.5 ms
+        return self
+
+
+def fake_torch() -> object:
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    def matmul(a: _FakeTensor, b: _FakeTensor, out: _FakeTensor) -> _FakeTensor:
+        _FakeEvent.elapsed_ms = 20 * 10.0  # 20 timed matmuls of 10 ms
+        return out
+
+    cuda = SimpleNamespace(
+        device=lambda index: nullcontext(),
+        Event=_FakeEvent,
+        synchronize=lambda device: None,
+        empty_cache=lambda: None,
+        get_device_name=lambda index: "NVIDIA GeForce RTX 4090",
+        device_count=lambda: 1,
+    )
+    return SimpleNamespace(
+        cuda=cuda,
+        device=lambda kind, index: (kind, index),
+        float16="fp16",
+        bfloat16="bf16",
+        uint8="u8",
+        randn=lambda *a, **k: _FakeTensor(),
+        empty=lambda *a, **k: _FakeTensor(),
+        empty_like=lambda t: _FakeTensor(),
+        matmul=matmul,
+    )
+
+
+def test_measure_device_arithmetic() -> None:
+    m = gpu_compute.measure_device(fake_torch(), 0)  # type: ignore[arg-type]
+    # 2 x 8192^3 = 1.0995e12 FLOP per matmul in 10 ms -> 109.95 TFLOPS
+    assert m.fp16_tflops == pytest.approx(109.95, abs=0.01)
+    assert m.bf16_tflops == pytest.approx(109.95, abs=0.01)
+    # a 1 GiB copy reads and writes 2 x 2^30 B in 2.5 ms -> 858.99 GB/s
+    assert m.bandwidth_gb_s == pytest.approx(858.99, abs=0.01)

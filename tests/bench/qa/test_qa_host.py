@@ -22,7 +22,9 @@ def cpuinfo(model: str, logical: int) -> str:
     )
 
 
-def proc(tmp_path: Path, model: str = TR_MODEL, logical: int = 64, memtotal_kb: int = 527_000_000) -> Path:
+def proc(
+    tmp_path: Path, model: str = TR_MODEL, logical: int = 64, memtotal_kb: int = 527_000_000
+) -> Path:
     return write_tree(
         tmp_path / "proc",
         {
@@ -114,7 +116,11 @@ def test_memory_channels_skip_without_dmidecode_or_root(build: Build) -> None:
     r = host.check_memory_channels(QaContext(build=build, which=which_of()))
     assert (r.status, r.reason) == ("skip", "dmidecode is not installed")
     denied = FakeRunner(
-        {"dmidecode": CommandResult(1, "", "/sys/firmware/dmi/tables/smbios_entry_point: Permission denied\n")}
+        {
+            "dmidecode": CommandResult(
+                1, "", "/sys/firmware/dmi/tables/smbios_entry_point: Permission denied\n"
+            )
+        }
     )
     r = host.check_memory_channels(QaContext(build=build, run=denied, which=which_of("dmidecode")))
     assert r.status == "skip"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pynvml
@@ -78,8 +79,6 @@ def test_rising_temperature_warns() -> None:
 def test_peak_near_slowdown_uses_the_catalog_limit() -> None:
     build = make_build(gpus=1)
     hot = build.gpus[0].gpu.model_copy(update={"slowdown_temp_c": 72.0})
-    from dataclasses import replace
-
     hot_build = replace(build, gpus=(replace(build.gpus[0], gpu=hot),))
     r = replay("soak_healthy.jsonl", build=hot_build)
     # peak 70 C is 2 C under the 72 C slowdown point: within the 5 C headroom -> warn
@@ -112,12 +111,12 @@ def test_live_soak_on_a_fake_probe_records_a_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(soak, "load_torch", lambda: (None, "PyTorch not installed"))
-    reading = GpuReading(0, temp_c=60.0, sm_clock_mhz=2500.0, power_w=300.0, clocks_event_reasons=0x4)
+    reading = GpuReading(
+        0, temp_c=60.0, sm_clock_mhz=2500.0, power_w=300.0, clocks_event_reasons=0x4
+    )
     probe = FakeProbe([GpuDevice(0, "NVIDIA GeForce RTX 4090")], [reading])
     out = tmp_path / "soak.jsonl"
-    results = soak.run(
-        QaContext(gpu_probe=probe, soak_seconds=0.05, soak_record=out)
-    )
+    results = soak.run(QaContext(gpu_probe=probe, soak_seconds=0.05, soak_record=out))
     by = {r.name: r for r in results}
     assert by["soak-load"].status == "warn"  # nothing loaded the GPUs
     assert by["soak-xid"].status == "pass"

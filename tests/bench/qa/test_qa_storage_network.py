@@ -57,7 +57,11 @@ def test_reader_falls_back_when_o_direct_is_refused(
 
 def test_parse_fio() -> None:
     text = "note: both iodepth >= 1 and synchronous I/O engine\n" + json.dumps(
-        {"jobs": [{"jobname": "rigkit-seqread", "read": {"bw_bytes": 13_500_000_000, "bw": 13183593}}]}
+        {
+            "jobs": [
+                {"jobname": "rigkit-seqread", "read": {"bw_bytes": 13_500_000_000, "bw": 13183593}}
+            ]
+        }
     )
     assert storage.parse_fio(text) == 13.5e9
     old = json.dumps({"jobs": [{"read": {"bw": 1_000_000}}]})
@@ -73,7 +77,9 @@ def test_predicted_read_sums_raid0() -> None:
 def test_storage_check_with_fio_against_raid(tmp_path: Path, build: Build) -> None:
     fio_json = json.dumps({"jobs": [{"read": {"bw_bytes": 20_300_000_000}}]})
     run = FakeRunner({"fio": CommandResult(0, fio_json)})
-    ctx = QaContext(build=build, storage_path=tmp_path, storage_mb=4, run=run, which=which_of("fio"))
+    ctx = QaContext(
+        build=build, storage_path=tmp_path, storage_mb=4, run=run, which=which_of("fio")
+    )
     [r] = storage.run(ctx)
     # 20.3e9 B/s = 20,300 MB/s; 20,300 / 29,000 = 0.70: under 0.80 -> warn
     assert r.measured["read_mb_s"] == 20300.0
@@ -145,7 +151,15 @@ def test_nic_linked_slow_fails(tmp_path: Path, build: Build) -> None:
 
 
 def iperf_json(bps: float) -> str:
-    return json.dumps({"start": {}, "end": {"sum_sent": {"bits_per_second": bps + 1e6}, "sum_received": {"bits_per_second": bps}}})
+    return json.dumps(
+        {
+            "start": {},
+            "end": {
+                "sum_sent": {"bits_per_second": bps + 1e6},
+                "sum_received": {"bits_per_second": bps},
+            },
+        }
+    )
 
 
 def test_iperf3_against_nic_speed(build: Build) -> None:
@@ -160,7 +174,13 @@ def test_iperf3_against_nic_speed(build: Build) -> None:
 
 
 def test_iperf3_error_and_skips(build: Build) -> None:
-    run = FakeRunner({"iperf3": CommandResult(1, json.dumps({"error": "unable to connect to server: Connection refused"}))})
+    run = FakeRunner(
+        {
+            "iperf3": CommandResult(
+                1, json.dumps({"error": "unable to connect to server: Connection refused"})
+            )
+        }
+    )
     ctx = QaContext(build=build, iperf_server="10.0.0.2", run=run, which=which_of("iperf3"))
     r = network.check_iperf(ctx)
     assert r.status == "fail"

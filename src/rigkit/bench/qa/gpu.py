@@ -8,6 +8,7 @@ thread with a timeout, because they can hang on a sick GPU.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import logging
 import threading
 import time
@@ -89,7 +90,6 @@ class NvmlProbe:
         self._nvml: ModuleType = pynvml
         self._timeout_s = timeout_s
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nvml")
-        self._lock = threading.Lock()
         try:
             self._call(pynvml.nvmlInit)
         except pynvml.NVMLError as err:
@@ -221,7 +221,7 @@ def open_probe(given: GpuProbe | None) -> GpuProbe:
 def load_torch() -> tuple[ModuleType | None, str]:
     """PyTorch with a CUDA device, or None and the reason ("PyTorch not installed", ...)."""
     try:
-        import torch
+        torch = importlib.import_module("torch")
     except ImportError:
         return None, "PyTorch not installed"
     if not torch.cuda.is_available():
@@ -241,6 +241,7 @@ class GpuLoad:
     def _work(self, device_index: int) -> None:
         torch = self._torch
         device = torch.device("cuda", device_index)
+        torch.cuda.set_device(device)  # per thread: the current device is thread-local
         a = torch.randn(self._size, self._size, device=device, dtype=torch.float16)
         b = torch.randn(self._size, self._size, device=device, dtype=torch.float16)
         while not self._stop.is_set():

@@ -7,6 +7,7 @@ the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from jinja2 import Environment
@@ -122,8 +123,17 @@ def _fmt_expected(r: CheckResult) -> str:
     return ", ".join(parts) or "-"
 
 
-def _ratio(r: CheckResult) -> str:
+def ratio_text(r: CheckResult) -> str:
+    """The measured/predicted ratio to two places, or "-"."""
     return "-" if r.ratio is None else f"{r.ratio:.2f}"
+
+
+def brief(values: Mapping[str, Value], key: str | None) -> str:
+    """The main figure (``key``) of a result, else its first two values; for narrow tables."""
+    if key is not None and key in values:
+        return f"{key}={_val(values[key])}"
+    items = [(k, v) for k, v in values.items() if k not in ("source", "seconds", "samples")]
+    return ", ".join(f"{k}={_val(v)}" for k, v in items[:2]) or "-"
 
 
 def _md(text: str) -> str:
@@ -148,7 +158,7 @@ def _context(report: QaReport, comparison: BaselineComparison | None) -> dict[st
         "comparison": comparison,
         "fmt": lambda m: _fmt(dict(m)),
         "fmt_expected": _fmt_expected,
-        "ratio": _ratio,
+        "ratio": ratio_text,
     }
 
 

@@ -15,11 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from rigkit.errors import BenchError
+
 if TYPE_CHECKING:
     from rigkit.bench.qa.gpu import GpuProbe
     from rigkit.build import Build
 
 Status = Literal["pass", "fail", "skip", "warn"]
+
+
+class QaInputError(BenchError):
+    """The user's input (a path, a replay file) cannot be used: exit status 2, not a failed check."""
+
+
 STATUSES: tuple[Status, ...] = ("pass", "warn", "fail", "skip")
 
 Value = float | int | str | bool | None
@@ -96,7 +104,7 @@ class CheckResult:
         return cls(
             name=str(data["name"]),
             category=str(data.get("category", "")),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             reason=str(data.get("reason", "")),
             measured=_values(data.get("measured")),
             expected=_values(data.get("expected")),

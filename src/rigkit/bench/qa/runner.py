@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from rigkit import __version__
 from rigkit.bench.qa.checks import gpu_compute, host, inventory, network, pcie, soak, storage
-from rigkit.bench.qa.result import STATUSES, CheckResult, QaContext, Status
+from rigkit.bench.qa.result import STATUSES, CheckResult, QaContext, QaInputError, Status
 from rigkit.errors import BenchError, MonitorError
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,9 @@ def run_family(name: str, ctx: QaContext) -> list[CheckResult]:
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, MonitorError) as err:
         log.warning("check %s could not run: %r", name, err)
         return [CheckResult(name, name, "fail", f"the check could not run: {err}")]
+    except QaInputError:
+        raise  # unusable input (a path, a replay file): exit status 2
     except BenchError as err:
-        if name == "storage" or name == "soak":
-            raise  # unusable input (a path, a replay file)
         log.warning("check %s could not run: %s", name, err)
         return [CheckResult(name, name, "fail", f"the check could not run: {err}")]
 

@@ -49,6 +49,10 @@ def nic_link(build: Build) -> Iterator[Finding]:
             yield finding("NET001", msg, "none needed", severity=Severity.INFO, **data)
 
 
+def _list(speeds: list[float]) -> str:
+    return ", ".join(f"{p:g}" for p in speeds) + " Gb/s" if speeds else "none"
+
+
 @rule("NET002", "Network ports", "network", Severity.INFO)
 def ports(build: Build) -> Iterator[Finding]:
     """Lists the onboard and add-in ports and their line rate (a 25 GbE port carries ~3.1 GB/s).
@@ -68,8 +72,7 @@ def ports(build: Build) -> Iterator[Finding]:
     best = max(onboard + addin)
     yield finding(
         "NET002",
-        f"ports: onboard {', '.join(f'{p:g}' for p in onboard) or 'none'} Gb/s, add-in "
-        f"{', '.join(f'{p:g}' for p in addin) or 'none'} Gb/s; fastest {best:g} Gb/s = "
+        f"ports: onboard {_list(onboard)}, add-in {_list(addin)}; fastest {best:g} Gb/s = "
         f"{best / 8:.2f} GB/s",
         "none needed",
         onboard_gbe=onboard,

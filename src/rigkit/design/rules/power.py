@@ -149,15 +149,28 @@ def wall_power(build: Build) -> Iterator[Finding]:
     )
 
 
-@rule("PWR004", "PSU connectors for the GPUs", "psu", Severity.ERROR)
+@rule("PSU001", "PSU connectors for the GPUs", "psu", Severity.ERROR)
 def connectors(build: Build) -> Iterator[Finding]:
     """The PSUs must have a native 12VHPWR/12V-2x6 lead per card that needs one, or enough 8-pin
-    PCIe leads for adapters, plus the 8-pin leads of 8-pin cards.
+    PCIe leads for adapters, plus the 8-pin leads of 8-pin cards, and the board's and datacenter
+    GPUs' 8-pin EPS inputs.
 
     Why: a 12VHPWR card on an ATX 2.x PSU needs an adapter with one 8-pin (150 W) per input: 4 for
     a card that may draw 600 W. Daisy-chained or too few leads melt connectors. Fix: an ATX 3.x PSU
     with native 12V-2x6 leads, or enough separate 8-pin leads; seat every plug fully.
     """
+    need_eps = build.motherboard.eps_8pin + sum(
+        g.gpu.power_connectors.get("eps_8pin", 0) for g in build.gpus
+    )
+    have_eps = sum(p.connectors.get("eps_8pin", 0) for p in build.psus)
+    if need_eps > have_eps:
+        yield finding(
+            "PSU001",
+            f"the board and GPUs need {need_eps} 8-pin EPS (CPU) leads; the PSUs have {have_eps}",
+            "use PSUs with enough EPS leads (datacenter GPUs take an EPS input, not PCIe 8-pin)",
+            eps_needed=need_eps,
+            eps_available=have_eps,
+        )
     need_hp = sum(g.gpu.power_connectors.get("12vhpwr", 0) for g in build.gpus)
     need_8 = sum(g.gpu.power_connectors.get("pcie_8pin", 0) for g in build.gpus)
     have_hp = sum(p.connectors.get("12vhpwr", 0) for p in build.psus)
@@ -181,7 +194,7 @@ def connectors(build: Build) -> Iterator[Finding]:
     }
     if need_total_8 > have_8:
         yield finding(
-            "PWR004",
+            "PSU001",
             f"GPUs need {need_hp} 12VHPWR leads, the PSUs have {have_hp}: {adapters} adapters x "
             f"{per_adapter} 8-pin + {need_8} for 8-pin cards = {need_total_8} 8-pin leads, the PSUs "
             f"have {have_8}",
@@ -190,7 +203,7 @@ def connectors(build: Build) -> Iterator[Finding]:
         )
     elif adapters:
         yield finding(
-            "PWR004",
+            "PSU001",
             f"{adapters} GPUs use 12VHPWR adapters ({per_adapter} x 8-pin each, {need_total_8} of "
             f"{have_8} 8-pin leads)",
             "prefer native 12V-2x6 leads; with adapters use one separate lead per input and seat "
@@ -200,9 +213,9 @@ def connectors(build: Build) -> Iterator[Finding]:
         )
     else:
         yield finding(
-            "PWR004",
-            f"{need_hp} native 12VHPWR leads for {need_hp} and {need_8} 8-pin leads needed; "
-            f"the PSUs have {have_hp} and {have_8}",
+            "PSU001",
+            f"the GPUs need {need_hp} 12VHPWR and {need_8} 8-pin leads; the PSUs have {have_hp} "
+            f"and {have_8}",
             "seat every 12VHPWR plug fully; no tight bend within 35 mm of the plug",
             severity=Severity.INFO,
             **data,

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 #: a UPS should give at least this many minutes at the sustained load for a clean shutdown
 UPS_MIN_RUNTIME_MIN = 5.0
+#: a UPS loaded above this fraction of its W rating has little room for GPU transients
+UPS_WARN_LOADING = 0.8
 #: free-air fan ratings drop under case restriction: want this margin over the needed airflow
 AIRFLOW_MARGIN = 1.5
 
@@ -131,7 +133,16 @@ def case_airflow(build: Build) -> Iterator[Finding]:
         f"{dc:.0f} W inside the case needs 1.76 x {dc:.0f} / {AIR_DELTA_T_C:g} C = {need:.0f} CFM; "
         f"the case fans are rated {have:.0f} CFM free-air"
     )
-    if have < need:
+    if not build.fans:
+        yield finding(
+            "THM002",
+            f"no case fans in the spec, so airflow is not checked: {dc:.0f} W inside the case needs "
+            f"1.76 x {dc:.0f} / {AIR_DELTA_T_C:g} C = {need:.0f} CFM",
+            f"list the case fans (aim for {need * AIRFLOW_MARGIN:.0f} CFM free-air)",
+            severity=Severity.INFO,
+            **data,
+        )
+    elif have < need:
         yield finding(
             "THM002",
             msg,
@@ -238,7 +249,17 @@ def ups_capacity(build: Build) -> Iterator[Finding]:
         return
     minutes, how = ups_runtime_min(ups, wall)
     data.update(runtime_min=round(minutes, 1), runtime_from=how)
-    if minutes < UPS_MIN_RUNTIME_MIN:
+    if wall > UPS_WARN_LOADING * ups.watts:
+        yield finding(
+            "UPS001",
+            f"{ups.name} carries {wall:.0f} W = {wall / ups.watts:.0%} of its {ups.watts:.0f} W for "
+            f"~{minutes:.1f} min ({how}); above {UPS_WARN_LOADING:.0%} GPU transients can trip its "
+            "overload protection",
+            f"a UPS of at least {wall / UPS_WARN_LOADING:.0f} W, or lower GPU power limits",
+            severity=Severity.WARNING,
+            **data,
+        )
+    elif minutes < UPS_MIN_RUNTIME_MIN:
         yield finding(
             "UPS001",
             f"{ups.name} carries {wall:.0f} W ({wall / ups.watts:.0%}) but only for ~{minutes:.1f} "

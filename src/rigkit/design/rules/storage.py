@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rigkit.design.model import is_geforce, volumes
 from rigkit.design.registry import Finding, Severity, finding, rule
+from rigkit.errors import RigkitError
 
 if TYPE_CHECKING:
     from rigkit.build import Build
+
+log = logging.getLogger(__name__)
+
+#: a models volume filled past this fraction leaves no room for the next download
+MODEL_STORE_WARN_FILL = 0.8
 
 
 @rule("STO001", "Volume read throughput", "storage", Severity.INFO)
@@ -68,3 +75,57 @@ def no_gds(build: Build) -> Iterator[Finding]:
             "none needed; keep enough RAM for the page cache",
             gpus=len(geforce),
         )
+
+
+def model_files_gb(build: Build) -> dict[str, float]:
+    """GB of weights for each distinct (model, format) the spec's expectations name."""
+    pairs = sorted(
+        {(str(e.get("model")), str(e.get("quant"))) for e in build.expectations if e.get("model")}
+    )
+    if not pairs:
+        return {}
+    from rigkit.catalog.llm import load_llm_catalog, weight_bytes
+
+    cat = load_llm_catalog()
+    return {f"{m} {q}": weight_bytes(cat.model(m), cat.format(q)) / 1e9 for m, q in pairs}
+
+
+@rule("STO004", "Model storage capacity", "storage", Severity.ERROR)
+def model_storage(build: Build) -> Iterator[Finding]:
+    """The models the spec expects to run (its expectations) must fit on the models volume (drives
+    with role 'models'; all drives when none has that role), with room to spare.
+
+    Why: weights are large (a 70B model in FP16 is ~141 GB); a full drive stops the next download.
+    Fix: bigger or more drives for models, or quantised formats.
+    """
+    try:
+        sizes = model_files_gb(build)
+    except RigkitError as err:  # an id the LLM catalog does not know: the estimator reports it
+        log.debug("model sizes unavailable: %s", err)
+        return
+    if not sizes:
+        return
+    drives = [d for d in build.drives if d.role == "models"] or list(build.drives)
+    cap_gb = sum(d.drive.capacity_tb for d in drives) * 1000.0
+    need = sum(sizes.values())
+    listing = ", ".join(f"{k} {v:,.0f} GB" for k, v in sizes.items())
+    data: dict[str, Any] = {
+        "models_gb": round(need, 1),
+        "capacity_gb": cap_gb,
+        "models": {k: round(v, 1) for k, v in sizes.items()},
+    }
+    msg = f"the expected models take {need:,.0f} GB ({listing}) of {cap_gb:,.0f} GB for models"
+    if need > cap_gb:
+        yield finding(
+            "STO004", msg, f"add at least {need - cap_gb:,.0f} GB of model storage", **data
+        )
+    elif need > MODEL_STORE_WARN_FILL * cap_gb:
+        yield finding(
+            "STO004",
+            msg + f" ({need / cap_gb:.0%} full)",
+            "add model storage or keep fewer formats on disk",
+            severity=Severity.WARNING,
+            **data,
+        )
+    else:
+        yield finding("STO004", msg, "none needed", severity=Severity.INFO, **data)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rigkit.bench.qa.match import reported_matches
-from rigkit.bench.qa.result import CheckResult, QaContext, Value, ratio_of
+from rigkit.bench.qa.result import CheckResult, QaContext, Status, Value, ratio_of
 
 CATEGORY = "host"
 GIB = 2**30
@@ -104,6 +104,7 @@ def check_ram(ctx: QaContext) -> CheckResult:
     }
     ratio = ratio_of(visible_gib, installed_gib)
     assert ratio is not None  # memory_gb is positive
+    status: Status
     if ratio < RAM_VISIBLE_MIN:
         reason = (
             f"{visible_gib:.1f} GiB visible, {ratio:.1%} of the spec's {installed_gib:g} GiB: "

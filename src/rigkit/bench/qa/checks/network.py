@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rigkit.bench.qa.result import CheckResult, QaContext, Value, grade, ratio_of
+from rigkit.bench.qa.result import CheckResult, QaContext, Status, Value, grade, ratio_of
 
 CATEGORY = "network"
 IPERF_FAIL_BELOW = 0.50
@@ -66,15 +66,16 @@ def check_links(ifaces: list[Interface], ctx: QaContext) -> list[CheckResult]:
         for i in at_rate:
             free.remove(i)
         expected: dict[str, Value] = {"ports": nic.ports, "speed_mb_s": rated, "nic": nic.name}
-        got: dict[str, Value] = dict(measured)
-        got["ports_at_speed"] = len(at_rate)
         fastest = max((i.speed_mb_s or 0 for i in ifaces), default=0)
+        got: dict[str, Value] = {"speed_mb_s": fastest or None, "ports_at_speed": len(at_rate)}
+        got.update(measured)
         ratio = ratio_of(float(fastest), float(rated))
+        status: Status
         if not at_rate:
             status, reason = (
                 "fail",
                 f"no interface links at {nic.speed_gbe:g} Gb/s for the {nic.name}"
-                + (f" (fastest link {fastest} Mb/s)" if fastest else " (no link up)"),
+                + (f" (fastest link {fastest} Mb/s)" if fastest else " (no link speed reported)"),
             )
         elif len(at_rate) < nic.ports:
             status = "warn"

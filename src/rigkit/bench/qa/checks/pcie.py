@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rigkit.bench.qa.gpu import GpuLoad, load_torch
-from rigkit.bench.qa.result import CheckResult, QaContext, Value, ratio_of
+from rigkit.bench.qa.result import CheckResult, QaContext, Status, Value, ratio_of
 
 CATEGORY = "pcie"
 NVIDIA_VENDOR = "0x10de"
@@ -102,8 +102,24 @@ def check_links(
     links: list[PcieLink], ctx: QaContext, loaded: bool, why_idle: str
 ) -> list[CheckResult]:
     results = []
+    wants = [expected_link(ctx, i) for i in range(len(links))]
+    order = list(range(len(links)))
+    if len({(g, w) for g, w, _ in wants}) > 1:
+        # Slots differ (x16 and x8): the bus order need not follow the spec's GPU order, so pair
+        # the widest links with the widest slots.
+        def capability(i: int) -> float:
+            link = links[i]
+            return link_gb_s(link.max_gen, link.max_width) or 0.0
+
+        def slot_bw(i: int) -> float:
+            return link_gb_s(wants[i][0], wants[i][1]) or 0.0
+
+        by_link = sorted(range(len(links)), key=capability, reverse=True)
+        by_slot = sorted(range(len(links)), key=slot_bw, reverse=True)
+        paired = dict(zip(by_link, by_slot, strict=True))
+        order = [paired[i] for i in range(len(links))]
     for i, link in enumerate(links):
-        want_gen, want_width, slot = expected_link(ctx, i)
+        want_gen, want_width, slot = wants[order[i]]
         measured: dict[str, Value] = {
             "address": link.address,
             "gen": link.gen,
@@ -123,6 +139,7 @@ def check_links(
         predicted: dict[str, Value] = {"link_gb_s": _round(want_bw)}
         got = f"Gen{link.gen} x{link.width}"
         want = f"Gen{want_gen} x{want_width}"
+        status: Status
         short = (link.gen or 0) < want_gen or (link.width or 0) < want_width
         if not short:
             status, reason = "pass", f"{got} as expected in {slot}"

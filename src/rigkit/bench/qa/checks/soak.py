@@ -25,8 +25,8 @@ from rigkit.bench.qa.gpu import (
     load_torch,
     open_probe,
 )
-from rigkit.bench.qa.result import CheckResult, QaContext, Status, Value
-from rigkit.errors import BenchError, MonitorError
+from rigkit.bench.qa.result import CheckResult, QaContext, QaInputError, Status, Value
+from rigkit.errors import MonitorError
 
 if TYPE_CHECKING:
     from rigkit.monitor.sample import GpuSample, Sample
@@ -314,7 +314,7 @@ def load_replay(path: Path) -> list[Sample]:
     try:
         return [s for _, s in iter_replay(path)]
     except MonitorError as err:
-        raise BenchError(f"soak replay: {err}") from err
+        raise QaInputError(f"soak replay: {err}") from err
 
 
 def to_sample(t: float, readings: Sequence[GpuReading], xids: Sequence[tuple[int, int]]) -> Sample:

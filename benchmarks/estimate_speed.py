@@ -1,0 +1,67 @@
+"""Batch-estimate speed: 10,000 cases through `rigkit estimate --batch FILE`, process start included.
+
+    .venv/bin/python benchmarks/estimate_speed.py [--cases 10000] [--target-s 3.0]
+
+Prints the wall time and exits 1 when it exceeds the target (3 s on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = ["llama-3-8b", "llama-3-70b", "llama-3.1-405b", "mixtral-8x7b", "qwen2.5-32b", "gemma-2-27b"]
+QUANTS = ["f16", "q8_0", "q4_k_m"]
+GPUS = ["rtx-4090", "rtx-3090"]
+COUNTS = [1, 2, 4]
+PROMPTS = [128, 512, 2048]
+BATCHES = [1, 4, 16]
+
+
+def cases(n: int) -> list[dict[str, object]]:
+    grid = itertools.product(MODELS, QUANTS, GPUS, COUNTS, PROMPTS, BATCHES)
+    out = []
+    for i, (m, q, g, c, p, b) in enumerate(itertools.cycle(grid)):
+        if i >= n:
+            break
+        out.append({"model": m, "quant": q, "gpu": g, "gpus": c, "engine": "llama.cpp", "prompt": p, "gen": 128 + i % 7, "batch": b, "cpu": "threadripper-pro-7975wx", "ram_gb": 512})
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=10_000)
+    ap.add_argument("--target-s", type=float, default=3.0)
+    args = ap.parse_args()
+    exe = shutil.which("rigkit", path=str(Path(sys.executable).parent)) or "rigkit"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "cases.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            for c in cases(args.cases):
+                fh.write(json.dumps(c) + "\n")
+        t0 = time.perf_counter()
+        res = subprocess.run([exe, "estimate", "--batch", path], capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t0
+    lines = res.stdout.splitlines()
+    errors = sum(1 for line in lines if '"error"' in line[:12])
+    print(f"{args.cases} cases in {wall:.2f} s wall ({args.cases / wall:,.0f} cases/s), {errors} error lines, exit {res.returncode}")
+    if res.returncode != 0 or len(lines) != args.cases:
+        print(f"FAILED: exit {res.returncode}, {len(lines)} lines\n{res.stderr[-2000:]}")
+        return 1
+    if wall > args.target_s:
+        print(f"MISSED target {args.target_s:g} s")
+        return 1
+    print(f"target {args.target_s:g} s: met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""What a build can run: a model x format table and a check of the spec's performance claims.
+
+``plan_capacity(build)`` evaluates every catalog model in the common formats on the build's GPUs
+(llama.cpp with its default layer split, plus vLLM tensor parallel where it loads the format and
+the model fits), each with an 8k-token context, and checks ``build.expectations``. Renderers:
+``capacity_markdown``, ``capacity_html`` (a fragment), ``capacity_rich`` and ``roofline_png``.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rigkit.errors import RigkitError
+from rigkit.estimate.core import estimate
+from rigkit.estimate.result import Estimate
+
+if TYPE_CHECKING:
+    from rigkit.build import Build
+
+LLAMA_FORMATS = ("f16", "q8_0", "q4_k_m")
+VLLM_FORMATS = ("f16", "awq-int4")
+CAPACITY_CTX = 8192
+PROMPT, GEN = 512, 128
+#: an expectation is plausible when it is within this factor of the estimate (model uncertainty
+#: on configurations outside the calibration set)
+TOLERANCE = 0.25
+BOUND_TEXT = {
+    "memory-bandwidth": "GPU memory bandwidth",
+    "compute": "GPU compute",
+    "interconnect": "GPU-to-GPU transfers",
+    "cpu-ram": "CPU RAM bandwidth",
+}
+METRICS = {
+    "decode_tokens_per_s": ("decode_tokens_per_s", "tok/s"),
+    "prefill_tokens_per_s": ("prefill_tokens_per_s", "tok/s"),
+    "load_time_s": ("load_time_s", "s"),
+    "ttft_s": ("ttft_s", "s"),
+}
+
+
+@dataclass(frozen=True)
+class CapacityRow:
+    model: str
+    quant: str
+    engine: str
+    split: str
+    fits: bool
+    offload: bool
+    runnable: bool
+    weights_gb: float
+    memory_gb_per_gpu: float
+    decode_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None
+    max_context: int
+    max_concurrent_8k: int
+    bound: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class ExpectationCheck:
+    claim: str
+    metric: str
+    claimed_min: float | None
+    claimed_max: float | None
+    estimate: float | None
+    unit: str
+    plausible: bool | None  # None: could not be evaluated
+    reason: str
+    source: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    gpu: str
+    gpus: int
+    vram_gb_total: float
+    cpu: str | None
+    ram_gb: float
+    disk_read_gb_s: float | None
+    rows: tuple[CapacityRow, ...]
+    expectations: tuple[ExpectationCheck, ...]
+    assumptions: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpu": self.gpu,
+            "gpus": self.gpus,
+            "vram_gb_total": self.vram_gb_total,
+            "cpu": self.cpu,
+            "ram_gb": self.ram_gb,
+            "disk_read_gb_s": self.disk_read_gb_s,
+            "context_tokens": CAPACITY_CTX,
+            "prompt_tokens": PROMPT,
+            "gen_tokens": GEN,
+            "rows": [r.to_dict() for r in self.rows],
+            "expectations": [e.to_dict() for e in self.expectations],
+            "assumptions": list(self.assumptions),
+        }
+
+
+def models_disk_read_gb_s(build: Build) -> float | None:
+    """Sequential read of the drive (or RAID 0 group) holding models, GB/s; None without drives."""
+    if not build.drives:
+        return None
+    groups: dict[str, float] = {}
+    for i, d in enumerate(build.drives):
+        key = d.raid_group or f"drive-{i}"
+        groups[key] = groups.get(key, 0.0) + d.drive.seq_read_mb_s / 1000.0
+    model_keys = [d.raid_group or f"drive-{i}" for i, d in enumerate(build.drives) if d.role == "models"]
+    if model_keys:
+        return max(groups[k] for k in model_keys)
+    return max(groups.values())
+
+
+def _row(e: Estimate, weights_gb: float) -> CapacityRow:
+    return CapacityRow(
+        model=e.model,
+        quant=e.quant,
+        engine=e.engine,
+        split=e.split,
+        fits=e.fits,
+        offload=e.offload,
+        runnable=e.runnable,
+        weights_gb=weights_gb,
+        memory_gb_per_gpu=e.memory_gb_per_gpu,
+        decode_tokens_per_s=e.decode_tokens_per_s,
+        prefill_tokens_per_s=e.prefill_tokens_per_s,
+        max_context=e.max_context,
+        max_concurrent_8k=e.max_concurrent_sequences,
+        bound=e.bound if e.decode_tokens_per_s is not None else "-",
+    )
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    v = float(f"{x:.{digits}g}")
+    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:g}"
+
+
+def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> ExpectationCheck:
+    claim = str(exp.get("claim") or "")
+    metric = str(exp.get("metric") or "decode_tokens_per_s")
+    lo = exp.get("min")
+    hi = exp.get("max")
+    lo_f = float(lo) if isinstance(lo, int | float) else None
+    hi_f = float(hi) if isinstance(hi, int | float) else None
+    src = exp.get("source")
+    source = str(src) if src is not None else None
+    if metric not in METRICS:
+        return ExpectationCheck(claim, metric, lo_f, hi_f, None, "", None, f"unknown metric {metric!r}", source)
+    attr, unit = METRICS[metric]
+    gpus = exp.get("gpus") or build.gpu_count
+    kw: dict[str, Any] = {
+        "gpus": int(gpus),
+        "engine": str(exp.get("engine") or "llama.cpp"),
+        "split": exp.get("split"),
+        "prompt": int(exp.get("prompt") or PROMPT),
+        "gen": int(exp.get("gen") or GEN),
+        "batch": int(exp.get("batch") or 1),
+    }
+    model, quant = str(exp.get("model")), str(exp.get("quant"))
+    try:
+        e = estimate(model, quant, build.gpus[0].gpu.id, **kw, **common)
+    except RigkitError as err:
+        return ExpectationCheck(claim, metric, lo_f, hi_f, None, unit, None, f"cannot estimate: {err}", source)
+    value = getattr(e, attr)
+    weights_gb = _weights_gb(model, quant)
+    vram = kw["gpus"] * e.vram_gb_per_gpu
+    if not e.runnable:
+        reason = (
+            f"{model} {quant} needs ~{_fmt(weights_gb, 3)} GB of weights; {kw['gpus']}x{e.vram_gb_per_gpu:g} GB = "
+            f"{vram:g} GB: does not fit with {e.engine}"
+        )
+        try:
+            alt = estimate(model, quant, build.gpus[0].gpu.id, gpus=kw["gpus"], prompt=kw["prompt"], gen=kw["gen"], **common)
+        except RigkitError:
+            alt = None
+        if alt is not None and alt.offload and alt.runnable and alt.decode_tokens_per_s:
+            reason += (
+                f"; with llama.cpp CPU offload ({alt.cpu_layers} of {(alt.gpu_layers or 0) + (alt.cpu_layers or 0)} layers "
+                f"on the CPU) decode is bounded by {BOUND_TEXT.get(alt.bound, alt.bound)} at "
+                f"~{_fmt(alt.decode_tokens_per_s, 2)} tok/s"
+            )
+        if metric == "load_time_s":
+            disk_s = dict(e.load_terms)["disk_read_s"]
+            reason += f"; reading {_fmt(weights_gb)} GB from disk alone takes ~{_fmt(disk_s, 2)} s"
+        return ExpectationCheck(claim, metric, lo_f, hi_f, None, unit, False, reason, source)
+    if value is None:
+        return ExpectationCheck(claim, metric, lo_f, hi_f, None, unit, None, "the estimate has no value for this metric", source)
+    ok = True
+    if lo_f is not None and value * (1 + TOLERANCE) < lo_f:
+        ok = False
+    if hi_f is not None and value * (1 - TOLERANCE) > hi_f:
+        ok = False
+    rng = f"{_fmt(lo_f)}-{_fmt(hi_f)}" if lo_f is not None and hi_f is not None else (
+        f">= {_fmt(lo_f)}" if lo_f is not None else f"<= {_fmt(hi_f)}"
+    )
+    reason = f"estimate ~{_fmt(value, 2)} {unit} vs claimed {rng} {unit}"
+    if e.offload:
+        reason += (
+            f"; {e.cpu_layers} of {(e.gpu_layers or 0) + (e.cpu_layers or 0)} layers run from system RAM, "
+            f"decode bounded by {BOUND_TEXT.get(e.bound, e.bound)}"
+        )
+    elif metric.endswith("tokens_per_s"):
+        b = e.bound if metric.startswith("decode") else (e.prefill_bound or "")
+        reason += f"; bounded by {BOUND_TEXT.get(b, b)}"
+    if metric == "load_time_s":
+        terms = dict(e.load_terms)
+        reason += (
+            f" (disk {_fmt(terms['disk_read_s'], 2)} s, host-to-device {_fmt(terms['host_to_device_s'], 2)} s, "
+            f"engine start {_fmt(terms['engine_start_s'], 2)} s)"
+        )
+    reason += f" ({'within' if ok else 'outside'} {int(TOLERANCE * 100)}% of the claim)"
+    return ExpectationCheck(claim, metric, lo_f, hi_f, value, unit, ok, reason, source)
+
+
+def _weights_gb(model: str, quant: str) -> float:
+    from rigkit.estimate.resolve import model_nums
+
+    return model_nums(model, quant).total_bytes / 1e9
+
+
+def plan_capacity(build: Build) -> Capacity:
+    """The model x format table for the build's GPUs and the check of its expectations."""
+    from rigkit.catalog.llm import load_llm_catalog
+
+    if not build.gpus:
+        return Capacity("none", 0, 0.0, build.cpu.id, float(build.memory_gb), None, (), (), ("the build has no GPUs",))
+    gpu = build.gpus[0].gpu
+    n = build.gpu_count
+    disk = models_disk_read_gb_s(build)
+    common: dict[str, Any] = {"cpu": build.cpu.id, "ram_gb": float(build.memory_gb), "disk_read_gb_s": disk}
+    rows: list[CapacityRow] = []
+    assumptions = [
+        f"every row: prompt {PROMPT}, {GEN} generated tokens, batch 1, a {CAPACITY_CTX:,}-token context per sequence",
+        "llama.cpp rows use its default layer split (GPUs in sequence); vLLM rows tensor parallel where they fit",
+    ]
+    if len({g.gpu.id for g in build.gpus}) > 1:
+        assumptions.append(f"mixed GPUs: the table assumes {n}x {gpu.id}")
+    llm = load_llm_catalog()
+    for model_id, arch in llm.models.items():
+        ctx = min(CAPACITY_CTX, arch.max_context)
+        for q in LLAMA_FORMATS:
+            try:
+                e = estimate(model_id, q, gpu.id, gpus=n, prompt=PROMPT, gen=GEN, ctx=ctx, **common)
+            except RigkitError:
+                continue
+            rows.append(_row(e, _weights_gb(model_id, q)))
+        if n >= 1:
+            for q in VLLM_FORMATS:
+                split = "tensor" if arch.n_heads % n == 0 else "pipeline"
+                try:
+                    e = estimate(model_id, q, gpu.id, gpus=n, engine="vllm", split=split, prompt=PROMPT, gen=GEN, ctx=ctx, **common)
+                except RigkitError:
+                    continue
+                if e.fits:
+                    rows.append(_row(e, _weights_gb(model_id, q)))
+    checks = tuple(_check(build, dict(x), common) for x in build.expectations)
+    return Capacity(
+        gpu=gpu.id,
+        gpus=n,
+        vram_gb_total=gpu.vram_gb * n,
+        cpu=build.cpu.id,
+        ram_gb=float(build.memory_gb),
+        disk_read_gb_s=disk,
+        rows=tuple(rows),
+        expectations=checks,
+        assumptions=tuple(assumptions),
+    )
+
+
+# --- renderers -----------------------------------------------------------------------------------
+
+_HEAD = ("model", "format", "engine", "runs", "GB/GPU", "decode tok/s", "prompt tok/s", "max ctx", "8k seqs", "bound")
+
+
+def _verdict(r: CapacityRow) -> str:
+    if r.fits:
+        return "fits"
+    if r.offload and r.runnable:
+        return "offload"
+    return "no"
+
+
+def _cells(r: CapacityRow) -> tuple[str, ...]:
+    eng = r.engine + (f" ({r.split})" if r.split not in ("none", "layer") else "")
+    return (
+        r.model,
+        r.quant,
+        eng,
+        _verdict(r),
+        _fmt(r.memory_gb_per_gpu),
+        _fmt(r.decode_tokens_per_s),
+        _fmt(r.prefill_tokens_per_s),
+        f"{r.max_context:,}" if r.runnable else "-",
+        str(r.max_concurrent_8k) if r.runnable else "-",
+        r.bound,
+    )
+
+
+def _exp_cells(x: ExpectationCheck) -> tuple[str, str, str, str]:
+    verdict = {True: "plausible", False: "NOT plausible", None: "unknown"}[x.plausible]
+    return x.claim, verdict, (f"{_fmt(x.estimate, 2)} {x.unit}" if x.estimate is not None else "-"), x.reason
+
+
+def capacity_markdown(cap: Capacity) -> str:
+    """Markdown section: the table, then the expectation checks."""
+    out = [f"## Capacity: {cap.gpus}x {cap.gpu} ({_fmt(cap.vram_gb_total)} GB VRAM), {_fmt(cap.ram_gb)} GB RAM", ""]
+    out += [f"- {a}" for a in cap.assumptions] + [""]
+    out.append("| " + " | ".join(_HEAD) + " |")
+    out.append("|" + "---|" * len(_HEAD))
+    for r in cap.rows:
+        out.append("| " + " | ".join(_cells(r)) + " |")
+    if cap.expectations:
+        out += ["", "### Performance claims", "", "| claim | verdict | estimate | why |", "|---|---|---|---|"]
+        for x in cap.expectations:
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in _exp_cells(x)) + " |")
+    return "\n".join(out) + "\n"
+
+
+def capacity_html(cap: Capacity) -> str:
+    """HTML fragment (a section with two tables); every value escaped."""
+    e = html.escape
+    parts = [
+        '<section class="capacity">',
+        f"<h2>Capacity: {cap.gpus}x {e(cap.gpu)} ({e(_fmt(cap.vram_gb_total))} GB VRAM), {e(_fmt(cap.ram_gb))} GB RAM</h2>",
+        "<ul>" + "".join(f"<li>{e(a)}</li>" for a in cap.assumptions) + "</ul>",
+        "<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in _HEAD) + "</tr></thead><tbody>",
+    ]
+    for r in cap.rows:
+        cls = _verdict(r)
+        parts.append(f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>")
+    parts.append("</tbody></table>")
+    if cap.expectations:
+        parts.append("<h3>Performance claims</h3><table><thead><tr><th>claim</th><th>verdict</th><th>estimate</th><th>why</th></tr></thead><tbody>")
+        for x in cap.expectations:
+            cls = {True: "plausible", False: "implausible", None: "unknown"}[x.plausible]
+            parts.append(f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _exp_cells(x)) + "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def capacity_rich(cap: Capacity) -> list[Any]:
+    """rich renderables: the capacity table and the claims table."""
+    from rich.table import Table
+
+    t = Table(title=f"Capacity: {cap.gpus}x {cap.gpu}, {CAPACITY_CTX:,}-token context, prompt {PROMPT}, gen {GEN}")
+    for h in _HEAD:
+        t.add_column(h, justify="right" if h not in ("model", "format", "engine", "runs", "bound") else "left")
+    style = {"fits": "green", "offload": "yellow", "no": "red"}
+    for r in cap.rows:
+        t.add_row(*_cells(r), style=style[_verdict(r)])
+    out: list[Any] = [t]
+    if cap.expectations:
+        c = Table(title="Performance claims")
+        for h in ("claim", "verdict", "estimate", "why"):
+            c.add_column(h)
+        for x in cap.expectations:
+            c.add_row(*_exp_cells(x), style={True: "green", False: "red", None: "yellow"}[x.plausible])
+        out.append(c)
+    return out
+
+
+def _roofline_model(cap: Capacity) -> tuple[str, str]:
+    for r in cap.rows:
+        if r.model == "llama-3-70b" and r.quant == "q4_k_m" and r.fits:
+            return r.model, r.quant
+    fitting = [r for r in cap.rows if r.fits and r.engine == "llama.cpp"]
+    if fitting:
+        best = max(fitting, key=lambda r: r.weights_gb)
+        return best.model, best.quant
+    return "llama-3-8b", "q4_k_m"
+
+
+def roofline_png(build: Build, cap: Capacity, model: str | None = None, quant: str | None = None) -> bytes:
+    """Roofline figure (PNG): attainable throughput vs arithmetic intensity for one model.
+
+    Roofs: the GPUs' combined peak bandwidth x intensity and their tensor FLOPS. Points: decode
+    at batch 1..256 (weights read once per step, KV per sequence) and prefill of a 512-token
+    micro-batch, each at its intensity and the throughput the estimator predicts.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rigkit.estimate.resolve import gpu_nums, model_nums
+
+    if model is None or quant is None:
+        model, quant = _roofline_model(cap)
+    m = model_nums(model, quant)
+    g = gpu_nums(build.gpus[0].gpu.id)
+    n = max(1, build.gpu_count)
+    bw = g.bw * n
+    peak = g.f16_acc16 * n
+    weights = m.n_layers * m.layer_bytes + m.out_bytes
+    flops_tok = m.n_layers * m.flops_layer + m.flops_out
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    xs = [0.1 * 1.2**i for i in range(80)]
+    ax.plot(xs, [min(bw * x, peak) / 1e12 for x in xs], color="black", lw=1.5, label=f"roof: {n} GPUs at once (tensor split)")
+    if n > 1:
+        ax.plot(
+            xs, [min(g.bw * x, g.f16_acc16) / 1e12 for x in xs], color="gray", lw=1.2, ls="--",
+            label="roof: one GPU at a time (layer split)",
+        )
+    dec_x, dec_y, labels = [], [], []
+    common: dict[str, Any] = {"cpu": build.cpu.id, "ram_gb": float(build.memory_gb)}
+    for b in (1, 4, 16, 64, 256):
+        ctx = PROMPT + GEN
+        ai = b * flops_tok / (weights + b * m.kv_token_bytes(ctx))
+        try:
+            e = estimate(model, quant, g.id, gpus=n, prompt=PROMPT, gen=GEN, batch=b, ctx=ctx, **common)
+        except RigkitError:
+            continue
+        if e.aggregate_tokens_per_s is None or not e.fits:
+            continue
+        dec_x.append(ai)
+        dec_y.append(e.aggregate_tokens_per_s * flops_tok / 1e12)
+        labels.append(f"decode b={b}")
+    ax.scatter(dec_x, dec_y, color="tab:blue", zorder=3, label="decode (estimate)")
+    for x, y, lab in zip(dec_x, dec_y, labels, strict=True):
+        ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    try:
+        e = estimate(model, quant, g.id, gpus=n, prompt=PROMPT, gen=1, **common)
+        if e.prefill_tokens_per_s:
+            ai = PROMPT * flops_tok / weights
+            ax.scatter([ai], [e.prefill_tokens_per_s * flops_tok / 1e12], color="tab:red", zorder=3, label="prefill 512 (estimate)")
+    except RigkitError:
+        pass
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte of weights + KV read)")
+    ax.set_ylabel("TFLOP/s (all GPUs)")
+    ax.set_title(f"Roofline: {model} {quant} on {n}x {g.id}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

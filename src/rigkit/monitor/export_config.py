@@ -1,0 +1,885 @@
+"""`rigkit monitor export-config`: Prometheus alert rules, their unit tests, a scrape config and a
+Grafana dashboard, all derived from the same alert rules the agent evaluates.
+
+Files written to ``--out``:
+
+* ``rigkit-alerts.yml``: one Prometheus alerting rule per agent rule (same thresholds, same ``for``
+  with a floor of one scrape interval so that one scraped sample never fires an alert; XID rules
+  use the counter ``rigkit_gpu_xid`` and resolve after the same quiet period), plus two rules only
+  Prometheus can evaluate: the agent stopped sampling, and the exporter is down.
+* ``rigkit-alerts.test.yml``: ``promtool test rules`` cases: for every alert, a sustained bad value
+  that fires, a good value that does not, and a one-sample spike that must NOT fire.
+* ``prometheus-scrape.yml``: a complete Prometheus configuration scraping many workstations
+  (file_sd targets with a ``machine`` label, plus this machine as a static target).
+* ``rigkit-targets.yml``: an example file_sd target list.
+* ``grafana-dashboard.json``: a dashboard with ``datasource``, ``machine`` and ``gpu`` variables.
+
+Prometheus rules have no hysteresis; the agent's clear thresholds apply to the agent only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rigkit.build import Build
+    from rigkit.monitor.alerts import AlertRule
+
+JOB = "rigkit"
+SCRAPE_INTERVAL_S = 15
+EVAL_INTERVAL_S = 15
+STALE_AFTER_S = 60
+LOST_LOOKBACK = "1h"
+NAME_LABEL = "NVIDIA GeForce RTX 4090"  # label value used in the generated unit tests only
+
+
+def alert_name(rule_name: str) -> str:
+    """``gpu_temp_high`` -> ``RigkitGpuTempHigh``."""
+    return "Rigkit" + "".join(p[:1].upper() + p[1:] for p in rule_name.split("_") if p)
+
+
+def _num(v: float) -> str:
+    """A PromQL/YAML number without float noise (0.95, not 0.9500000000000001)."""
+    text = f"{v:.10g}"
+    return text
+
+
+def _dur(seconds: float) -> str:
+    if float(seconds).is_integer():
+        s = int(seconds)
+        if s and s % 3600 == 0:
+            return f"{s // 3600}h"
+        if s and s % 60 == 0:
+            return f"{s // 60}m"
+        return f"{s}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+# --- rule translation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromRule:
+    """One Prometheus alert derived from an agent rule."""
+
+    rule: AlertRule
+    alert: str
+    expr: str
+    for_s: float
+
+
+def _metric(expr: str) -> tuple[str, float]:
+    from rigkit.monitor.exporter import DISK_METRICS_PROM, GPU_METRICS_PROM, HOST_METRICS_PROM
+
+    scope, name = expr.split(".", 1)
+    table = {"gpu": GPU_METRICS_PROM, "host": HOST_METRICS_PROM, "disk": DISK_METRICS_PROM}[scope]
+    extra = {
+        "gpu.ecc_uncorrected": ("rigkit_gpu_ecc_uncorrected_errors", 1.0),
+        "gpu.remapped_rows_pending": ("rigkit_gpu_remapped_rows_pending", 1.0),
+    }
+    if expr in extra:
+        return extra[expr]
+    metric, _help, scale = table[name]
+    return metric, scale
+
+
+def _xid_selector(rule: AlertRule) -> str:
+    if rule.codes:
+        return 'xid=~"' + "|".join(str(c) for c in rule.codes) + '"'
+    if rule.exclude_codes:
+        return 'xid!~"' + "|".join(str(c) for c in rule.exclude_codes) + '"'
+    return ""
+
+
+def to_prometheus(rule: AlertRule, min_for_s: float = SCRAPE_INTERVAL_S) -> PromRule | None:
+    """The Prometheus form of ``rule``; None for log-only (info) rules."""
+    if rule.log_only or not rule.enabled:
+        return None
+    name = alert_name(rule.name)
+    level_for = max(rule.for_s, min_for_s)
+    on = f"on(instance, job, gpu) {_metric('gpu.util_pct')[0]}"
+    expr = rule.expr
+    if expr == "gpu.xid":
+        sel = "{" + _xid_selector(rule) + "}"
+        q = _dur(rule.quiet_s)
+        x = f"rigkit_gpu_xid{sel}"
+        promql = f"increase({x}[{q}]) > 0 or ({x} unless {x} offset {q})"
+        return PromRule(rule, name, promql, 0.0)
+    if expr == "gpu.lost":
+        promql = (
+            f"rigkit_gpu_lost == 1 or ((max_over_time(rigkit_gpu_lost[{LOST_LOOKBACK}])"
+            " unless rigkit_gpu_lost) and on(instance, job) (up == 1))"
+        )
+        return PromRule(rule, name, promql, level_for)
+    if expr == "gpu.data_missing":
+        temp = _metric("gpu.temperature_c")[0]
+        promql = f"rigkit_gpu_lost == 0 unless on(instance, job, gpu) {temp}"
+        return PromRule(rule, name, promql, level_for)
+    if expr.startswith("gpu.throttle."):
+        reason = expr[len("gpu.throttle.") :]
+        promql = f'rigkit_gpu_throttle{{reason="{reason}"}} == 1'
+        return PromRule(rule, name, promql, level_for)
+    if expr == "gpu.fan_stopped_under_load":
+        fan, scale = _metric("gpu.fan_pct")
+        util_scale = _metric("gpu.util_pct")[1]
+        thr = _num(float(rule.threshold or 0.0) * scale)
+        load = _num(rule.min_util_pct * util_scale)
+        promql = f"{fan} <= {thr} and {on} >= {load}"
+        return PromRule(rule, name, promql, level_for)
+    if expr == "gpu.pcie_degraded_under_load":
+        gen, width = _metric("gpu.pcie_gen")[0], _metric("gpu.pcie_width")[0]
+        mgen, mwidth = _metric("gpu.pcie_max_gen")[0], _metric("gpu.pcie_max_width")[0]
+        load = _num(rule.min_util_pct * _metric("gpu.util_pct")[1])
+        promql = f"({gen} < {mgen} or {width} < {mwidth}) and {on} >= {load}"
+        return PromRule(rule, name, promql, level_for)
+    if rule.threshold is None:  # pragma: no cover - AlertRule validates this
+        return None
+    metric, scale = _metric(expr)
+    if rule.relative_to is not None:
+        ref = _metric(f"gpu.{rule.relative_to}")[0]
+        off = rule.threshold * scale
+        shifted = ref if off == 0 else f"({ref} {'+' if off > 0 else '-'} {_num(abs(off))})"
+        fallback = rule.effective_threshold(None)
+        promql = f"{metric} {rule.op} {shifted}"
+        if fallback is not None:
+            promql = f"({promql}) or ({metric} {rule.op} {_num(fallback * scale)} unless {ref})"
+        return PromRule(rule, name, promql, level_for)
+    promql = f"{metric} {rule.op} {_num(rule.threshold * scale)}"
+    return PromRule(rule, name, promql, level_for)
+
+
+def _subject_template(rule: AlertRule) -> str:
+    if rule.scope == "gpu":
+        return "{{ $labels.machine }} GPU {{ $labels.gpu }}"
+    if rule.scope == "disk":
+        return "{{ $labels.machine }} disk {{ $labels.disk }}"
+    return "{{ $labels.machine }}"
+
+
+def _annotations(p: PromRule) -> dict[str, str]:
+    what = p.rule.expr
+    if p.rule.is_event:
+        what = "XID {{ $labels.xid }}"
+    return {
+        "summary": p.rule.summary,
+        "description": f"{_subject_template(p.rule)}: {what} (rigkit rule {p.rule.name})",
+    }
+
+
+def _meta_rules() -> list[dict[str, Any]]:
+    return [
+        {
+            "alert": "RigkitSamplesStale",
+            "expr": f"rigkit_sample_age_seconds > {STALE_AFTER_S}",
+            "for": "1m",
+            "labels": {"severity": "critical", "rule": "samples_stale"},
+            "annotations": {
+                "summary": "the rigkit agent stopped producing samples",
+                "description": "{{ $labels.machine }}: latest sample older than "
+                f"{STALE_AFTER_S} s (rigkit rule samples_stale)",
+            },
+        },
+        {
+            "alert": "RigkitExporterDown",
+            "expr": f'up{{job="{JOB}"}} == 0',
+            "for": "2m",
+            "labels": {"severity": "critical", "rule": "exporter_down"},
+            "annotations": {
+                "summary": "the rigkit exporter does not answer scrapes",
+                "description": "{{ $labels.machine }}: /metrics unreachable "
+                "(rigkit rule exporter_down)",
+            },
+        },
+    ]
+
+
+def prometheus_rules(rules: Sequence[AlertRule]) -> dict[str, Any]:
+    """The ``rigkit-alerts.yml`` document."""
+    out: list[dict[str, Any]] = []
+    for r in rules:
+        p = to_prometheus(r)
+        if p is None:
+            continue
+        out.append(
+            {
+                "alert": p.alert,
+                "expr": p.expr,
+                "for": _dur(p.for_s),
+                "labels": {"severity": r.severity, "rule": r.name},
+                "annotations": _annotations(p),
+            }
+        )
+    out += _meta_rules()
+    return {"groups": [{"name": "rigkit", "interval": f"{EVAL_INTERVAL_S}s", "rules": out}]}
+
+
+# --- promtool unit tests ----------------------------------------------------------------------
+
+
+def _labels(i: int, rule: AlertRule) -> dict[str, str]:
+    lab = {"instance": f"ws{i}:9842", "job": JOB, "machine": f"ws{i}"}
+    if rule.scope == "gpu":
+        lab.update(gpu="0", name=NAME_LABEL)
+    return lab
+
+
+def _sel(metric: str, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{metric}{{{inner}}}"
+
+
+N = 40  # samples after the first: 41 samples, 10 minutes at 15 s
+SPIKE_AT = 11  # the spike is sample 11 (t = 165 s)
+
+
+def _steady(v: float) -> str:
+    return f"{_num(v)}x{N}"
+
+
+def _spike(good: float, bad: float) -> str:
+    return f"{_num(good)}x{SPIKE_AT - 1} {_num(bad)} {_num(good)}x{N - SPIKE_AT}"
+
+
+def _bad_good(rule: AlertRule, scale: float) -> tuple[float, float]:
+    """A value that satisfies the rule (at the boundary where the op allows) and one that does not."""
+    thr = float(rule.threshold or 0.0)
+    if rule.relative_to is not None:
+        thr = float(rule.effective_threshold(None) or 0.0)
+    bad = {">=": thr, ">": thr + 1, "<=": thr, "<": thr - 1, "==": thr, "!=": thr + 1}[rule.op]
+    good = {">=": thr - 5, ">": thr - 5, "<=": thr + 5, "<": thr + 5, "==": thr + 5, "!=": thr}[
+        rule.op
+    ]
+    return bad * scale, good * scale
+
+
+@dataclass
+class _Case:
+    series: list[dict[str, str]] = field(default_factory=list)
+    firing: list[dict[str, str]] = field(default_factory=list)  # label sets expected to fire
+    eval_time: str = "10m"
+    also: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)  # (time, firing)
+    # at the spike sample's own evaluation: the sustained ones that already fire, never the spike
+    at_spike: list[dict[str, str]] | None = None
+
+    def add(self, metric: str, labels: dict[str, str], values: str) -> None:
+        self.series.append({"series": _sel(metric, labels), "values": values})
+
+
+def _case(p: PromRule) -> _Case:
+    rule = p.rule
+    c = _Case()
+    up = "up"
+    subjects = [_labels(i, rule) for i in range(1, 5)]
+    for lab in subjects:
+        c.add(up, {k: v for k, v in lab.items() if k in ("instance", "job", "machine")}, "1x110")
+    bad_l, ok_l, spike_l, extra_l = subjects
+    expr = rule.expr
+    if expr == "gpu.xid":
+        codes = list(rule.codes) or [61]
+        other = 13 if 13 not in codes else 79
+        first, later = codes[0], codes[-1]
+        c.eval_time = "12m"
+        c.add("rigkit_gpu_xid", {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x100")
+        c.add("rigkit_gpu_xid", {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x100")
+        c.add("rigkit_gpu_xid", {**ok_l, "xid": str(first)}, "1x110")
+        c.add("rigkit_gpu_xid", {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x100")
+        c.firing = [{**bad_l, "xid": str(first)}, {**spike_l, "xid": str(later)}]
+        c.also = [("25m", [])]  # quiet for more than the quiet period: resolved
+        return c
+    if expr == "gpu.lost":
+        c.add("rigkit_gpu_lost", bad_l, _steady(1))
+        c.add("rigkit_gpu_lost", ok_l, _steady(0))
+        c.add("rigkit_gpu_lost", spike_l, _spike(0, 1))
+        c.add("rigkit_gpu_lost", extra_l, "0x10")  # vanishes after 150 s
+        c.firing = [bad_l, extra_l]
+        c.at_spike = [bad_l]  # the vanished GPU's last value is still within the lookback
+        return c
+    if expr == "gpu.data_missing":
+        temp = _metric("gpu.temperature_c")[0]
+        for lab in (bad_l, ok_l, spike_l):
+            c.add("rigkit_gpu_lost", lab, _steady(0))
+        c.add(temp, ok_l, _steady(60))
+        c.add(temp, spike_l, f"60x{SPIKE_AT - 1} _ 60x{N - SPIKE_AT}")  # one missed reading
+        c.firing = [bad_l]
+        c.at_spike = [bad_l]
+        return c
+    if expr.startswith("gpu.throttle."):
+        reason = expr[len("gpu.throttle.") :]
+        m = "rigkit_gpu_throttle"
+        c.add(m, {**bad_l, "reason": reason}, _steady(1))
+        c.add(m, {**ok_l, "reason": reason}, _steady(0))
+        c.add(m, {**spike_l, "reason": reason}, _spike(0, 1))
+        c.add(m, {**extra_l, "reason": "sw_power_cap"}, _steady(1))
+        c.firing = [{**bad_l, "reason": reason}]
+        c.at_spike = c.firing
+        return c
+    if expr == "gpu.fan_stopped_under_load":
+        fan, util = _metric("gpu.fan_pct")[0], _metric("gpu.util_pct")[0]
+        c.add(fan, bad_l, _steady(0))
+        c.add(util, bad_l, _steady(0.99))
+        c.add(fan, ok_l, _steady(0.6))
+        c.add(util, ok_l, _steady(0.99))
+        c.add(fan, spike_l, _spike(0.6, 0))
+        c.add(util, spike_l, _steady(0.99))
+        c.add(fan, extra_l, _steady(0))  # idle with the fans stopped: normal
+        c.add(util, extra_l, _steady(0))
+        c.firing = [bad_l]
+        c.at_spike = c.firing
+        return c
+    if expr == "gpu.pcie_degraded_under_load":
+        gen, width = _metric("gpu.pcie_gen")[0], _metric("gpu.pcie_width")[0]
+        mgen, mwidth = _metric("gpu.pcie_max_gen")[0], _metric("gpu.pcie_max_width")[0]
+        util = _metric("gpu.util_pct")[0]
+        for lab, g, w, u in (
+            (bad_l, "1", "4", 0.99),
+            (ok_l, "4", "16", 0.99),
+            (extra_l, "1", "16", 0.0),  # idle: links train down to save power
+        ):
+            c.add(gen, lab, f"{g}x{N}")
+            c.add(width, lab, f"{w}x{N}")
+            c.add(util, lab, _steady(u))
+        c.add(gen, spike_l, _spike(4, 1))
+        c.add(width, spike_l, _steady(16))
+        c.add(util, spike_l, _steady(0.99))
+        for lab in subjects:
+            c.add(mgen, lab, _steady(4))
+            c.add(mwidth, lab, _steady(16))
+        c.firing = [bad_l]
+        c.at_spike = c.firing
+        return c
+    metric, scale = _metric(expr)
+    bad, good = _bad_good(rule, scale)
+    if rule.scope == "disk":
+        bad_l, ok_l, spike_l, extra_l = ({**s, "disk": "nvme0n1"} for s in subjects)
+    c.add(metric, bad_l, _steady(bad))
+    c.add(metric, ok_l, _steady(good))
+    c.add(metric, spike_l, _spike(good, bad))
+    c.firing = [bad_l]
+    if rule.relative_to is not None and rule.threshold is not None:
+        # with NVML's own slowdown temperature (84 C) the threshold moves with it
+        ref_metric = _metric(f"gpu.{rule.relative_to}")[0]
+        ref = 84.0
+        c.add(ref_metric, extra_l, _steady(ref))
+        c.add(metric, extra_l, _steady(ref + rule.threshold))
+        c.add(ref_metric, ok_l, _steady(float(rule.ref_default or 0.0)))
+        c.firing = [bad_l, extra_l]
+    c.at_spike = c.firing if p.for_s <= SPIKE_AT * SCRAPE_INTERVAL_S else []
+    return c
+
+
+def _expected(p: PromRule, labels: dict[str, str]) -> dict[str, Any]:
+    lab = {**labels, "severity": p.rule.severity, "rule": p.rule.name}
+    ann = {}
+    for k, v in _annotations(p).items():
+        for name, value in labels.items():
+            v = v.replace(f"{{{{ $labels.{name} }}}}", value)
+        ann[k] = v
+    return {"exp_labels": lab, "exp_annotations": ann}
+
+
+def promtool_tests(
+    rules: Sequence[AlertRule], rule_file: str = "rigkit-alerts.yml"
+) -> dict[str, Any]:
+    """The ``rigkit-alerts.test.yml`` document for ``promtool test rules``."""
+    tests: list[dict[str, Any]] = []
+    for r in rules:
+        p = to_prometheus(r)
+        if p is None:
+            continue
+        c = _case(p)
+        checks = [(c.eval_time, c.firing), *c.also]
+        if c.at_spike is not None:
+            checks.insert(0, (f"{SPIKE_AT * SCRAPE_INTERVAL_S}s", c.at_spike))
+        tests.append(
+            {
+                "name": f"{p.alert}: sustained fires, normal and one-sample spike do not",
+                "interval": f"{SCRAPE_INTERVAL_S}s",
+                "input_series": c.series,
+                "alert_rule_test": [
+                    {
+                        "eval_time": t,
+                        "alertname": p.alert,
+                        "exp_alerts": [_expected(p, lab) for lab in firing],
+                    }
+                    for t, firing in checks
+                ],
+            }
+        )
+    tests += _meta_tests()
+    return {
+        "rule_files": [rule_file],
+        "evaluation_interval": f"{EVAL_INTERVAL_S}s",
+        "tests": tests,
+    }
+
+
+def _meta_tests() -> list[dict[str, Any]]:
+    lab = [{"instance": f"ws{i}:9842", "job": JOB, "machine": f"ws{i}"} for i in (1, 2, 3)]
+
+    def exp(rule: str, labels: dict[str, str], summary: str, desc: str) -> dict[str, Any]:
+        return {
+            "exp_labels": {**labels, "severity": "critical", "rule": rule},
+            "exp_annotations": {
+                "summary": summary,
+                "description": desc.replace("{{ $labels.machine }}", labels["machine"]),
+            },
+        }
+
+    meta = {m["alert"]: m for m in _meta_rules()}
+    stale, down = meta["RigkitSamplesStale"], meta["RigkitExporterDown"]
+    return [
+        {
+            "name": "RigkitSamplesStale: an agent that stops sampling",
+            "interval": f"{SCRAPE_INTERVAL_S}s",
+            "input_series": [
+                # age grows 15 s per scrape from 0 (stuck) / stays ~1 s / one slow tick
+                {"series": _sel("rigkit_sample_age_seconds", lab[0]), "values": "0+15x40"},
+                {"series": _sel("rigkit_sample_age_seconds", lab[1]), "values": "1x40"},
+                {
+                    "series": _sel("rigkit_sample_age_seconds", lab[2]),
+                    "values": f"1x{SPIKE_AT - 1} 90 1x{N - SPIKE_AT}",
+                },
+            ],
+            "alert_rule_test": [
+                {
+                    # the slow tick (90 s) is pending at its own evaluation, never firing
+                    "eval_time": f"{SPIKE_AT * SCRAPE_INTERVAL_S}s",
+                    "alertname": "RigkitSamplesStale",
+                    "exp_alerts": [
+                        exp(
+                            "samples_stale",
+                            lab[0],
+                            stale["annotations"]["summary"],
+                            stale["annotations"]["description"],
+                        )
+                    ],
+                },
+                {
+                    "eval_time": "10m",
+                    "alertname": "RigkitSamplesStale",
+                    "exp_alerts": [
+                        exp(
+                            "samples_stale",
+                            lab[0],
+                            stale["annotations"]["summary"],
+                            stale["annotations"]["description"],
+                        )
+                    ],
+                },
+            ],
+        },
+        {
+            "name": "RigkitExporterDown: a workstation that stops answering",
+            "interval": f"{SCRAPE_INTERVAL_S}s",
+            "input_series": [
+                {"series": _sel("up", lab[0]), "values": "1x10 0x30"},
+                {"series": _sel("up", lab[1]), "values": "1x40"},
+                {"series": _sel("up", lab[2]), "values": f"1x{SPIKE_AT - 1} 0 1x{N - SPIKE_AT}"},
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": f"{SPIKE_AT * SCRAPE_INTERVAL_S}s",
+                    "alertname": "RigkitExporterDown",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "10m",
+                    "alertname": "RigkitExporterDown",
+                    "exp_alerts": [
+                        exp(
+                            "exporter_down",
+                            lab[0],
+                            down["annotations"]["summary"],
+                            down["annotations"]["description"],
+                        )
+                    ],
+                },
+            ],
+        },
+    ]
+
+
+# --- scrape config ----------------------------------------------------------------------------
+
+
+def scrape_config(rule_file: str = "rigkit-alerts.yml") -> dict[str, Any]:
+    """A complete Prometheus configuration for many workstations (``promtool check config``)."""
+    return {
+        "global": {
+            "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+            "evaluation_interval": f"{EVAL_INTERVAL_S}s",
+        },
+        "rule_files": [rule_file],
+        "scrape_configs": [
+            {
+                "job_name": JOB,
+                "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+                "scrape_timeout": "5s",
+                "metrics_path": "/metrics",
+                # One entry per workstation: {targets: [host:9842], labels: {machine: name}}.
+                "file_sd_configs": [{"files": ["rigkit-targets*.yml"], "refresh_interval": "1m"}],
+                "static_configs": [
+                    {"targets": ["127.0.0.1:9842"], "labels": {"machine": "localhost"}}
+                ],
+                "relabel_configs": [
+                    {
+                        # no machine label given: use the target's host name
+                        "source_labels": ["machine", "__address__"],
+                        "separator": ";",
+                        "regex": ";([^:]+)(:[0-9]+)?",
+                        "target_label": "machine",
+                        "replacement": "$1",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def example_targets() -> list[dict[str, Any]]:
+    """An example ``rigkit-targets.yml`` (file_sd) listing workstations."""
+    return [
+        {"targets": ["ws-4x4090.lan:9842"], "labels": {"machine": "ws-4x4090"}},
+        {"targets": ["ws-2x3090.lan:9842"], "labels": {"machine": "ws-2x3090"}},
+    ]
+
+
+# --- Grafana ----------------------------------------------------------------------------------
+
+
+def _panel(
+    pid: int,
+    title: str,
+    targets: list[tuple[str, str]],
+    grid: tuple[int, int, int, int],
+    unit: str = "short",
+    kind: str = "timeseries",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    x, y, w, h = grid
+    panel: dict[str, Any] = {
+        "id": pid,
+        "type": kind,
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "expr": expr,
+                "legendFormat": legend,
+            }
+            for i, (expr, legend) in enumerate(targets)
+        ],
+    }
+    if extra:
+        panel.update(extra)
+    return panel
+
+
+def grafana_dashboard() -> dict[str, Any]:
+    """A Grafana dashboard (schema 39) over the exporter's metrics."""
+    g = 'machine=~"$machine", gpu=~"$gpu"'
+    m = 'machine=~"$machine"'
+    leg = "{{machine}} GPU {{gpu}}"
+    panels = [
+        _panel(
+            1,
+            "GPU temperature vs slowdown",
+            [
+                (f"rigkit_gpu_temperature_celsius{{{g}}}", leg),
+                (f"rigkit_gpu_slowdown_temperature_celsius{{{g}}}", leg + " slowdown"),
+            ],
+            (0, 0, 12, 8),
+            "celsius",
+        ),
+        _panel(
+            2,
+            "GPU power vs limit",
+            [
+                (f"rigkit_gpu_power_watts{{{g}}}", leg),
+                (f"rigkit_gpu_power_limit_watts{{{g}}}", leg + " limit"),
+            ],
+            (12, 0, 12, 8),
+            "watt",
+        ),
+        _panel(
+            3,
+            "Clocks",
+            [
+                (f"rigkit_gpu_sm_clock_hertz{{{g}}}", leg + " SM"),
+                (f"rigkit_gpu_memory_clock_hertz{{{g}}}", leg + " memory"),
+            ],
+            (0, 8, 12, 8),
+            "hertz",
+        ),
+        _panel(
+            4,
+            "Utilisation and fan",
+            [
+                (f"rigkit_gpu_utilization_ratio{{{g}}}", leg + " util"),
+                (f"rigkit_gpu_fan_speed_ratio{{{g}}}", leg + " fan"),
+            ],
+            (12, 8, 12, 8),
+            "percentunit",
+        ),
+        _panel(
+            5,
+            "GPU memory used",
+            [
+                (f"rigkit_gpu_memory_used_bytes{{{g}}}", leg),
+                (f"rigkit_gpu_memory_total_bytes{{{g}}}", leg + " total"),
+            ],
+            (0, 16, 12, 8),
+            "bytes",
+        ),
+        _panel(
+            6,
+            "Throttle (clock-event) reasons",
+            [(f"rigkit_gpu_throttle{{{g}}} == 1", leg + " {{reason}}")],
+            (12, 16, 12, 8),
+            "bool",
+            "state-timeline",
+        ),
+        _panel(
+            7,
+            "XIDs in the last hour",
+            [(f"increase(rigkit_gpu_xid{{{g}}}[1h])", leg + " XID {{xid}}")],
+            (0, 24, 8, 8),
+            "short",
+            "stat",
+        ),
+        _panel(
+            8,
+            "Active alerts",
+            [
+                (
+                    f'ALERTS{{alertstate="firing", alertname=~"Rigkit.*", {m}}}',
+                    "{{alertname}} {{machine}} {{gpu}}",
+                ),
+                (
+                    f"rigkit_alert_active{{{m}}}",
+                    "agent: {{rule}} {{machine}} {{gpu}}",
+                ),
+            ],
+            (8, 24, 8, 8),
+            "short",
+            "table",
+            {"options": {"showHeader": True}},
+        ),
+        _panel(
+            9,
+            "Sample freshness",
+            [(f"rigkit_sample_age_seconds{{{m}}}", "{{machine}}")],
+            (16, 24, 8, 8),
+            "s",
+            "stat",
+            {
+                "fieldConfig": {
+                    "defaults": {
+                        "unit": "s",
+                        "thresholds": {
+                            "mode": "absolute",
+                            "steps": [
+                                {"color": "green", "value": None},
+                                {"color": "orange", "value": 5},
+                                {"color": "red", "value": STALE_AFTER_S},
+                            ],
+                        },
+                    },
+                    "overrides": [],
+                }
+            },
+        ),
+        _panel(
+            10,
+            "PCIe link (current / max generation)",
+            [
+                (f"rigkit_gpu_pcie_link_generation{{{g}}}", leg + " gen"),
+                (f"rigkit_gpu_pcie_link_width{{{g}}}", leg + " width"),
+            ],
+            (0, 32, 12, 8),
+        ),
+        _panel(
+            11,
+            "Host: CPU temperature, memory, disks",
+            [
+                (f"rigkit_host_cpu_temperature_celsius{{{m}}}", "{{machine}} CPU"),
+                (f"rigkit_disk_temperature_celsius{{{m}}}", "{{machine}} {{disk}}"),
+            ],
+            (12, 32, 12, 8),
+            "celsius",
+        ),
+    ]
+    ds = {"type": "prometheus", "uid": "${datasource}"}
+    return {
+        "title": "rigkit: GPU workstation health",
+        "uid": "rigkit-health",
+        "tags": ["rigkit", "gpu"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Data source",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                },
+                {
+                    "name": "machine",
+                    "label": "Machine",
+                    "type": "query",
+                    "datasource": ds,
+                    "query": {
+                        "query": "label_values(rigkit_samples, machine)",
+                        "refId": "machine",
+                    },
+                    "definition": "label_values(rigkit_samples, machine)",
+                    "refresh": 2,
+                    "includeAll": True,
+                    "multi": True,
+                    "current": {},
+                    "hide": 0,
+                },
+                {
+                    "name": "gpu",
+                    "label": "GPU",
+                    "type": "query",
+                    "datasource": ds,
+                    "query": {
+                        "query": 'label_values(rigkit_gpu_lost{machine=~"$machine"}, gpu)',
+                        "refId": "gpu",
+                    },
+                    "definition": 'label_values(rigkit_gpu_lost{machine=~"$machine"}, gpu)',
+                    "refresh": 2,
+                    "includeAll": True,
+                    "multi": True,
+                    "current": {},
+                    "hide": 0,
+                },
+            ]
+        },
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+# --- writing + CLI ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: str
+    files: tuple[str, ...]
+    alerts: int
+    tests: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": self.out_dir,
+            "files": list(self.files),
+            "alerts": self.alerts,
+            "tests": self.tests,
+        }
+
+
+_HEADER = (
+    "# Generated by `rigkit monitor export-config` from rigkit's alert rules{src}.\n"
+    "# Regenerate instead of editing; override rules with a YAML file (--rules).\n"
+)
+
+
+def write_config(
+    out_dir: str | Path, rules: Sequence[AlertRule], source: str | None = None
+) -> ExportResult:
+    """Write every file into ``out_dir``; returns what was written."""
+    import yaml
+
+    from rigkit.errors import MonitorError
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MonitorError(f"cannot create {out}: {err.strerror or err}") from err
+    header = _HEADER.format(src=f" for {source}" if source else "")
+    alerts = prometheus_rules(rules)
+    tests = promtool_tests(rules)
+    docs: dict[str, str] = {
+        "rigkit-alerts.yml": header + yaml.safe_dump(alerts, sort_keys=False, width=100),
+        "rigkit-alerts.test.yml": header + yaml.safe_dump(tests, sort_keys=False, width=100),
+        "prometheus-scrape.yml": header
+        + yaml.safe_dump(scrape_config(), sort_keys=False, width=100),
+        "rigkit-targets.yml": "# Example file_sd targets: one entry per workstation.\n"
+        + yaml.safe_dump(example_targets(), sort_keys=False),
+        "grafana-dashboard.json": json.dumps(grafana_dashboard(), indent=2) + "\n",
+    }
+    written = []
+    for name, text in docs.items():
+        path = out / name
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise MonitorError(f"cannot write {path}: {err.strerror or err}") from err
+        written.append(str(path))
+    return ExportResult(
+        out_dir=str(out),
+        files=tuple(written),
+        alerts=len(alerts["groups"][0]["rules"]),
+        tests=len(tests["tests"]),
+    )
+
+
+def register_export_config(monitor_app: typer.Typer) -> None:
+    """Add ``rigkit monitor export-config`` to the monitor sub-app."""
+
+    @monitor_app.command("export-config")
+    def export_config(
+        spec: Path | None = typer.Option(
+            None, "--spec", help="Build spec: thresholds from its GPUs' catalog entries."
+        ),
+        out: Path = typer.Option(
+            Path("rigkit-prometheus"), "--out", help="Directory to write the files into."
+        ),
+        rules: Path | None = typer.Option(
+            None, "--rules", help="YAML overrides (`rules:`), as for `monitor run`."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+    ) -> None:
+        """Write Prometheus alert rules (+ promtool tests), a scrape config and a Grafana
+        dashboard derived from the agent's alert rules."""
+        from rigkit.monitor.alerts import load_rules
+
+        build: Build | None = None
+        if spec is not None:
+            from rigkit.monitor.agent import load_build
+
+            build = load_build(spec)
+        result = write_config(out, load_rules(rules, build), source=str(spec) if spec else None)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+            return
+        typer.echo(f"wrote {len(result.files)} files to {result.out_dir}:")
+        for f in result.files:
+            typer.echo(f"  {f}")
+        typer.echo(
+            f"{result.alerts} alerts, {result.tests} promtool test groups. Check with:\n"
+            f"  promtool check rules {result.out_dir}/rigkit-alerts.yml\n"
+            f"  (cd {result.out_dir} && promtool test rules rigkit-alerts.test.yml)"
+        )

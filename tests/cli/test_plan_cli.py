@@ -1,0 +1,146 @@
+"""`rigkit plan` and `rigkit rules`: formats, exit statuses, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rigkit.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+REF = ROOT / "examples" / "reference-4x4090.yaml"
+REF_20A = ROOT / "examples" / "reference-4x4090-20a.yaml"
+OK = ROOT / "tests" / "fixtures" / "specs" / "rules" / "ok-2x4090.yaml"
+BAD = ROOT / "tests" / "fixtures" / "specs" / "bad"
+
+runner = CliRunner()
+
+
+def plan_json(spec: Path) -> tuple[int, dict[str, object]]:
+    res = runner.invoke(app, ["plan", str(spec), "--format", "json"])
+    return res.exit_code, json.loads(res.stdout)
+
+
+def by_rule(doc: dict[str, object], code: str) -> list[dict[str, object]]:
+    findings = doc["findings"]
+    assert isinstance(findings, list)
+    return [f for f in findings if f["rule"] == code]
+
+
+def test_rules_json_lists_every_rule() -> None:
+    res = runner.invoke(app, ["rules", "--format", "json"])
+    assert res.exit_code == 0
+    rules = json.loads(res.stdout)
+    assert len(rules) >= 30
+    assert {"code", "name", "category", "severity", "doc"} <= set(rules[0])
+    codes = [r["code"] for r in rules]
+    assert codes == sorted(codes) and len(codes) == len(set(codes))
+
+
+def test_rules_text() -> None:
+    res = runner.invoke(app, ["rules"])
+    assert res.exit_code == 0
+    assert "CIR001" in res.stdout and "design rules" in res.stdout
+
+
+@pytest.mark.skipif(not REF.exists(), reason="reference example not present")
+def test_reference_build_plan_json() -> None:
+    code, doc = plan_json(REF)
+    assert code == 1  # error findings
+    assert {"build", "ok", "counts", "summary", "findings"} <= set(doc)
+    s = doc["summary"]
+    assert isinstance(s, dict)
+    for key in (
+        "sustained_power_w",
+        "peak_power_w",
+        "wall_power_w",
+        "heat_btu_h",
+        "total_vram_gb",
+        "total_cost_usd",
+    ):
+        assert key in s
+    assert s["total_vram_gb"] == 96  # 4 x 24 GB
+    # the heat is the wall power: BTU/h = W x 3.412
+    assert s["heat_btu_h"] == pytest.approx(s["wall_power_w"] * 3.412, abs=1)
+    # default site: 120 V 15 A shared -> 1440 W usable; 4 x 450 W of GPUs alone exceed it
+    (cir,) = by_rule(doc, "CIR001")
+    assert cir["severity"] == "error"
+    assert cir["data"]["usable_w"] == 1440  # 120 x 15 x 0.8
+    # room cooling not stated, 3-slot cards overlap, no P2P on GeForce
+    assert by_rule(doc, "HVC001")[0]["severity"] == "warning"
+    assert any(f["severity"] == "error" for f in by_rule(doc, "CLR001"))
+    assert by_rule(doc, "ICN001")[0]["severity"] == "warning"
+
+
+@pytest.mark.skipif(not REF_20A.exists(), reason="20 A example not present")
+def test_reference_on_a_dedicated_20a_circuit_is_still_over() -> None:
+    code, doc = plan_json(REF_20A)
+    (cir,) = by_rule(doc, "CIR001")
+    assert cir["data"]["usable_w"] == 1920  # 120 x 20 x 0.8
+    # four 450 W GPUs (1800 W DC) plus a 350 W CPU are > 2150 W DC before PSU losses: > 1920 W
+    assert cir["data"]["wall_w"] > 2150
+    assert cir["severity"] == "error"
+    assert code == 1
+
+
+def test_passing_build_exits_0() -> None:
+    code, doc = plan_json(OK)
+    assert code == 0
+    assert doc["ok"] is True
+    assert doc["counts"]["error"] == 0  # type: ignore[index]
+    (cir,) = by_rule(doc, "CIR001")
+    assert cir["data"]["usable_w"] == 3840  # 240 x 20 x 0.8
+
+
+def test_text_and_markdown_formats() -> None:
+    res = runner.invoke(app, ["plan", str(OK)])
+    assert res.exit_code == 0
+    assert "no errors" in res.stdout
+    res = runner.invoke(app, ["plan", str(OK), "--format", "markdown"])
+    assert res.exit_code == 0
+    assert res.stdout.startswith("# Plan: Two RTX 4090 on WRX90")
+
+
+def test_out_writes_reports(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["plan", str(OK), "--format", "json", "--out", str(tmp_path)])
+    assert res.exit_code == 0
+    json.loads(res.stdout)  # stdout stays one JSON document
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    assert (tmp_path / "report.md").read_text().startswith("# Plan:")
+
+
+def _rigkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from rigkit.cli.main import run; run()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [BAD / "unknown-id.yaml", BAD / "malformed.yaml", ROOT / "no-such-spec.yaml"],
+    ids=["unknown-id", "malformed", "missing"],
+)
+def test_bad_input_is_one_line_and_exit_2(spec: Path) -> None:
+    if spec.parent == BAD and not spec.exists():
+        pytest.skip("bad fixture not present")
+    proc = _rigkit("plan", str(spec))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rigkit: error:")
+
+
+def test_exit_1_through_the_console_entry() -> None:
+    proc = _rigkit("plan", str(REF), "--format", "json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["ok"] is False

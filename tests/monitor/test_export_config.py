@@ -1,0 +1,209 @@
+"""`rigkit monitor export-config`: Prometheus rules + promtool tests, scrape config, Grafana JSON.
+
+The promtool checks run when Debian's `prometheus` package (promtool) is installed, as in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rigkit.cli.main import app
+from rigkit.monitor.alerts import default_rules, load_rules
+from rigkit.monitor.export_config import (
+    alert_name,
+    grafana_dashboard,
+    prometheus_rules,
+    promtool_tests,
+    scrape_config,
+    to_prometheus,
+    write_config,
+)
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)"
+)
+
+
+def alerts_by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for r in doc["groups"][0]["rules"]}
+
+
+def test_one_alert_per_rule_plus_staleness_and_exporter_down() -> None:
+    rules = default_rules(None)
+    doc = alerts_by_name(prometheus_rules(rules))
+    info = [r.name for r in rules if r.severity == "info"]
+    assert info == ["gpu_xid_application"]  # log-only: no Prometheus alert
+    assert len(doc) == len(rules) - 1 + 2
+    assert "RigkitGpuXidApplication" not in doc
+    assert {"RigkitSamplesStale", "RigkitExporterDown"} <= set(doc)
+    assert alert_name("gpu_temp_high") == "RigkitGpuTempHigh"
+
+
+def test_same_thresholds_and_durations_as_the_agent() -> None:
+    doc = alerts_by_name(prometheus_rules(default_rules(None)))
+    high = doc["RigkitGpuTempHigh"]
+    # slowdown - 5 from NVML's own threshold, else the fallback 88 - 5 = 83 C; for 60 s
+    assert high["expr"] == (
+        "(rigkit_gpu_temperature_celsius >= (rigkit_gpu_slowdown_temperature_celsius - 5)) or "
+        "(rigkit_gpu_temperature_celsius >= 83 unless rigkit_gpu_slowdown_temperature_celsius)"
+    )
+    assert high["for"] == "1m"
+    assert high["labels"] == {"severity": "warning", "rule": "gpu_temp_high"}
+    # percentages become Prometheus ratios: 95% -> 0.95, 10% -> 0.1, 50% load -> 0.5
+    assert doc["RigkitHostMemHigh"]["expr"] == "rigkit_host_memory_used_ratio >= 0.95"
+    assert doc["RigkitHostMemHigh"]["for"] == "5m"  # 300 s
+    assert doc["RigkitDiskFreeLow"]["expr"] == "rigkit_disk_free_ratio < 0.1"
+    assert doc["RigkitGpuFanStopped"]["expr"] == (
+        "rigkit_gpu_fan_speed_ratio <= 0 and on(instance, job, gpu) "
+        "rigkit_gpu_utilization_ratio >= 0.5"
+    )
+    assert doc["RigkitHostCpuTempHigh"]["expr"] == "rigkit_host_cpu_temperature_celsius >= 90"
+    assert doc["RigkitDiskTempHigh"]["for"] == "2m"  # 120 s
+
+
+def test_for_floor_is_one_scrape_and_xids_are_events() -> None:
+    doc = alerts_by_name(prometheus_rules(default_rules(None)))
+    # for 0 s in the agent (two samples) -> 15 s in Prometheus (two 15 s scrapes)
+    assert doc["RigkitGpuLost"]["for"] == "15s"
+    assert doc["RigkitGpuEccUncorrected"]["for"] == "15s"
+    xid = doc["RigkitGpuXidCritical"]
+    assert xid["for"] == "0s"
+    assert 'xid=~"48|62|64|74|79|94|95|119|120"' in xid["expr"]
+    assert "[10m]" in xid["expr"] and "offset 10m" in xid["expr"]  # quiet period 600 s
+    assert 'xid!~"48|62|64|74|79|94|95|119|120|13|31|43|63|92"' in doc["RigkitGpuXidOther"]["expr"]
+
+
+def test_overrides_flow_into_prometheus(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(
+        "rules:\n  gpu_temp_high: {threshold: -10, for: 3m}\n  gpu_lost: {enabled: false}\n",
+        encoding="utf-8",
+    )
+    doc = alerts_by_name(prometheus_rules(load_rules(f, None)))
+    assert "slowdown_temperature_celsius - 10" in doc["RigkitGpuTempHigh"]["expr"]
+    assert ">= 78 unless" in doc["RigkitGpuTempHigh"]["expr"]  # 88 - 10
+    assert doc["RigkitGpuTempHigh"]["for"] == "3m"
+    assert "RigkitGpuLost" not in doc
+
+
+def test_every_alert_has_a_firing_a_quiet_and_a_spike_case() -> None:
+    rules = default_rules(None)
+    tests = promtool_tests(rules)
+    names = {t["name"].split(":")[0] for t in tests["tests"]}
+    exported = {p.alert for r in rules if (p := to_prometheus(r)) is not None}
+    assert exported | {"RigkitSamplesStale", "RigkitExporterDown"} == names
+    for t in tests["tests"]:
+        checks = t["alert_rule_test"]
+        assert any(c["exp_alerts"] for c in checks), t["name"]  # something fires
+        series = [s["series"] for s in t["input_series"]]
+        if "Xid" not in t["name"]:
+            # a series with one bad sample at 165 s (sample 11), never among the firing ones
+            spikes = [s for s in t["input_series"] if s["values"].count(" ") == 2]
+            assert spikes, t["name"]
+            assert any(c["eval_time"] == "165s" for c in checks), t["name"]
+        assert series
+
+
+def test_grafana_dashboard_has_variables_and_panels() -> None:
+    d = json.loads(json.dumps(grafana_dashboard()))
+    assert [v["name"] for v in d["templating"]["list"]] == ["datasource", "machine", "gpu"]
+    titles = " | ".join(p["title"] for p in d["panels"])
+    for needle in (
+        "temperature",
+        "power vs limit",
+        "Clocks",
+        "Utilisation",
+        "memory",
+        "Throttle",
+        "XID",
+        "alerts",
+        "freshness",
+    ):
+        assert needle in titles
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in d["panels"]:
+        assert p["datasource"]["uid"] == "${datasource}"
+        for t in p["targets"]:
+            assert "$machine" in t["expr"], p["title"]
+
+
+def test_scrape_config_labels_machines() -> None:
+    cfg = scrape_config()
+    job = cfg["scrape_configs"][0]
+    assert job["job_name"] == "rigkit"
+    assert job["file_sd_configs"][0]["files"] == ["rigkit-targets*.yml"]
+    assert job["static_configs"][0]["labels"] == {"machine": "localhost"}
+    assert cfg["rule_files"] == ["rigkit-alerts.yml"]
+
+
+def test_cli_writes_the_files(tmp_path: Path) -> None:
+    out = tmp_path / "prom"
+    result = CliRunner().invoke(app, ["monitor", "export-config", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    names = sorted(Path(f).name for f in info["files"])
+    assert names == [
+        "grafana-dashboard.json",
+        "prometheus-scrape.yml",
+        "rigkit-alerts.test.yml",
+        "rigkit-alerts.yml",
+        "rigkit-targets.yml",
+    ]
+    assert info["alerts"] == len(default_rules(None)) - 1 + 2  # 21 exported + 2 meta = 22
+    doc = yaml.safe_load((out / "rigkit-alerts.yml").read_text(encoding="utf-8"))
+    assert len(doc["groups"][0]["rules"]) == info["alerts"]
+
+
+def test_cli_bad_rules_file_is_exit_2(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text("rules: {gpu_temp_high: {bogus: 1}}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["monitor", "export-config", "--out", str(tmp_path / "o"), "--rules", str(f)]
+    )
+    assert result.exit_code != 0
+    assert "unknown setting(s) bogus" in str(result.exception)
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@needs_promtool
+def test_promtool_checks_and_unit_tests_pass(tmp_path: Path) -> None:
+    write_config(tmp_path, default_rules(None))
+    r = promtool("check", "rules", "rigkit-alerts.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "22 rules found" in r.stdout  # 21 agent rules + stale + exporter down
+    r = promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = promtool("check", "config", "prometheus-scrape.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@needs_promtool
+def test_promtool_tests_catch_a_rule_without_for(tmp_path: Path) -> None:
+    # The unit tests must be able to fail: drop the `for` of the hw_slowdown alert and the
+    # one-sample spike at 165 s fires, which the generated test forbids.
+    write_config(tmp_path, default_rules(None))
+    path = tmp_path / "rigkit-alerts.yml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for r in doc["groups"][0]["rules"]:
+        if r["alert"] == "RigkitGpuHwSlowdown":
+            r["for"] = "0s"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    r = promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
+    assert r.returncode != 0
+    assert "RigkitGpuHwSlowdown" in r.stdout + r.stderr

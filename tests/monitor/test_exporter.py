@@ -1,0 +1,125 @@
+"""The Prometheus exporter: names, units, freshness, HTTP, and scrapes that never touch sources."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from rigkit.errors import MonitorError
+from rigkit.monitor.exporter import ExporterCache, ExporterServer, parse_listen
+from rigkit.monitor.sample import DiskSample, Event, GpuSample, HostSample, Sample
+
+
+def _sample(t: float = 50.0, xid: tuple[int, ...] = ()) -> Sample:
+    return Sample(
+        t=t,
+        gpus=(
+            GpuSample(
+                index=0,
+                name="NVIDIA GeForce RTX 4090",
+                temperature_c=71,
+                power_w=402.5,
+                fan_pct=64,
+                sm_clock_mhz=2520,
+                util_pct=99,
+                mem_used_mib=21000,
+                throttle_reasons=("sw_power_cap",),
+                xid=xid,
+            ),
+            GpuSample.lost_gpu(1, name="NVIDIA GeForce RTX 4090"),
+        ),
+        host=HostSample(cpu_temp_c=68, mem_used_pct=41, disks=(DiskSample("nvme0n1", temp_c=52, wear_pct=3),)),
+        source="test",
+        wall_time=1000.0,
+    )
+
+
+def _values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+G0 = (("gpu", "0"), ("name", "NVIDIA GeForce RTX 4090"))
+
+
+def test_metric_values_are_in_base_units() -> None:
+    now = [1002.5]
+    cache = ExporterCache(clock=lambda: now[0])
+    alert = Event(40.0, "raised", "gpu_temp_high", "warning", 0, "hot")
+    cache.update(_sample(), [alert])
+    v = _values(cache.render().decode())
+    assert v[("rigkit_gpu_temperature_celsius", G0)] == 71
+    assert v[("rigkit_gpu_power_watts", G0)] == 402.5
+    assert v[("rigkit_gpu_fan_speed_ratio", G0)] == pytest.approx(0.64)  # 64 % -> 0.64
+    assert v[("rigkit_gpu_sm_clock_hertz", G0)] == 2520e6  # 2520 MHz
+    assert v[("rigkit_gpu_memory_used_bytes", G0)] == 21000 * 1048576  # MiB -> bytes
+    assert v[("rigkit_gpu_throttle", (*G0, ("reason", "sw_power_cap")))] == 1
+    assert v[("rigkit_gpu_throttle", (*G0, ("reason", "hw_slowdown")))] == 0
+    assert v[("rigkit_gpu_lost", (("gpu", "1"), ("name", "NVIDIA GeForce RTX 4090")))] == 1
+    assert v[("rigkit_host_cpu_temperature_celsius", ())] == 68
+    assert v[("rigkit_host_memory_used_ratio", ())] == pytest.approx(0.41)
+    assert v[("rigkit_disk_wear_ratio", (("disk", "nvme0n1"),))] == pytest.approx(0.03)
+    assert v[("rigkit_alert_active", (("gpu", "0"), ("rule", "gpu_temp_high"), ("severity", "warning")))] == 1
+    assert v[("rigkit_last_sample_timestamp_seconds", ())] == 1000.0
+    # age is computed at scrape time: 1002.5 - 1000.0
+    assert v[("rigkit_sample_age_seconds", ())] == pytest.approx(2.5)
+    now[0] = 1010.0
+    assert _values(cache.render().decode())[("rigkit_sample_age_seconds", ())] == pytest.approx(10.0)
+    # a lost GPU exports no temperature at all (not 0)
+    assert ("rigkit_gpu_temperature_celsius", (("gpu", "1"), ("name", "NVIDIA GeForce RTX 4090"))) not in v
+
+
+def test_xid_counter_accumulates_per_code() -> None:
+    cache = ExporterCache()
+    cache.update(_sample(1, xid=(79,)))
+    cache.update(_sample(2, xid=(79, 13)))
+    cache.update(_sample(3))
+    v = _values(cache.render().decode())
+    assert v[("rigkit_gpu_xid_total", (*G0, ("xid", "79")))] == 2  # seen at t=1 and t=2
+    assert v[("rigkit_gpu_xid_total", (*G0, ("xid", "13")))] == 1
+    assert v[("rigkit_samples_total", ())] == 3
+
+
+def test_no_sample_yet_reports_age_minus_one() -> None:
+    v = _values(ExporterCache().render().decode())
+    assert v[("rigkit_sample_age_seconds", ())] == -1
+
+
+def test_http_server_serves_the_cache_only() -> None:
+    cache = ExporterCache()
+    cache.update(_sample())
+    server = ExporterServer(cache, "127.0.0.1:0")
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        body = urllib.request.urlopen(server.url, timeout=5).read().decode()
+        assert "rigkit_gpu_temperature_celsius" in body
+        # the served body is the cached rendering, byte for byte up to the age line
+        assert body.split("# HELP rigkit_sample_age_seconds")[0] == cache.render().decode().split(
+            "# HELP rigkit_sample_age_seconds"
+        )[0]
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url.replace("/metrics", "/nope"), timeout=5)
+        assert err.value.code == 404
+        err.value.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:9842", ("127.0.0.1", 9842)), (":9100", ("127.0.0.1", 9100)), ("[::1]:80", ("::1", 80))],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9842", "host:port", "127.0.0.1:70000"])
+def test_parse_listen_rejects(text: str) -> None:
+    with pytest.raises(MonitorError):
+        parse_listen(text)

@@ -1,0 +1,131 @@
+"""Renderers of a plan: JSON, Markdown, rich text, HTML with embedded figures, capacity hook."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rigparts as rp
+from rich.console import Console
+
+from rigkit.design.plan import PlanResult, plan
+from rigkit.design.rules import cost as cost_rules
+from rigkit.report.markdown import render_markdown
+from rigkit.report.render import render_html, render_json, write_report
+from rigkit.report.text import render_text
+
+
+@pytest.fixture(autouse=True)
+def _no_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost_rules, "_catalog_gpus_and_cloud", lambda: ({}, []))
+
+
+@pytest.fixture
+def result() -> PlanResult:
+    return plan(rp.ref(), capacity=False)
+
+
+def test_json_document(result: PlanResult) -> None:
+    doc = json.loads(render_json(result))
+    assert set(doc) >= {"build", "ok", "counts", "summary", "findings"}
+    s = doc["summary"]
+    # hand-computed in tests/design/test_design_numbers.py: 2370 W DC, 3270 W peak, 2612.8 W wall
+    assert s["sustained_power_w"] == 2370
+    assert s["peak_power_w"] == 3270
+    assert s["wall_power_w"] == pytest.approx(2612.8, abs=0.1)
+    assert s["heat_btu_h"] == 8915  # 2612.81 x 3.412 = 8914.9
+    assert s["total_vram_gb"] == 96  # 4 x 24
+    assert s["total_cost_usd"] == 18405
+    assert s["fp16_tflops"] == pytest.approx(660.8)  # 4 x 165.2
+    assert s["gpu_bandwidth_gb_s"] == 4032  # 4 x 1008
+    assert s["memory_bandwidth_gb_s"] == pytest.approx(332.8)  # 8 x 5200 x 8
+    assert s["storage_read_gb_s"] == pytest.approx(29.0)  # 2 x 14.5
+    assert len(s["pcie"]) == 8  # 4 GPUs + 1 NIC + 3 drives
+    for f in doc["findings"]:
+        assert set(f) >= {"rule", "category", "severity", "message", "fix"}
+    assert doc["ok"] is False  # CIR001, CLR001, CLR003 are errors
+    assert doc["counts"]["error"] == sum(1 for f in doc["findings"] if f["severity"] == "error")
+    assert "capacity" not in doc
+
+
+def test_markdown(result: PlanResult) -> None:
+    md = render_markdown(result)
+    assert md.startswith("# Plan: ref\n")
+    assert "## The build at a glance" in md
+    assert "| Wall power | 2,613 W |" in md  # 2612.8 rounded
+    assert "| Heat | 8,915 BTU/h |" in md
+    assert "### Errors (" in md
+    assert "**CIR001** (circuit)" in md
+    assert "| gpu0: RTX 4090 | S1 | cpu | Gen4 x16 (card Gen4 x16) | 31.5 |" in md  # 16 x 1.969
+
+
+def test_text_hides_notes_unless_verbose(result: PlanResult) -> None:
+    console = Console(record=True, width=140)
+    render_text(result, console)
+    out = console.export_text()
+    assert "CIR001" in out
+    assert "THM001" not in out  # an info finding
+    assert "show them with --verbose" in out
+    console = Console(record=True, width=140)
+    render_text(result, console, verbose=True)
+    assert "THM001" in console.export_text()
+
+
+def test_html_is_self_contained(result: PlanResult) -> None:
+    html = render_html(result, {"power": "data:image/png;base64,AAAA"})
+    assert "<h1>Plan: ref</h1>" in html
+    assert 'src="data:image/png;base64,AAAA"' in html
+    assert "http://" not in html and "https://" not in html
+    assert "CIR001" in html
+
+
+def test_html_escapes_text(result: PlanResult) -> None:
+    import dataclasses
+
+    bad = dataclasses.replace(
+        result, build=dataclasses.replace(result.build, name="<script>x</script>")
+    )
+    assert "<script>x" not in render_html(bad)
+
+
+def test_write_report(result: PlanResult, tmp_path: Path) -> None:
+    paths = write_report(result, tmp_path / "out")
+    names = sorted(p.name for p in paths)
+    assert names == ["cost.png", "pcie.png", "power.png", "report.html", "report.md"]
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3  # pcie, power, cost
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "![Power budget](power.png)" in md
+
+
+class _FakeCapacity:
+    def to_dict(self) -> dict[str, Any]:
+        return {"fits": ["llama-3-70b q4_k_m"]}
+
+
+def test_capacity_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = types.ModuleType("rigkit.estimate.capacity")
+    mod.plan_capacity = lambda build: _FakeCapacity()  # type: ignore[attr-defined]
+    mod.capacity_markdown = lambda cap: "70B fits in 96 GB"  # type: ignore[attr-defined]
+    mod.capacity_html = lambda cap: "<p>70B fits</p>"  # type: ignore[attr-defined]
+    mod.capacity_rich = lambda cap: ["capacity table"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rigkit.estimate.capacity", mod)
+    r = plan(rp.ref())
+    assert r.to_dict()["capacity"] == {"fits": ["llama-3-70b q4_k_m"]}
+    from rigkit.report.render import capacity_part
+
+    md = render_markdown(r, None, capacity_part(r, "capacity_markdown"))
+    assert "## Capacity\n\n70B fits in 96 GB" in md
+    assert "<p>70B fits</p>" in render_html(r)
+
+
+def test_capacity_missing_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rigkit.estimate.capacity", types.ModuleType("x"))
+    assert plan(rp.ref()).capacity is None  # module without plan_capacity: AttributeError
