@@ -19,17 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_estimator import start_params  # noqa: E402
+from fit_estimator import start_params
 
-from rigkit.estimate.fit import Measurement, fit, mape, packaged_calibration_rows  # noqa: E402
-from rigkit.estimate.params import packaged_params  # noqa: E402
-from rigkit.estimate.resolve import gpu_nums, model_nums  # noqa: E402
+from rigkit.estimate.fit import Measurement, fit, mape, packaged_calibration_rows
+from rigkit.estimate.params import Params, packaged_params
+from rigkit.estimate.resolve import gpu_nums, model_nums
 
 DECODE_TARGET = 10.0
 PREFILL_TARGET = 15.0
 
 
-def roofline_mape(rows: Sequence[Measurement], bw_factor: float, flops_factor: float) -> tuple[float, float]:
+def roofline_mape(
+    rows: Sequence[Measurement], bw_factor: float, flops_factor: float
+) -> tuple[float, float]:
     """MAPE of a bare roofline: decode = BW x f / weight bytes read, prefill = FLOPS x f / (2 x params)."""
     errs: dict[str, list[float]] = {"decode": [], "prefill": []}
     for r in rows:
@@ -43,9 +45,9 @@ def roofline_mape(rows: Sequence[Measurement], bw_factor: float, flops_factor: f
     return (sum(errs["decode"]) / len(errs["decode"]), sum(errs["prefill"]) / len(errs["prefill"]))
 
 
-def line(label: str, rows: Sequence[Measurement], params: object) -> tuple[float, float]:
-    d = mape(rows, params, "decode")  # type: ignore[arg-type]
-    p = mape(rows, params, "prefill")  # type: ignore[arg-type]
+def line(label: str, rows: Sequence[Measurement], params: Params) -> tuple[float, float]:
+    d = mape(rows, params, "decode")
+    p = mape(rows, params, "prefill")
     print(f"  {label:<44} decode {d:5.1f}%   prefill {p:5.1f}%   ({len(rows)} rows)")
     return d, p
 
@@ -70,11 +72,16 @@ def main() -> int:
         fitted, _ = fit(train, start)
         line(f"fit {'+'.join(sorted({r.quant for r in train}))} -> predict {held}", test, fitted)
     print("4. baselines on all rows")
-    for label, bwf, ff in (("bare roofline (100% / 100%)", 1.0, 1.0), ("roofline x 80% bandwidth / 50% FLOPS", 0.8, 0.5)):
+    for label, bwf, ff in (
+        ("bare roofline (100% / 100%)", 1.0, 1.0),
+        ("roofline x 80% bandwidth / 50% FLOPS", 0.8, 0.5),
+    ):
         rd, rp = roofline_mape(rows, bwf, ff)
         print(f"  {label:<44} decode {rd:5.1f}%   prefill {rp:5.1f}%")
     ok = d <= DECODE_TARGET and p <= PREFILL_TARGET
-    print(f"targets: decode <= {DECODE_TARGET:g}%, prefill <= {PREFILL_TARGET:g}%: {'met' if ok else 'MISSED'}")
+    print(
+        f"targets: decode <= {DECODE_TARGET:g}%, prefill <= {PREFILL_TARGET:g}%: {'met' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 

@@ -20,7 +20,14 @@ import yaml
 from rigkit.estimate.fit import fit, packaged_calibration_rows
 from rigkit.estimate.params import Params, packaged_params
 
-OUT = Path(__file__).resolve().parent.parent / "src" / "rigkit" / "estimate" / "data" / "efficiency.yaml"
+OUT = (
+    Path(__file__).resolve().parent.parent
+    / "src"
+    / "rigkit"
+    / "estimate"
+    / "data"
+    / "efficiency.yaml"
+)
 
 #: starting values (physical guesses); the kernel classes without calibration rows keep these priors
 INITIAL: dict[str, object] = {

@@ -144,3 +144,35 @@ def test_exit_1_through_the_console_entry() -> None:
     proc = _rigkit("plan", str(REF), "--format", "json")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["ok"] is False
+
+
+def test_json_plan_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        f"sys.argv = ['rigkit', 'plan', {str(OK)!r}, '--format', 'json']\n"
+        "from rigkit.cli.main import run\n"
+        "try:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        run()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('matplotlib', 'jinja2', 'rich.console', 'scipy', 'aiohttp')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "spec", sorted(BAD.glob("*.yaml")) if BAD.exists() else [], ids=lambda p: p.stem
+)
+def test_every_bad_spec_raises_a_user_error(spec: Path) -> None:
+    from rigkit.errors import RigkitError
+
+    res = runner.invoke(app, ["plan", str(spec), "--format", "json"])
+    # the console entry turns RigkitError into one line and exit 2 (checked above by subprocess)
+    assert isinstance(res.exception, RigkitError), res.exception
+    assert res.stdout == ""

@@ -231,3 +231,20 @@ def test_card_overlap_positions() -> None:
         (5, 6),
         (5, 7),
     ]
+
+
+def test_ups_finding_numbers() -> None:
+    b = rp.ref(ups=rp.ups(watts=3300, va=3500))
+    f = one(plan(b, capacity=False).findings, "UPS001")
+    # 2612.81 W / 0.99 PF = 2639.2 VA <= 3500; 2612.81 / 3300 = 79% (under the 80% warning)
+    assert f.severity is Severity.INFO
+    assert f.data["va"] == 2639
+    # 864 Wh x 0.8 x 0.9 = 622.08 Wh / 2612.81 W x 60 = 14.29 min
+    assert f.data["runtime_min"] == pytest.approx(14.3)
+
+
+def test_room_cooling_numbers() -> None:
+    f = one(plan(rp.ref(), capacity=False).findings, "HVC001")
+    assert f.severity is Severity.WARNING  # not stated
+    assert f.data["heat_btu_h"] == 8915  # 2612.81 x 3.412
+    assert "12,000 BTU/h" in f.fix  # one ton covers 8,915 BTU/h

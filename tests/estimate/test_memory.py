@@ -58,15 +58,34 @@ def test_context_capacity_llama3_8b_f16_4090() -> None:
 
 
 def test_fit_boundary_16gb_gpu() -> None:
-    # 15.01 GB of weights + 0.4 GB context + 0.31 GB buffer > 16 GB: offloads on a 16 GB card
-    small = estimate("llama-3-8b", "f16", "rtx-4080", cpu="threadripper-pro-7975wx", ram_gb=64)
-    assert not small.fits and small.offload and small.runnable
-    big = estimate("llama-3-8b", "f16", "rtx-4090")
-    assert big.fits
+    # rtx-4080, 16 GB: free for KV = 16e9 - 15,010,381,824 (weights) - 0.4e9 (CUDA) - 0.05e9 (base)
+    #   - 262,668,288 (logits buffer) = 276,949,888 B; / 131,072 B per token = 2,112.9 tokens
+    #   (scores then need 2,113 x 65,536 = 138 MB < 263 MB of logits, so the logits term counts)
+    at = estimate("llama-3-8b", "f16", "rtx-4080", prompt=2000, gen=100, ctx=2112)
+    assert at.fits
+    assert at.max_context == 2112
+    over = estimate(
+        "llama-3-8b",
+        "f16",
+        "rtx-4080",
+        prompt=2000,
+        gen=100,
+        ctx=2114,
+        cpu="threadripper-pro-7975wx",
+        ram_gb=64,
+    )
+    assert not over.fits and over.offload and over.runnable
+    # per layer 436,240,896 B + KV 131,072 x 2114 / 32 = 8,658,944 -> 444,899,840 B; room
+    # 16e9 - 0.4e9 - 312,668,288 = 15,287,331,712 -> all 32 layers fit, leaving 1,050,536,832 B,
+    # 136,320 B short of the 1,050,673,152 B LM head: the head runs from RAM
+    assert (over.gpu_layers, over.cpu_layers) == (32, 0)
+    assert over.cpu_ram_gb == pytest.approx(2 * 1.050673152, rel=1e-9)  # head + embedding table
 
 
 def test_offload_split_llama3_70b_f16_on_4x4090() -> None:
-    e = estimate("llama-3-70b", "f16", "rtx-4090", gpus=4, cpu="threadripper-pro-7975wx", ram_gb=512)
+    e = estimate(
+        "llama-3-70b", "f16", "rtx-4090", gpus=4, cpu="threadripper-pro-7975wx", ram_gb=512
+    )
     assert not e.fits and e.offload and e.runnable
     # per layer on a GPU: 1,711,341,977.6 B weights + KV 327,680 x 640 / 80 = 2,621,440 B
     #   = 1,713,963,417.6 B; room per GPU: 24e9 - 0.4e9 - 312,668,288 (buffer) = 23,287,331,712 B
@@ -78,7 +97,9 @@ def test_offload_split_llama3_70b_f16_on_4x4090() -> None:
 
 
 def test_offload_not_runnable_without_ram() -> None:
-    e = estimate("llama-3.1-405b", "f16", "rtx-4090", gpus=4, cpu="threadripper-pro-7975wx", ram_gb=512)
+    e = estimate(
+        "llama-3.1-405b", "f16", "rtx-4090", gpus=4, cpu="threadripper-pro-7975wx", ram_gb=512
+    )
     # ~812 GB of weights, ~720 GB of them on the CPU: more than 90% of 512 GB
     assert e.offload and not e.runnable
     assert e.decode_tokens_per_s is None

@@ -81,7 +81,12 @@ class BrokenNotifier:
 
 
 def _s(t: float, temp: float, wall: float | None = None) -> Sample:
-    return Sample(t=t, gpus=(GpuSample(index=0, temperature_c=temp),), source="list", wall_time=t if wall is None else wall)
+    return Sample(
+        t=t,
+        gpus=(GpuSample(index=0, temperature_c=temp),),
+        source="list",
+        wall_time=t if wall is None else wall,
+    )
 
 
 def test_replay_run_stores_every_sample_and_updates_the_cache(tmp_path: Path) -> None:
@@ -133,10 +138,15 @@ def test_stale_samples_are_marked_not_fresh(tmp_path: Path) -> None:
     assert summary.stale_samples == 2
 
 
-def test_a_broken_notifier_does_not_stop_monitoring(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_notifier_does_not_stop_monitoring(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     samples = [_s(t, temp) for t, temp in enumerate([70, 91, 92, 70])]
     notifier = BrokenNotifier()
-    with Store(tmp_path / "m.db") as st, caplog.at_level(logging.ERROR, logger="rigkit.monitor.agent"):
+    with (
+        Store(tmp_path / "m.db") as st,
+        caplog.at_level(logging.ERROR, logger="rigkit.monitor.agent"),
+    ):
         summary = Agent(ListSource(samples), st, engine=ThresholdEngine(), notifier=notifier).run()
         assert st.count_samples() == 4
     assert summary.samples == 4

@@ -7,7 +7,9 @@ slowdown of 88 C: warning at 88 - 5 = 83 C (clear below 88 - 8 = 80 C), critical
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -340,3 +342,38 @@ def test_duplicate_rule_names_are_refused() -> None:
     r = default_rules(None)[0]
     with pytest.raises(MonitorError, match="duplicate"):
         AlertEngine([r, r])
+
+
+def test_docs_list_every_default_rule() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text(encoding="utf-8")
+    missing = [r.name for r in default_rules(None) if f"`{r.name}`" not in doc]
+    assert missing == []
+
+
+def _reference_build() -> Any:
+    from rigkit.monitor.agent import load_build
+
+    return load_build(Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml")
+
+
+def test_defaults_from_the_reference_build() -> None:
+    build = _reference_build()
+    # RTX 4090: PCIe 4.0 x16 card in PCIe 5.0 x16 slots -> each GPU should train to gen4 x16.
+    assert expected_pcie(build) == ((0, 4, 16), (1, 4, 16), (2, 4, 16), (3, 4, 16))
+    names = [r.name for r in default_rules(build)]
+    assert "gpu_fan_stopped" in names  # open-air cards have fans to check
+
+
+def test_catalog_temperatures_and_slots_shape_the_defaults() -> None:
+    build = _reference_build()
+    gpu = build.gpus[0].gpu.model_copy(update={"slowdown_temp_c": 84.0, "cooling": "passive"})
+    slot = build.gpus[1].slot.model_copy(update={"gen": 3, "electrical_lanes": 8})
+    gpus = tuple(replace(p, gpu=gpu, slot=slot if p.index == 1 else p.slot) for p in build.gpus)
+    rules = {r.name: r for r in default_rules(replace(build, gpus=gpus))}
+    # slowdown 84 C from the catalog: warning at 84 - 5 = 79 C, critical at 84 C
+    assert rules["gpu_temp_high"].effective_threshold(None) == 79.0
+    assert rules["gpu_temp_critical"].effective_threshold(None) == 84.0
+    # every GPU passively cooled: no fan rule
+    assert "gpu_fan_stopped" not in rules
+    # GPU 1 in a gen3 x8 slot: min(gen4, gen3) = 3, min(16, 8) = 8
+    assert rules["gpu_pcie_degraded"].expected_pcie[1] == (1, 3, 8)

@@ -27,7 +27,17 @@ def _run(*args: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def idle_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("idle") / "m.db"
-    code, out = _run("monitor", "run", "--source", "replay:idle-4x4090", "--speed", "0", "--db", str(db), "--json")
+    code, out = _run(
+        "monitor",
+        "run",
+        "--source",
+        "replay:idle-4x4090",
+        "--speed",
+        "0",
+        "--db",
+        str(db),
+        "--json",
+    )
     assert code == 0
     summary = json.loads(out)
     assert summary["samples"] == 240 and summary["stopped_by"] == "end of source"
@@ -52,7 +62,21 @@ def test_status_table(idle_db: Path) -> None:
 
 def test_history_json_and_plot(idle_db: Path, tmp_path: Path) -> None:
     png = tmp_path / "t.png"
-    code, out = _run("monitor", "history", "--db", str(idle_db), "--metric", "power_w", "--gpu", "2", "--since", "60s", "--json", "--plot", str(png))
+    code, out = _run(
+        "monitor",
+        "history",
+        "--db",
+        str(idle_db),
+        "--metric",
+        "power_w",
+        "--gpu",
+        "2",
+        "--since",
+        "60s",
+        "--json",
+        "--plot",
+        str(png),
+    )
     assert code == 0
     points = json.loads(out)
     # --since 60s back from the last sample (T0 + 239): t >= T0 + 179 -> 61 samples of GPU 2
@@ -65,7 +89,16 @@ def test_history_json_and_plot(idle_db: Path, tmp_path: Path) -> None:
 
 def test_events_json_lists_raised_resolved_and_actions(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    code, _ = _run("monitor", "run", "--source", f"replay:{SCENARIOS / 'runaway.jsonl'}", "--speed", "0", "--db", str(db))
+    code, _ = _run(
+        "monitor",
+        "run",
+        "--source",
+        f"replay:{SCENARIOS / 'runaway.jsonl'}",
+        "--speed",
+        "0",
+        "--db",
+        str(db),
+    )
     assert code == 0
     code, out = _run("monitor", "events", "--db", str(db), "--json")
     assert code == 0
@@ -84,13 +117,32 @@ def test_events_json_lists_raised_resolved_and_actions(tmp_path: Path) -> None:
 
 def test_record_then_replay_the_recording(tmp_path: Path) -> None:
     out_file = tmp_path / "rec.jsonl"
-    code, out = _run("monitor", "record", "--source", "replay:loaded-4x4090", "--count", "5", "--out", str(out_file))
+    code, out = _run(
+        "monitor",
+        "record",
+        "--source",
+        "replay:loaded-4x4090",
+        "--count",
+        "5",
+        "--out",
+        str(out_file),
+    )
     assert code == 0 and "5 samples" in out
     lines = out_file.read_text().splitlines()
     assert lines[0].startswith("# recorded by rigkit monitor record")
     assert len(lines) == 6  # header + 5 samples
     db = tmp_path / "m.db"
-    code, out = _run("monitor", "run", "--source", f"replay:{out_file}", "--speed", "0", "--db", str(db), "--json")
+    code, out = _run(
+        "monitor",
+        "run",
+        "--source",
+        f"replay:{out_file}",
+        "--speed",
+        "0",
+        "--db",
+        str(db),
+        "--json",
+    )
     assert json.loads(out)["samples"] == 5
 
 

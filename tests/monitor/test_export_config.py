@@ -183,10 +183,21 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @needs_promtool
 def test_promtool_checks_and_unit_tests_pass(tmp_path: Path) -> None:
-    write_config(tmp_path, default_rules(None))
+    # the defaults plus user rules of each shape: a long `for`, a longer XID quiet period,
+    # a per-disk counter and a throttle bit
+    f = tmp_path / "rules.yaml"
+    f.write_text(
+        "rules:\n"
+        "  gpu_xid_critical: {quiet: 30m}\n"
+        "  gpu_util_low: {expr: gpu.util_pct, op: '<', threshold: 5, for: 30m}\n"
+        "  disk_media_errors: {expr: disk.media_errors, op: '>', threshold: 0}\n"
+        "  gpu_sw_thermal: {expr: gpu.throttle.sw_thermal_slowdown, for: 1m}\n",
+        encoding="utf-8",
+    )
+    write_config(tmp_path, load_rules(f, None))
     r = promtool("check", "rules", "rigkit-alerts.yml", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "22 rules found" in r.stdout  # 21 agent rules + stale + exporter down
+    assert "25 rules found" in r.stdout  # 21 default + 3 added + stale + exporter down
     r = promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     r = promtool("check", "config", "prometheus-scrape.yml", cwd=tmp_path)

@@ -31,7 +31,9 @@ def _sample(t: float = 50.0, xid: tuple[int, ...] = ()) -> Sample:
             ),
             GpuSample.lost_gpu(1, name="NVIDIA GeForce RTX 4090"),
         ),
-        host=HostSample(cpu_temp_c=68, mem_used_pct=41, disks=(DiskSample("nvme0n1", temp_c=52, wear_pct=3),)),
+        host=HostSample(
+            cpu_temp_c=68, mem_used_pct=41, disks=(DiskSample("nvme0n1", temp_c=52, wear_pct=3),)
+        ),
         source="test",
         wall_time=1000.0,
     )
@@ -65,14 +67,27 @@ def test_metric_values_are_in_base_units() -> None:
     assert v[("rigkit_host_cpu_temperature_celsius", ())] == 68
     assert v[("rigkit_host_memory_used_ratio", ())] == pytest.approx(0.41)
     assert v[("rigkit_disk_wear_ratio", (("disk", "nvme0n1"),))] == pytest.approx(0.03)
-    assert v[("rigkit_alert_active", (("gpu", "0"), ("rule", "gpu_temp_high"), ("severity", "warning")))] == 1
+    assert (
+        v[
+            (
+                "rigkit_alert_active",
+                (("gpu", "0"), ("rule", "gpu_temp_high"), ("severity", "warning")),
+            )
+        ]
+        == 1
+    )
     assert v[("rigkit_last_sample_timestamp_seconds", ())] == 1000.0
     # age is computed at scrape time: 1002.5 - 1000.0
     assert v[("rigkit_sample_age_seconds", ())] == pytest.approx(2.5)
     now[0] = 1010.0
-    assert _values(cache.render().decode())[("rigkit_sample_age_seconds", ())] == pytest.approx(10.0)
+    assert _values(cache.render().decode())[("rigkit_sample_age_seconds", ())] == pytest.approx(
+        10.0
+    )
     # a lost GPU exports no temperature at all (not 0)
-    assert ("rigkit_gpu_temperature_celsius", (("gpu", "1"), ("name", "NVIDIA GeForce RTX 4090"))) not in v
+    assert (
+        "rigkit_gpu_temperature_celsius",
+        (("gpu", "1"), ("name", "NVIDIA GeForce RTX 4090")),
+    ) not in v
 
 
 def test_xid_counter_accumulates_per_code() -> None:
@@ -100,9 +115,10 @@ def test_http_server_serves_the_cache_only() -> None:
         body = urllib.request.urlopen(server.url, timeout=5).read().decode()
         assert "rigkit_gpu_temperature_celsius" in body
         # the served body is the cached rendering, byte for byte up to the age line
-        assert body.split("# HELP rigkit_sample_age_seconds")[0] == cache.render().decode().split(
-            "# HELP rigkit_sample_age_seconds"
-        )[0]
+        assert (
+            body.split("# HELP rigkit_sample_age_seconds")[0]
+            == cache.render().decode().split("# HELP rigkit_sample_age_seconds")[0]
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(server.url.replace("/metrics", "/nope"), timeout=5)
         assert err.value.code == 404
@@ -113,7 +129,11 @@ def test_http_server_serves_the_cache_only() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("127.0.0.1:9842", ("127.0.0.1", 9842)), (":9100", ("127.0.0.1", 9100)), ("[::1]:80", ("::1", 80))],
+    [
+        ("127.0.0.1:9842", ("127.0.0.1", 9842)),
+        (":9100", ("127.0.0.1", 9100)),
+        ("[::1]:80", ("::1", 80)),
+    ],
 )
 def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen(text) == expected
@@ -123,3 +143,93 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_rejects(text: str) -> None:
     with pytest.raises(MonitorError):
         parse_listen(text)
+
+
+def test_fast_renderer_agrees_with_prometheus_client() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from rigkit.monitor.exporter import RigkitCollector
+
+    cache = ExporterCache(clock=lambda: 1001.0)
+    cache.update(_sample(xid=(79,)), [Event(40.0, "raised", "gpu_temp_high", "warning", 0, "hot")])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RigkitCollector(cache))
+    reference = _values(generate_latest(registry).decode())
+    ours = _values(cache.render().decode())
+    age = ("rigkit_sample_age_seconds", ())
+    assert ours.pop(age) == pytest.approx(1.0)  # 1001 - 1000
+    reference.pop(age)  # the collector computes age with the real clock
+    assert ours == reference
+
+
+def test_label_values_are_escaped() -> None:
+    cache = ExporterCache()
+    odd = 'GPU "quoted"\\back\nline'
+    cache.update(Sample(t=1, gpus=(GpuSample(index=0, name=odd, temperature_c=40),), wall_time=1.0))
+    v = _values(cache.render().decode())
+    assert v[("rigkit_gpu_temperature_celsius", (("gpu", "0"), ("name", odd)))] == 40
+
+
+def test_http_keep_alive_head_and_methods() -> None:
+    import http.client
+
+    cache = ExporterCache()
+    cache.update(_sample())
+    server = ExporterServer(cache, "127.0.0.1:0")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        for _ in range(3):  # three requests on one connection
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            assert r.status == 200 and b"rigkit_gpu_power_watts" in r.read()
+        conn.request("HEAD", "/metrics")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b"" and int(r.getheader("Content-Length", "0")) > 0
+        conn.request("POST", "/metrics", body=b"")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 405
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_gzip_when_the_scraper_asks_for_it() -> None:
+    import gzip
+    import http.client
+
+    cache = ExporterCache()
+    cache.update(_sample())
+    server = ExporterServer(cache, "127.0.0.1:0")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+        r = conn.getresponse()
+        raw = r.read()
+        assert r.getheader("Content-Encoding") == "gzip"
+        text = gzip.decompress(raw).decode()  # two gzip members read as one text
+        v = _values(text)
+        assert v[("rigkit_gpu_temperature_celsius", G0)] == 71
+        assert ("rigkit_sample_age_seconds", ()) in v
+        assert len(raw) < len(text) / 3  # repetitive text: 5.5 kB for 2 GPUs gzips to about 1.4 kB
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_series_constants_match_what_is_scraped() -> None:
+    from rigkit.monitor import exporter as ex
+
+    cache = ExporterCache()
+    cache.update(_sample(xid=(79,)), [Event(1.0, "raised", "r", "critical", 0, "m")])
+    names = {name for name, _ in _values(cache.render().decode())}
+    for const in (
+        ex.XID_SERIES,
+        ex.SAMPLES_SERIES,
+        ex.LOST_SERIES,
+        ex.THROTTLE_SERIES,
+        ex.ALERT_SERIES,
+        ex.AGE_SERIES,
+        ex.LAST_SAMPLE_SERIES,
+    ):
+        assert const in names

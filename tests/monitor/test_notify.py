@@ -341,3 +341,40 @@ def test_kill_9_while_queueing_loses_no_committed_message(tmp_path: Path) -> Non
     n = Notifier(db, ["http://127.0.0.1:9/hook"], clock=clock)  # a restart reads it fine
     assert n.pending() == rows
     n.close()
+
+
+def test_agent_replay_with_endpoint_down_loses_no_alert(tmp_path: Path) -> None:
+    """Through the agent: XID 79 replayed while the webhook is down, delivered after a restart."""
+    import time
+
+    from rigkit.monitor.agent import Agent
+    from rigkit.monitor.sources.replay import ReplaySource
+    from rigkit.monitor.store import Store
+
+    db = tmp_path / "monitor.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    store = Store(db)
+    agent = Agent(
+        ReplaySource(REPLAYS / "xid79.jsonl", speed=0),
+        store,
+        engine=AlertEngine(default_rules(None)),
+        notifier=Notifier(db, [url], timeout_s=1.0, machine="ws1"),
+        stale_after_s=3600.0,
+    )
+    agent.run()
+    agent.close()
+    store.close()
+    h = Hook(port)
+    try:
+        n = Notifier(db, [url], timeout_s=1.0, machine="ws1")
+        later = time.time() + 3600  # past any backoff
+        assert n.flush(now=later) == 2  # XID 79 raised (t = 20 s) and resolved (t = 620 s)
+        assert n.flush(now=later + 1) == 0
+        n.close()
+    finally:
+        h.close()
+    assert [(b["status"], b["event"]["t"]) for b in h.received] == [
+        ("firing", 20.0),
+        ("resolved", 620.0),
+    ]

@@ -106,7 +106,16 @@ def test_bad_values_name_the_field(obj: object, needle: str) -> None:
 
 
 def test_event_to_dict_has_the_documented_keys() -> None:
-    e = Event(t=10.0, kind="action", rule="thermal_tier1", severity="critical", gpu=0, message="m", tier=1, dry_run=True)
+    e = Event(
+        t=10.0,
+        kind="action",
+        rule="thermal_tier1",
+        severity="critical",
+        gpu=0,
+        message="m",
+        tier=1,
+        dry_run=True,
+    )
     d = e.to_dict()
     assert {"t", "kind", "rule", "severity", "gpu", "message", "tier", "dry_run"} <= set(d)
     assert (d["kind"], d["tier"], d["dry_run"], d["gpu"]) == ("action", 1, True, 0)

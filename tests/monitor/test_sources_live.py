@@ -79,7 +79,12 @@ def test_cpu_temperature_prefers_package_sensors() -> None:
 
 @pytest.mark.parametrize(
     ("dev", "name"),
-    [("/dev/nvme0n1p2", "nvme0n1"), ("/dev/nvme1n1", "nvme1n1"), ("/dev/sda1", "sda"), ("/dev/md0", None)],
+    [
+        ("/dev/nvme0n1p2", "nvme0n1"),
+        ("/dev/nvme1n1", "nvme1n1"),
+        ("/dev/sda1", "sda"),
+        ("/dev/md0", None),
+    ],
 )
 def test_disk_name(dev: str, name: str | None) -> None:
     assert disk_name(dev) == name
@@ -98,7 +103,7 @@ class FakePsutil:
     def virtual_memory(self) -> Any:
         return SimpleNamespace(percent=41.0)
 
-    def disk_partitions(self, all: bool = False) -> list[Any]:  # noqa: A002 - psutil's signature
+    def disk_partitions(self, all: bool = False) -> list[Any]:
         return [
             SimpleNamespace(device="/dev/nvme0n1p2", mountpoint="/"),
             SimpleNamespace(device="/dev/nvme0n1p3", mountpoint="/data"),
@@ -110,7 +115,10 @@ class FakePsutil:
 
     def net_io_counters(self, pernic: bool = False) -> dict[str, Any]:
         self.rx += 2_500_000
-        return {"lo": SimpleNamespace(bytes_recv=9, bytes_sent=9), "eth0": SimpleNamespace(bytes_recv=self.rx, bytes_sent=0)}
+        return {
+            "lo": SimpleNamespace(bytes_recv=9, bytes_sent=9),
+            "eth0": SimpleNamespace(bytes_recv=self.rx, bytes_sent=0),
+        }
 
 
 def test_host_source_reads_psutil() -> None:
@@ -133,7 +141,9 @@ def test_host_source_reads_psutil() -> None:
 
 def test_smartctl_fixture_is_parsed() -> None:
     d = parse_smartctl(json.loads((FIX / "smartctl-nvme0.json").read_text()))
-    assert d == DiskSample("nvme0n1", temp_c=52, wear_pct=3, free_pct=None, media_errors=0, critical_warning=0)
+    assert d == DiskSample(
+        "nvme0n1", temp_c=52, wear_pct=3, free_pct=None, media_errors=0, critical_warning=0
+    )
 
 
 def test_smartctl_reader_caches_and_tolerates_failures() -> None:
@@ -143,11 +153,16 @@ def test_smartctl_reader_caches_and_tolerates_failures() -> None:
     def runner(argv: Any, timeout: float) -> tuple[int, str]:
         calls.append(argv[-1])
         if argv[-1] == "/dev/nvme1":
-            return 2, '{"smartctl": {"messages": [{"string": "Permission denied"}]}}'  # bit 1: open failed
+            return (
+                2,
+                '{"smartctl": {"messages": [{"string": "Permission denied"}]}}',
+            )  # bit 1: open failed
         return 4 * 16, doc  # bit 6 (error log has entries) is informational, not fatal
 
     now = [0.0]
-    r = SmartctlReader(["/dev/nvme0", "/dev/nvme1"], runner=runner, clock=lambda: now[0], min_interval_s=60)
+    r = SmartctlReader(
+        ["/dev/nvme0", "/dev/nvme1"], runner=runner, clock=lambda: now[0], min_interval_s=60
+    )
     assert [d.name for d in r.read()] == ["nvme0n1"]
     now[0] = 30.0
     r.read()

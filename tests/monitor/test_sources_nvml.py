@@ -19,7 +19,14 @@ class NVMLError(Exception):
         self.value = value
 
 
-NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, TIMEOUT, LIBRARY_NOT_FOUND, GPU_IS_LOST = 3, 4, 9, 10, 12, 15
+NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, TIMEOUT, LIBRARY_NOT_FOUND, GPU_IS_LOST = (
+    3,
+    4,
+    9,
+    10,
+    12,
+    15,
+)
 
 
 class FakeNvml:
@@ -170,9 +177,23 @@ def test_values_are_converted_to_the_sample_units() -> None:
     src = NvmlSource(FakeNvml())
     s = src.read()
     g = s.gpus[0]
-    assert (g.name, g.uuid, g.pci_bus_id) == ("NVIDIA GeForce RTX 4090", "GPU-0", "00000000:01:00.0")
-    assert (g.temperature_c, g.slowdown_temp_c, g.shutdown_temp_c, g.thermal_margin_c) == (70, 88, 93, 18)
-    assert (g.power_w, g.power_limit_w, g.default_power_limit_w, g.min_power_limit_w) == (402.5, 450, 450, 150)
+    assert (g.name, g.uuid, g.pci_bus_id) == (
+        "NVIDIA GeForce RTX 4090",
+        "GPU-0",
+        "00000000:01:00.0",
+    )
+    assert (g.temperature_c, g.slowdown_temp_c, g.shutdown_temp_c, g.thermal_margin_c) == (
+        70,
+        88,
+        93,
+        18,
+    )
+    assert (g.power_w, g.power_limit_w, g.default_power_limit_w, g.min_power_limit_w) == (
+        402.5,
+        450,
+        450,
+        150,
+    )
     assert (g.fan_pct, g.sm_clock_mhz, g.mem_clock_mhz, g.util_pct) == (64, 2520, 10501, 99)
     assert (g.mem_used_mib, g.mem_total_mib) == (21000, 24564)
     assert (g.pcie_gen, g.pcie_width, g.pcie_max_gen, g.pcie_max_width) == (4, 16, 4, 16)

@@ -30,7 +30,9 @@ T0 = 36000.0  # 10:00:00 on day 0: a whole hour, so minute and hour buckets line
 def _sample(t: float, temp: float | None = 70, power: float | None = 300.0) -> Sample:
     return Sample(
         t=t,
-        gpus=(GpuSample(index=0, name="NVIDIA GeForce RTX 4090", temperature_c=temp, power_w=power),),
+        gpus=(
+            GpuSample(index=0, name="NVIDIA GeForce RTX 4090", temperature_c=temp, power_w=power),
+        ),
         host=HostSample(cpu_temp_c=60),
         source="test",
         wall_time=t,
@@ -72,7 +74,11 @@ def test_round_trip_of_a_full_sample(tmp_path: Path) -> None:
     g0, g1 = back.gpus
     assert (g0.temperature_c, g0.power_w, g0.xid) == (71, 402.5, (79,))
     assert g0.throttle_reasons == ("sw_power_cap", "hw_slowdown")
-    assert (g0.name, g0.uuid, g0.pci_bus_id) == ("NVIDIA GeForce RTX 4090", "GPU-1", "00000000:01:00.0")
+    assert (g0.name, g0.uuid, g0.pci_bus_id) == (
+        "NVIDIA GeForce RTX 4090",
+        "GPU-1",
+        "00000000:01:00.0",
+    )
     assert g0.mem_used_mib is None  # not available stays not available
     assert g1.lost and g1.temperature_c is None
     assert back.host == s.host
@@ -84,7 +90,16 @@ def test_events_and_active_alerts(tmp_path: Path) -> None:
             [
                 Event(10, "raised", "gpu_temp_high", "warning", 0, "GPU 0 hot", value=84),
                 Event(11, "raised", "gpu_temp_high", "warning", 1, "GPU 1 hot", value=85),
-                Event(12, "action", "thermal_tier1", "critical", 1, "would lower", tier=1, dry_run=True),
+                Event(
+                    12,
+                    "action",
+                    "thermal_tier1",
+                    "critical",
+                    1,
+                    "would lower",
+                    tier=1,
+                    dry_run=True,
+                ),
                 Event(20, "resolved", "gpu_temp_high", "warning", 0, "GPU 0 ok", value=79),
             ]
         )
@@ -149,7 +164,11 @@ def test_downsampling_arithmetic(tmp_path: Path) -> None:
         assert (h0.t, h0.min, h0.value, h0.max, h0.n) == (T0, 60, 65.5, 71, 720)
         # compacting again at the same time changes nothing
         again = st.compact(now)
-        assert (again.raw_samples_folded, again.minute_rows_written, again.hour_rows_written) == (0, 0, 0)
+        assert (again.raw_samples_folded, again.minute_rows_written, again.hour_rows_written) == (
+            0,
+            0,
+            0,
+        )
         # a late sample in an hour already folded merges instead of overwriting:
         # n 720 -> 721, mean (65.5 * 720 + 100) / 721
         st.write_sample(_sample(T0 + 30, temp=100, power=None))

@@ -95,12 +95,12 @@ def test_html_escapes_text(result: PlanResult) -> None:
 def test_write_report(result: PlanResult, tmp_path: Path) -> None:
     paths = write_report(result, tmp_path / "out")
     names = sorted(p.name for p in paths)
-    assert names == ["cost.png", "pcie.png", "power.png", "report.html", "report.md"]
+    assert names == ["cost.png", "pcie.png", "power.png", "report.html", "report.md", "slots.png"]
     for p in paths:
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "out" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3  # pcie, power, cost
+    assert html.count("data:image/png;base64,") == 4  # pcie, slots, power, cost
     md = (tmp_path / "out" / "report.md").read_text()
     assert "![Power budget](power.png)" in md
 

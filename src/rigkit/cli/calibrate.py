@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate_cmd(
-        results: list[Path] = typer.Argument(..., help="llama-bench CSV/JSON or `bench serve --json` files"),
+        results: list[Path] = typer.Argument(
+            ..., help="llama-bench CSV/JSON or `bench serve --json` files"
+        ),
         out: Path | None = typer.Option(None, "--out", help="profile YAML to write"),
         model: str | None = typer.Option(None, "--model", help="model id for rows that lack one"),
         quant: str | None = typer.Option(None, "--quant", help="format id for rows that lack one"),
@@ -41,7 +43,8 @@ def register(app: typer.Typer) -> None:
         problems = check_rows(rows, base)
         if problems:
             raise EstimateError(
-                f"{len(problems)} measurement(s) cannot be used: " + "; ".join(problems[:3])
+                f"{len(problems)} measurement(s) cannot be used: "
+                + "; ".join(problems[:3])
                 + (" ..." if len(problems) > 3 else "")
             )
         before = {m: mape(rows, base, m) for m in ("decode", "prefill", "aggregate")}
@@ -58,7 +61,16 @@ def register(app: typer.Typer) -> None:
             except OSError as e:
                 raise EstimateError(f"cannot write {out}: {e.strerror or e}") from None
         if as_json:
-            typer.echo(json.dumps({"fitted": fitted.fitted_dict(), "fit": record, "profile": str(out) if out else None}, indent=2))
+            typer.echo(
+                json.dumps(
+                    {
+                        "fitted": fitted.fitted_dict(),
+                        "fit": record,
+                        "profile": str(out) if out else None,
+                    },
+                    indent=2,
+                )
+            )
             return
         typer.echo(f"{len(rows)} measurements from {len(results)} file(s)")
         for k in ("decode", "prefill", "aggregate"):

@@ -45,7 +45,9 @@ def _render(d: dict[str, Any]) -> None:
     else:
         verdict = "[red]does not fit[/red]"
     con.print(verdict)
-    mem = Table(title=f"memory on the fullest GPU (GB of {d['vram_gb_per_gpu']:g})", show_header=False)
+    mem = Table(
+        title=f"memory on the fullest GPU (GB of {d['vram_gb_per_gpu']:g})", show_header=False
+    )
     for k, v in d["breakdown"]["memory_gb"].items():
         mem.add_row(k.replace("_", " "), _fmt(v))
     mem.add_row("[bold]total[/bold]", f"[bold]{_fmt(d['memory_gb_per_gpu'])}[/bold]")
@@ -61,7 +63,10 @@ def _render(d: dict[str, Any]) -> None:
     sp.add_row("decode bound by", d["bound"] if d["decode_tokens_per_s"] is not None else "-")
     sp.add_row("max context", f"{d['max_context']:,}")
     sp.add_row(f"max sequences of {d['ctx']:,} tokens", f"{d['max_concurrent_sequences']:,}")
-    sp.add_row("load time (cold / cached)", f"{_fmt(d['load_time_s'], ' s', 2)} / {_fmt(d['load_time_cached_s'], ' s', 2)}")
+    sp.add_row(
+        "load time (cold / cached)",
+        f"{_fmt(d['load_time_s'], ' s', 2)} / {_fmt(d['load_time_cached_s'], ' s', 2)}",
+    )
     con.print(sp)
     if d["breakdown"]["decode_ms_per_step"]:
         t = Table(title="decode step (ms)", show_header=False)
@@ -84,18 +89,28 @@ def register(app: typer.Typer) -> None:
         quant: str | None = typer.Option(None, "--quant", help="weight format id, e.g. q4_k_m"),
         gpu: str | None = typer.Option(None, "--gpu", help="GPU id, e.g. rtx-4090"),
         gpus: int = typer.Option(1, "--gpus", help="number of GPUs"),
-        engine: str = typer.Option("llama.cpp", "--engine", help="llama.cpp, ollama, vllm, exllamav2, tgi"),
+        engine: str = typer.Option(
+            "llama.cpp", "--engine", help="llama.cpp, ollama, vllm, exllamav2, tgi"
+        ),
         split: str | None = typer.Option(None, "--split", help="layer | row | tensor | pipeline"),
         prompt: int = typer.Option(512, "--prompt", help="prompt tokens"),
         gen: int = typer.Option(128, "--gen", help="generated tokens per sequence"),
         batch: str = typer.Option(
-            "1", "--batch", help="batch size (concurrent sequences), or '-' / a JSON Lines file of cases"
+            "1",
+            "--batch",
+            help="batch size (concurrent sequences), or '-' / a JSON Lines file of cases",
         ),
-        ctx: int | None = typer.Option(None, "--ctx", help="context per sequence (default prompt + gen)"),
+        ctx: int | None = typer.Option(
+            None, "--ctx", help="context per sequence (default prompt + gen)"
+        ),
         cpu: str | None = typer.Option(None, "--cpu", help="CPU id, for offload speed"),
         ram_gb: float | None = typer.Option(None, "--ram-gb", help="system RAM in GB"),
-        disk_read_gb_s: float | None = typer.Option(None, "--disk-read-gb-s", help="model disk read rate"),
-        profile: str | None = typer.Option(None, "--profile", help="calibration profile from `rigkit calibrate`"),
+        disk_read_gb_s: float | None = typer.Option(
+            None, "--disk-read-gb-s", help="model disk read rate"
+        ),
+        profile: str | None = typer.Option(
+            None, "--profile", help="calibration profile from `rigkit calibrate`"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time."""

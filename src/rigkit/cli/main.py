@@ -51,7 +51,10 @@ _register()
 def run() -> None:
     """Console-script entry: user errors become one line on stderr and exit status 2."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of `typer.Exit(code)` instead of raising.
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool):
+            sys.exit(rc)
     except RigkitError as err:
         sys.stderr.write(f"rigkit: error: {err}\n")
         sys.exit(2)

@@ -103,7 +103,8 @@ def rules_cmd(
     for col in ("Code", "Category", "Severity", "Rule"):
         table.add_column(col, no_wrap=col != "Rule")
     for r in rules:
-        table.add_row(r.code, r.category, r.severity.value, f"[bold]{r.name}[/bold]\n{r.doc}")
+        text = "\n\n".join(" ".join(par.split()) for par in r.doc.split("\n\n"))
+        table.add_row(r.code, r.category, r.severity.value, f"[bold]{r.name}[/bold]\n{text}")
     Console().print(table)
 
 

@@ -114,7 +114,9 @@ def models_disk_read_gb_s(build: Build) -> float | None:
     for i, d in enumerate(build.drives):
         key = d.raid_group or f"drive-{i}"
         groups[key] = groups.get(key, 0.0) + d.drive.seq_read_mb_s / 1000.0
-    model_keys = [d.raid_group or f"drive-{i}" for i, d in enumerate(build.drives) if d.role == "models"]
+    model_keys = [
+        d.raid_group or f"drive-{i}" for i, d in enumerate(build.drives) if d.role == "models"
+    ]
     if model_keys:
         return max(groups[k] for k in model_keys)
     return max(groups.values())
@@ -156,7 +158,9 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
     src = exp.get("source")
     source = str(src) if src is not None else None
     if metric not in METRICS:
-        return ExpectationCheck(claim, metric, lo_f, hi_f, None, "", None, f"unknown metric {metric!r}", source)
+        return ExpectationCheck(
+            claim, metric, lo_f, hi_f, None, "", None, f"unknown metric {metric!r}", source
+        )
     attr, unit = METRICS[metric]
     gpus = exp.get("gpus") or build.gpu_count
     kw: dict[str, Any] = {
@@ -171,7 +175,9 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
     try:
         e = estimate(model, quant, build.gpus[0].gpu.id, **kw, **common)
     except RigkitError as err:
-        return ExpectationCheck(claim, metric, lo_f, hi_f, None, unit, None, f"cannot estimate: {err}", source)
+        return ExpectationCheck(
+            claim, metric, lo_f, hi_f, None, unit, None, f"cannot estimate: {err}", source
+        )
     value = getattr(e, attr)
     weights_gb = _weights_gb(model, quant)
     vram = kw["gpus"] * e.vram_gb_per_gpu
@@ -181,7 +187,15 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
             f"{vram:g} GB: does not fit with {e.engine}"
         )
         try:
-            alt = estimate(model, quant, build.gpus[0].gpu.id, gpus=kw["gpus"], prompt=kw["prompt"], gen=kw["gen"], **common)
+            alt = estimate(
+                model,
+                quant,
+                build.gpus[0].gpu.id,
+                gpus=kw["gpus"],
+                prompt=kw["prompt"],
+                gen=kw["gen"],
+                **common,
+            )
         except RigkitError:
             alt = None
         if alt is not None and alt.offload and alt.runnable and alt.decode_tokens_per_s:
@@ -195,14 +209,26 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
             reason += f"; reading {_fmt(weights_gb)} GB from disk alone takes ~{_fmt(disk_s, 2)} s"
         return ExpectationCheck(claim, metric, lo_f, hi_f, None, unit, False, reason, source)
     if value is None:
-        return ExpectationCheck(claim, metric, lo_f, hi_f, None, unit, None, "the estimate has no value for this metric", source)
+        return ExpectationCheck(
+            claim,
+            metric,
+            lo_f,
+            hi_f,
+            None,
+            unit,
+            None,
+            "the estimate has no value for this metric",
+            source,
+        )
     ok = True
     if lo_f is not None and value * (1 + TOLERANCE) < lo_f:
         ok = False
     if hi_f is not None and value * (1 - TOLERANCE) > hi_f:
         ok = False
-    rng = f"{_fmt(lo_f)}-{_fmt(hi_f)}" if lo_f is not None and hi_f is not None else (
-        f">= {_fmt(lo_f)}" if lo_f is not None else f"<= {_fmt(hi_f)}"
+    rng = (
+        f"{_fmt(lo_f)}-{_fmt(hi_f)}"
+        if lo_f is not None and hi_f is not None
+        else (f">= {_fmt(lo_f)}" if lo_f is not None else f"<= {_fmt(hi_f)}")
     )
     reason = f"estimate ~{_fmt(value, 2)} {unit} vs claimed {rng} {unit}"
     if e.offload:
@@ -234,11 +260,25 @@ def plan_capacity(build: Build) -> Capacity:
     from rigkit.catalog.llm import load_llm_catalog
 
     if not build.gpus:
-        return Capacity("none", 0, 0.0, build.cpu.id, float(build.memory_gb), None, (), (), ("the build has no GPUs",))
+        return Capacity(
+            "none",
+            0,
+            0.0,
+            build.cpu.id,
+            float(build.memory_gb),
+            None,
+            (),
+            (),
+            ("the build has no GPUs",),
+        )
     gpu = build.gpus[0].gpu
     n = build.gpu_count
     disk = models_disk_read_gb_s(build)
-    common: dict[str, Any] = {"cpu": build.cpu.id, "ram_gb": float(build.memory_gb), "disk_read_gb_s": disk}
+    common: dict[str, Any] = {
+        "cpu": build.cpu.id,
+        "ram_gb": float(build.memory_gb),
+        "disk_read_gb_s": disk,
+    }
     rows: list[CapacityRow] = []
     assumptions = [
         f"every row: prompt {PROMPT}, {GEN} generated tokens, batch 1, a {CAPACITY_CTX:,}-token context per sequence",
@@ -259,7 +299,18 @@ def plan_capacity(build: Build) -> Capacity:
             for q in VLLM_FORMATS:
                 split = "tensor" if arch.n_heads % n == 0 else "pipeline"
                 try:
-                    e = estimate(model_id, q, gpu.id, gpus=n, engine="vllm", split=split, prompt=PROMPT, gen=GEN, ctx=ctx, **common)
+                    e = estimate(
+                        model_id,
+                        q,
+                        gpu.id,
+                        gpus=n,
+                        engine="vllm",
+                        split=split,
+                        prompt=PROMPT,
+                        gen=GEN,
+                        ctx=ctx,
+                        **common,
+                    )
                 except RigkitError:
                     continue
                 if e.fits:
@@ -280,7 +331,18 @@ def plan_capacity(build: Build) -> Capacity:
 
 # --- renderers -----------------------------------------------------------------------------------
 
-_HEAD = ("model", "format", "engine", "runs", "GB/GPU", "decode tok/s", "prompt tok/s", "max ctx", "8k seqs", "bound")
+_HEAD = (
+    "model",
+    "format",
+    "engine",
+    "runs",
+    "GB/GPU",
+    "decode tok/s",
+    "prompt tok/s",
+    "max ctx",
+    "8k seqs",
+    "bound",
+)
 
 
 def _verdict(r: CapacityRow) -> str:
@@ -309,19 +371,33 @@ def _cells(r: CapacityRow) -> tuple[str, ...]:
 
 def _exp_cells(x: ExpectationCheck) -> tuple[str, str, str, str]:
     verdict = {True: "plausible", False: "NOT plausible", None: "unknown"}[x.plausible]
-    return x.claim, verdict, (f"{_fmt(x.estimate, 2)} {x.unit}" if x.estimate is not None else "-"), x.reason
+    return (
+        x.claim,
+        verdict,
+        (f"{_fmt(x.estimate, 2)} {x.unit}" if x.estimate is not None else "-"),
+        x.reason,
+    )
 
 
 def capacity_markdown(cap: Capacity) -> str:
     """Markdown section: the table, then the expectation checks."""
-    out = [f"## Capacity: {cap.gpus}x {cap.gpu} ({_fmt(cap.vram_gb_total)} GB VRAM), {_fmt(cap.ram_gb)} GB RAM", ""]
+    out = [
+        f"## Capacity: {cap.gpus}x {cap.gpu} ({_fmt(cap.vram_gb_total)} GB VRAM), {_fmt(cap.ram_gb)} GB RAM",
+        "",
+    ]
     out += [f"- {a}" for a in cap.assumptions] + [""]
     out.append("| " + " | ".join(_HEAD) + " |")
     out.append("|" + "---|" * len(_HEAD))
     for r in cap.rows:
         out.append("| " + " | ".join(_cells(r)) + " |")
     if cap.expectations:
-        out += ["", "### Performance claims", "", "| claim | verdict | estimate | why |", "|---|---|---|---|"]
+        out += [
+            "",
+            "### Performance claims",
+            "",
+            "| claim | verdict | estimate | why |",
+            "|---|---|---|---|",
+        ]
         for x in cap.expectations:
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in _exp_cells(x)) + " |")
     return "\n".join(out) + "\n"
@@ -338,13 +414,19 @@ def capacity_html(cap: Capacity) -> str:
     ]
     for r in cap.rows:
         cls = _verdict(r)
-        parts.append(f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>")
+        parts.append(
+            f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>"
+        )
     parts.append("</tbody></table>")
     if cap.expectations:
-        parts.append("<h3>Performance claims</h3><table><thead><tr><th>claim</th><th>verdict</th><th>estimate</th><th>why</th></tr></thead><tbody>")
+        parts.append(
+            "<h3>Performance claims</h3><table><thead><tr><th>claim</th><th>verdict</th><th>estimate</th><th>why</th></tr></thead><tbody>"
+        )
         for x in cap.expectations:
             cls = {True: "plausible", False: "implausible", None: "unknown"}[x.plausible]
-            parts.append(f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _exp_cells(x)) + "</tr>")
+            parts.append(
+                f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _exp_cells(x)) + "</tr>"
+            )
         parts.append("</tbody></table>")
     parts.append("</section>")
     return "\n".join(parts)
@@ -354,9 +436,14 @@ def capacity_rich(cap: Capacity) -> list[Any]:
     """rich renderables: the capacity table and the claims table."""
     from rich.table import Table
 
-    t = Table(title=f"Capacity: {cap.gpus}x {cap.gpu}, {CAPACITY_CTX:,}-token context, prompt {PROMPT}, gen {GEN}")
+    t = Table(
+        title=f"Capacity: {cap.gpus}x {cap.gpu}, {CAPACITY_CTX:,}-token context, prompt {PROMPT}, gen {GEN}"
+    )
     for h in _HEAD:
-        t.add_column(h, justify="right" if h not in ("model", "format", "engine", "runs", "bound") else "left")
+        t.add_column(
+            h,
+            justify="right" if h not in ("model", "format", "engine", "runs", "bound") else "left",
+        )
     style = {"fits": "green", "offload": "yellow", "no": "red"}
     for r in cap.rows:
         t.add_row(*_cells(r), style=style[_verdict(r)])
@@ -366,7 +453,9 @@ def capacity_rich(cap: Capacity) -> list[Any]:
         for h in ("claim", "verdict", "estimate", "why"):
             c.add_column(h)
         for x in cap.expectations:
-            c.add_row(*_exp_cells(x), style={True: "green", False: "red", None: "yellow"}[x.plausible])
+            c.add_row(
+                *_exp_cells(x), style={True: "green", False: "red", None: "yellow"}[x.plausible]
+            )
         out.append(c)
     return out
 
@@ -382,7 +471,9 @@ def _roofline_model(cap: Capacity) -> tuple[str, str]:
     return "llama-3-8b", "q4_k_m"
 
 
-def roofline_png(build: Build, cap: Capacity, model: str | None = None, quant: str | None = None) -> bytes:
+def roofline_png(
+    build: Build, cap: Capacity, model: str | None = None, quant: str | None = None
+) -> bytes:
     """Roofline figure (PNG): attainable throughput vs arithmetic intensity for one model.
 
     Roofs: the GPUs' combined peak bandwidth x intensity and their tensor FLOPS. Points: decode
@@ -409,10 +500,20 @@ def roofline_png(build: Build, cap: Capacity, model: str | None = None, quant: s
     flops_tok = m.n_layers * m.flops_layer + m.flops_out
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     xs = [0.1 * 1.2**i for i in range(80)]
-    ax.plot(xs, [min(bw * x, peak) / 1e12 for x in xs], color="black", lw=1.5, label=f"roof: {n} GPUs at once (tensor split)")
+    ax.plot(
+        xs,
+        [min(bw * x, peak) / 1e12 for x in xs],
+        color="black",
+        lw=1.5,
+        label=f"roof: {n} GPUs at once (tensor split)",
+    )
     if n > 1:
         ax.plot(
-            xs, [min(g.bw * x, g.f16_acc16) / 1e12 for x in xs], color="gray", lw=1.2, ls="--",
+            xs,
+            [min(g.bw * x, g.f16_acc16) / 1e12 for x in xs],
+            color="gray",
+            lw=1.2,
+            ls="--",
             label="roof: one GPU at a time (layer split)",
         )
     dec_x, dec_y, labels = [], [], []
@@ -421,7 +522,9 @@ def roofline_png(build: Build, cap: Capacity, model: str | None = None, quant: s
         ctx = PROMPT + GEN
         ai = b * flops_tok / (weights + b * m.kv_token_bytes(ctx))
         try:
-            e = estimate(model, quant, g.id, gpus=n, prompt=PROMPT, gen=GEN, batch=b, ctx=ctx, **common)
+            e = estimate(
+                model, quant, g.id, gpus=n, prompt=PROMPT, gen=GEN, batch=b, ctx=ctx, **common
+            )
         except RigkitError:
             continue
         if e.aggregate_tokens_per_s is None or not e.fits:
@@ -436,7 +539,13 @@ def roofline_png(build: Build, cap: Capacity, model: str | None = None, quant: s
         e = estimate(model, quant, g.id, gpus=n, prompt=PROMPT, gen=1, **common)
         if e.prefill_tokens_per_s:
             ai = PROMPT * flops_tok / weights
-            ax.scatter([ai], [e.prefill_tokens_per_s * flops_tok / 1e12], color="tab:red", zorder=3, label="prefill 512 (estimate)")
+            ax.scatter(
+                [ai],
+                [e.prefill_tokens_per_s * flops_tok / 1e12],
+                color="tab:red",
+                zorder=3,
+                label="prefill 512 (estimate)",
+            )
     except RigkitError:
         pass
     ax.set_xscale("log")

@@ -59,8 +59,23 @@ class _Setup:
     """Everything about a configuration that does not depend on prompt, gen, batch or ctx."""
 
     __slots__ = (
-        "caps", "en", "ep", "fixed", "flops_peak", "g", "kv_total_tok", "kvf", "layers",
-        "llama_like", "m", "mode", "n", "p", "split", "usable", "w",
+        "caps",
+        "en",
+        "ep",
+        "fixed",
+        "flops_peak",
+        "g",
+        "kv_total_tok",
+        "kvf",
+        "layers",
+        "llama_like",
+        "m",
+        "mode",
+        "n",
+        "p",
+        "split",
+        "usable",
+        "w",
     )
 
     def __init__(self, **kw: object) -> None:
@@ -92,7 +107,9 @@ def _make_setup(
     en = engine_nums(engine)
     ep = p.engines.get(en.id) or p.engine(en.model_id)
     loads = en.formats.union(ep.extra_formats)
-    if quant not in loads and not (quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)):
+    if quant not in loads and not (
+        quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)
+    ):
         raise EstimateError(
             f"engine {engine!r} does not load format {quant!r}",
             hint="it loads: " + ", ".join(sorted(loads)),
@@ -106,7 +123,8 @@ def _make_setup(
         raise EstimateError(f"unknown split {split!r}", hint="one of: " + ", ".join(SPLITS))
     if gpus > 1 and split not in en.parallel_modes:
         raise EstimateError(
-            f"engine {engine!r} has no {split!r} split", hint="it has: " + ", ".join(en.parallel_modes)
+            f"engine {engine!r} has no {split!r} split",
+            hint="it has: " + ", ".join(en.parallel_modes),
         )
     if split == "tensor" and gpus > 1 and m.n_heads % gpus:
         raise EstimateError(
@@ -126,7 +144,9 @@ def _make_setup(
         kvf = [li / m.n_layers for li in layers]
     elif mode == "tensor":
         share = 1.0 / n
-        per = (m.n_layers * m.layer_bytes + m.out_bytes + (m.embd_bytes if embd_on_gpu else 0.0)) * share
+        per = (
+            m.n_layers * m.layer_bytes + m.out_bytes + (m.embd_bytes if embd_on_gpu else 0.0)
+        ) * share
         w = [per] * n
         kvf = [kv_share(m, n)] * n
         layers = [m.n_layers] * n
@@ -143,8 +163,21 @@ def _make_setup(
         for fi, kf in zip(fixed, kvf, strict=True)
     ]
     return _Setup(
-        p=p, en=en, ep=ep, m=m, g=g, llama_like=llama_like, split=split, mode=mode, n=n,
-        layers=layers, w=w, kvf=kvf, fixed=fixed, caps=caps, usable=usable,
+        p=p,
+        en=en,
+        ep=ep,
+        m=m,
+        g=g,
+        llama_like=llama_like,
+        split=split,
+        mode=mode,
+        n=n,
+        layers=layers,
+        w=w,
+        kvf=kvf,
+        fixed=fixed,
+        caps=caps,
+        usable=usable,
         kv_total_tok=kv_total_tok,
         flops_peak=g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate),
     )
@@ -155,7 +188,15 @@ def _setup_cached(
     model: str, quant: str, gpu: str, gpus: int, engine: str, split: str | None, source: str
 ) -> _Setup:
     # ``source`` is part of the key: one entry per parameter set
-    return _make_setup(model, quant, gpu, gpus, engine, split, load_params(None if source == "packaged" else source))
+    return _make_setup(
+        model,
+        quant,
+        gpu,
+        gpus,
+        engine,
+        split,
+        load_params(None if source == "packaged" else source),
+    )
 
 
 def estimate(
@@ -184,7 +225,12 @@ def estimate(
     ``cpu``/``ram_gb`` describe the host for CPU offload; ``profile`` is a calibration profile.
     Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
     """
-    for name, value, low in (("gpus", gpus, 1), ("prompt", prompt, 0), ("gen", gen, 0), ("batch", batch, 1)):
+    for name, value, low in (
+        ("gpus", gpus, 1),
+        ("prompt", prompt, 0),
+        ("gen", gen, 0),
+        ("batch", batch, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool):
             raise EstimateError(f"{name} must be an integer, got {value!r}")
         if value < low:
@@ -227,7 +273,7 @@ def estimate(
     out_on_gpu = True
     offload = False
     runnable = fits
-    cpu_ram = (m.embd_bytes if (llama_like or m.embedding_on_cpu) else 0.0)
+    cpu_ram = m.embd_bytes if (llama_like or m.embedding_on_cpu) else 0.0
     c: CpuNums | None = None
     if not fits and en.supports_offload and llama_like and mode in ("single", "layer"):
         # -ngl: as many layers on the GPUs as fit with their KV; the rest run on the CPU
@@ -235,8 +281,13 @@ def estimate(
         room = [g.vram - en.cuda_ctx - buf for _ in range(n)]
         fit_layers = [max(0, int(r // per_layer)) for r in room]
         gl = min(m.n_layers, sum(fit_layers))
-        out_on_gpu = gl == m.n_layers and (room[-1] - fit_layers[-1] * per_layer) >= m.out_bytes and (
-            sum(fit_layers) > m.n_layers or room[-1] - split_layers(m.n_layers, n)[-1] * per_layer >= m.out_bytes
+        out_on_gpu = (
+            gl == m.n_layers
+            and (room[-1] - fit_layers[-1] * per_layer) >= m.out_bytes
+            and (
+                sum(fit_layers) > m.n_layers
+                or room[-1] - split_layers(m.n_layers, n)[-1] * per_layer >= m.out_bytes
+            )
         )
         gpu_layers, cpu_layers = gl, m.n_layers - gl
         offload = True
@@ -244,7 +295,10 @@ def estimate(
         w = [li * m.layer_bytes for li in layers]
         if out_on_gpu:
             w[-1] += m.out_bytes
-        used = [wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers for wi, li in zip(w, layers, strict=True)]
+        used = [
+            wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers
+            for wi, li in zip(w, layers, strict=True)
+        ]
         worst = max(range(n), key=used.__getitem__)
         cpu_ram += cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
         cpu_ram += kv_needed * cpu_layers / m.n_layers
@@ -263,7 +317,9 @@ def estimate(
         else:
             runnable = True
             if ram_gb is None:
-                assumptions.append(f"assumed at least {cpu_ram / _GB / RAM_USABLE:.0f} GB of system RAM for the CPU part")
+                assumptions.append(
+                    f"assumed at least {cpu_ram / _GB / RAM_USABLE:.0f} GB of system RAM for the CPU part"
+                )
         # capacity with this placement
         caps = [
             _capacity_tokens(g.vram, wi + en.cuda_ctx, kv_total_tok * li / m.n_layers, en, m, True)
@@ -272,7 +328,11 @@ def estimate(
         ]
         cap_tokens = min(caps) if caps else math.inf
     elif not fits:
-        why = "weights alone exceed" if not weights_fit else "weights fit but the KV cache for the context exceeds"
+        why = (
+            "weights alone exceed"
+            if not weights_fit
+            else "weights fit but the KV cache for the context exceeds"
+        )
         if en.supports_offload and not llama_like:
             why += f" the memory {engine} claims; its CPU offload copies weights over PCIe every step (not modelled)"
         assumptions.append(f"does not fit: {why} GPU memory")
@@ -285,7 +345,7 @@ def estimate(
         max_context = 0 if not fits and not offload else max_context
 
     vram_gb = g.vram / _GB
-    b_fixed, _ = buffer_parts(en, m)
+    _b_fixed, _ = buffer_parts(en, m)
     memory_terms: tuple[tuple[str, float], ...] = (
         ("weights", w[worst] / _GB),
         ("kv_cache", (kv_needed * (layers[worst] / m.n_layers if offload else kvf[worst])) / _GB),
@@ -305,7 +365,20 @@ def estimate(
         if gen > 0:
             depth = prompt + gen / 2.0
             decode_rate, agg, bound, decode_terms = _decode(
-                m, g, p, ep, en, flops_peak, mode, n, layers, out_on_gpu, batch, depth, cpu_layers or 0, c
+                m,
+                g,
+                p,
+                ep,
+                en,
+                flops_peak,
+                mode,
+                n,
+                layers,
+                out_on_gpu,
+                batch,
+                depth,
+                cpu_layers or 0,
+                c,
             )
         if prompt > 0:
             t_pf, prefill_bound, prefill_terms = _prefill(
@@ -315,10 +388,17 @@ def estimate(
             ttft = t_pf
 
     cold, cached, load_terms = load_times(
-        p, g, m.total_bytes, [wi for wi in w if wi > 0], parallel_upload=not llama_like, disk_read_gb_s=disk_read_gb_s
+        p,
+        g,
+        m.total_bytes,
+        [wi for wi in w if wi > 0],
+        parallel_upload=not llama_like,
+        disk_read_gb_s=disk_read_gb_s,
     )
     if disk_read_gb_s is None:
-        assumptions.append(f"disk read {p.default_disk_read_gb_s:g} GB/s (pass disk_read_gb_s / a build)")
+        assumptions.append(
+            f"disk read {p.default_disk_read_gb_s:g} GB/s (pass disk_read_gb_s / a build)"
+        )
     if mode == "tensor" and n > 1:
         _, _, path = parallel.link(g, p)
         assumptions.append(
@@ -329,7 +409,9 @@ def estimate(
             "layer split: GPUs run their layers one after another; per-token time is the sum over GPUs, no all-reduce"
         )
     elif mode == "row" and n > 1:
-        assumptions.append("row split: each matrix split across GPUs, results gathered on the main GPU per matmul")
+        assumptions.append(
+            "row split: each matrix split across GPUs, results gathered on the main GPU per matmul"
+        )
     if p.source != "packaged":
         assumptions.append(f"efficiency parameters from profile {p.source}")
 
@@ -391,11 +473,17 @@ def _decode(
     comm = 0.0
     if mode == "tensor":
         share = 1.0 / n
-        t = decode_step(m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, share, kv_share(m, n))
+        t = decode_step(
+            m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, share, kv_share(m, n)
+        )
         comm = 2 * m.n_layers * parallel.allreduce_s(g, p, n, batch * m.hidden * 2.0)
     elif mode == "row":
         t = decode_step(m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, 1.0 / n, 1.0)
-        nbytes = batch * 4.0 * (2 * m.hidden + 2 * m.n_kv_heads * m.head_dim + (m.mlp_matrices - 1) * m.ffn_size)
+        nbytes = (
+            batch
+            * 4.0
+            * (2 * m.hidden + 2 * m.n_kv_heads * m.head_dim + (m.mlp_matrices - 1) * m.ffn_size)
+        )
         comm = m.n_layers * parallel.row_gather_s(g, p, n, 4 + m.mlp_matrices, nbytes)
     else:  # single, layer, pipeline: stages in sequence, same GPU type: one sum
         gl = sum(layers)
@@ -408,7 +496,9 @@ def _decode(
         assert c is not None
         cbw = c.bw * p.cpu_bandwidth_efficiency
         frac = m.expert_fraction(batch) if m.n_experts > 1 else 1.0
-        cbytes = cpu_layers * (m.layer_dense_bytes + m.layer_expert_bytes * frac) + (0.0 if out_on_gpu else m.out_bytes)
+        cbytes = cpu_layers * (m.layer_dense_bytes + m.layer_expert_bytes * frac) + (
+            0.0 if out_on_gpu else m.out_bytes
+        )
         cflops = batch * (cpu_layers * m.flops_layer + (0.0 if out_on_gpu else m.flops_out))
         t_cpu = max(cbytes / cbw, cflops / (c.flops * p.cpu_compute_efficiency))
         t_cpu += batch * cpu_layers * m.kv_layer_token * depth / cbw
@@ -468,7 +558,11 @@ def _prefill(
     elif mode == "row":
         t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch)
         tok = min(u, total)
-        nbytes = tok * 4.0 * (2 * m.hidden + 2 * m.n_kv_heads * m.head_dim + (m.mlp_matrices - 1) * m.ffn_size)
+        nbytes = (
+            tok
+            * 4.0
+            * (2 * m.hidden + 2 * m.n_kv_heads * m.head_dim + (m.mlp_matrices - 1) * m.ffn_size)
+        )
         comm = n_ub * m.n_layers * parallel.row_gather_s(g, p, n, 4 + m.mlp_matrices, nbytes)
     else:
         # the GPUs compute every layer; CPU-resident layers' weights are copied up per micro-batch

@@ -188,7 +188,9 @@ def fit(
 
     best = loss(x)
     if math.isinf(best):
-        raise EstimateError("some measured configurations cannot run in the model (do not fit in memory?)")
+        raise EstimateError(
+            "some measured configurations cannot run in the model (do not fit in memory?)"
+        )
     step = 0.5
     sweeps = 0
     while step > tol and sweeps < max_sweeps:
@@ -285,7 +287,9 @@ def rows_from_records(
     return out
 
 
-def rows_from_serve(data: dict[str, Any], defaults: dict[str, Any], label: str) -> list[Measurement]:
+def rows_from_serve(
+    data: dict[str, Any], defaults: dict[str, Any], label: str
+) -> list[Measurement]:
     """Rows from a ``rigkit bench serve --json`` result: aggregate and per-sequence decode, TTFT."""
     meta = dict(data.get("meta") or {})
     meta.update({k: v for k, v in defaults.items() if v is not None})
@@ -297,30 +301,54 @@ def rows_from_serve(data: dict[str, Any], defaults: dict[str, Any], label: str) 
     gen = _int(meta.get("gen_tokens"), 0)
     if prompt <= 0 or gen <= 0:
         raise EstimateError(f"{label}: meta needs prompt_tokens and gen_tokens")
-    base = {
-        "gpu": str(meta["gpu"]),
-        "gpus": _int(meta.get("gpus"), 1) or 1,
-        "model": str(meta.get("model_id") or meta["model"]),
-        "quant": str(meta["quant"]),
-        "engine": str(meta.get("engine") or "llama.cpp"),
-        "split": meta.get("split"),
-        "prompt": prompt,
-        "gen": gen,
-    }
+    split = meta.get("split")
+    base = Measurement(
+        gpu=str(meta["gpu"]),
+        gpus=_int(meta.get("gpus"), 1) or 1,
+        model=str(meta.get("model_id") or meta["model"]),
+        quant=str(meta["quant"]),
+        engine=str(meta.get("engine") or "llama.cpp"),
+        split=str(split) if split else None,
+        prompt=prompt,
+        gen=gen,
+        batch=1,
+        metric="decode",
+        value=1.0,
+    )
     for j, run in enumerate(data.get("runs") or []):
         conc = _int(run.get("concurrency"), 1) or 1
         tps = run.get("output_tokens_per_s")
         if isinstance(tps, int | float) and tps > 0:
-            out.append(Measurement(**base, batch=conc, metric="aggregate", value=float(tps), label=f"{label}:run{j}"))
-        tpot = (run.get("tpot_ms") or {}).get("p50") if isinstance(run.get("tpot_ms"), dict) else None
+            out.append(
+                replace(
+                    base,
+                    batch=conc,
+                    metric="aggregate",
+                    value=float(tps),
+                    label=f"{label}:run{j}",
+                )
+            )
+        tpot = (
+            (run.get("tpot_ms") or {}).get("p50") if isinstance(run.get("tpot_ms"), dict) else None
+        )
         if isinstance(tpot, int | float) and tpot > 0:
-            out.append(Measurement(**base, batch=conc, metric="decode", value=1000.0 / tpot, label=f"{label}:run{j}"))
+            out.append(
+                replace(
+                    base,
+                    batch=conc,
+                    metric="decode",
+                    value=1000.0 / tpot,
+                    label=f"{label}:run{j}",
+                )
+            )
     if not out:
         raise EstimateError(f"{label}: no runs with output_tokens_per_s or tpot_ms")
     return out
 
 
-def read_measurements(path: str | Path, defaults: dict[str, Any] | None = None) -> list[Measurement]:
+def read_measurements(
+    path: str | Path, defaults: dict[str, Any] | None = None
+) -> list[Measurement]:
     """Measurements from a llama-bench CSV/JSON/JSONL file or a ``bench serve --json`` file."""
     d = dict(defaults or {})
     p = Path(path)
@@ -363,7 +391,9 @@ def check_rows(rows: Sequence[Measurement], params: Params) -> list[str]:
     return problems
 
 
-def group_by(rows: Sequence[Measurement], key: Callable[[Measurement], str]) -> dict[str, list[Measurement]]:
+def group_by(
+    rows: Sequence[Measurement], key: Callable[[Measurement], str]
+) -> dict[str, list[Measurement]]:
     out: dict[str, list[Measurement]] = {}
     for r in rows:
         out.setdefault(key(r), []).append(r)
@@ -374,5 +404,11 @@ def packaged_calibration_rows() -> list[Measurement]:
     """The packaged llama.cpp calibration rows (``data/llamacpp-llama3-single-gpu.csv``)."""
     from importlib import resources
 
-    text = resources.files("rigkit.estimate").joinpath("data", "llamacpp-llama3-single-gpu.csv").read_text("utf-8")
-    return rows_from_records(list(csv.DictReader(text.splitlines())), {}, "llamacpp-llama3-single-gpu.csv")
+    text = (
+        resources.files("rigkit.estimate")
+        .joinpath("data", "llamacpp-llama3-single-gpu.csv")
+        .read_text("utf-8")
+    )
+    return rows_from_records(
+        list(csv.DictReader(text.splitlines())), {}, "llamacpp-llama3-single-gpu.csv"
+    )

@@ -19,10 +19,7 @@ import yaml
 
 from rigkit.errors import EstimateError
 
-try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: names of the fitted parameters, in the order the fitter walks them
 FITTED_NAMES: tuple[str, ...] = (

@@ -123,10 +123,10 @@ class ModelNums:
 class GpuNums:
     __slots__ = (
         "arch",
+        "bf16",
         "bw",
         "f16_acc16",
         "f16_acc32",
-        "bf16",
         "fp8",
         "fp32",
         "id",
@@ -258,7 +258,8 @@ def model_nums(model_id: str, format_id: str) -> ModelNums:
         n_local_layers=m.n_local_layers,
         window=m.attention_window or 0,
         attn_ops_layer_pos=attn_ops,
-        score_bytes_layer_pos=16.0 * m.n_heads,  # f32 scores: written, read+written by softmax, read
+        score_bytes_layer_pos=16.0
+        * m.n_heads,  # f32 scores: written, read+written by softmax, read
         embedding_on_cpu=f.embedding_on_cpu,
     )
 
@@ -294,7 +295,9 @@ def gpu_nums_from(g: Any) -> GpuNums:
     )
 
 
-def cpu_bandwidth(channels: int, speed_mts: float, fabric_gb_s: float | None) -> tuple[float, float]:
+def cpu_bandwidth(
+    channels: int, speed_mts: float, fabric_gb_s: float | None
+) -> tuple[float, float]:
     """(usable, theoretical) CPU memory read bandwidth in bytes/s.
 
     Theoretical = channels x MT/s x 8 bytes; usable is capped by the CPU's fabric (CCD links) when

@@ -73,7 +73,14 @@ def decode_step(
     t_c = batch * flops * share / (flops_peak * p.prefill_tensor_efficiency)
     dd = mean_depth(m, depth)
     t_kv = batch * layers * m.kv_layer_token * dd * kv_share / bw
-    t_attn = batch * layers * m.attn_ops_layer_pos * dd * share / (g.fp32 * p.attn_decode_fp32_efficiency)
+    t_attn = (
+        batch
+        * layers
+        * m.attn_ops_layer_pos
+        * dd
+        * share
+        / (g.fp32 * p.attn_decode_fp32_efficiency)
+    )
     t_fix = layers * p.layer_overhead_us * 1e-6 * ep.overhead_scale
     return t_w, t_c, t_kv, t_attn, t_fix
 
@@ -108,7 +115,13 @@ def prefill_time(
     lbytes = layers * m.layer_bytes * share  # a full micro-batch touches every expert
     fl = layers * m.flops_layer * share
     t_full = max(lbytes / qbw, u * fl / fe)
-    t_last = max(layers * (m.layer_dense_bytes + m.layer_expert_bytes * m.expert_fraction(last)) * share / qbw, last * fl / fe)
+    t_last = max(
+        layers
+        * (m.layer_dense_bytes + m.layer_expert_bytes * m.expert_fraction(last))
+        * share
+        / qbw,
+        last * fl / fe,
+    )
     t_lin = (n_ub - 1) * t_full + t_last
     if out:
         t_lin += sequences * m.flops_out / fe + m.out_bytes / qbw
@@ -117,9 +130,12 @@ def prefill_time(
         t_dq = n_ub * layers * m.layer_params * 2.0 * share * p.dequant_passes / bw
     local = m.n_local_layers
     s_glob = depth_sum(d0, n_tokens, 0)
-    s = s_glob if local == 0 else (
-        (m.n_layers - local) * s_glob + local * depth_sum(d0, n_tokens, m.window)
-    ) / m.n_layers
+    s = (
+        s_glob
+        if local == 0
+        else ((m.n_layers - local) * s_glob + local * depth_sum(d0, n_tokens, m.window))
+        / m.n_layers
+    )
     per_pos = 0.0 if ep.flash_attention else m.score_bytes_layer_pos / bw
     per_pos += m.attn_ops_layer_pos / (flops_peak * p.prefill_attn_efficiency)
     t_attn = sequences * layers * s * share * per_pos

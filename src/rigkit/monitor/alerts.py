@@ -120,7 +120,7 @@ class AlertRule:
     for_s: float = 0.0
     clear_threshold: float | None = None
     severity: Severity = "warning"
-    per_gpu: bool = False
+    per_gpu: bool = False  # derived from expr (gpu.*): one alert per GPU
     summary: str = ""
     clear_for_s: float = 0.0
     relative_to: RelativeTo | None = None
@@ -133,6 +133,7 @@ class AlertRule:
     enabled: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "per_gpu", self.expr.startswith("gpu."))
         if self.expr not in valid_exprs():
             raise MonitorError(
                 f"alert rule {self.name!r}: unknown expr {self.expr!r}",
@@ -267,7 +268,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             ref_default=slowdown,
             for_s=60.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU temperature within 5 C of its hardware slowdown point",
         ),
         AlertRule(
@@ -280,7 +280,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             ref_default=slowdown,
             for_s=30.0,
             severity="critical",
-            per_gpu=True,
             summary="GPU temperature at its hardware slowdown point",
         ),
         AlertRule(
@@ -291,7 +290,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             clear_threshold=8.0,
             for_s=60.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU thermal margin to slowdown below 5 C",
         ),
         AlertRule(
@@ -299,7 +297,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             expr="gpu.throttle.hw_slowdown",
             for_s=15.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU hardware slowdown (heat, or the PSU's power-brake signal)",
         ),
         AlertRule(
@@ -307,7 +304,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             expr="gpu.throttle.hw_thermal_slowdown",
             for_s=15.0,
             severity="critical",
-            per_gpu=True,
             summary="GPU hardware thermal slowdown",
         ),
         AlertRule(
@@ -315,7 +311,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             expr="gpu.throttle.hw_power_brake_slowdown",
             for_s=5.0,
             severity="critical",
-            per_gpu=True,
             summary="GPU power-brake slowdown: the PSU or board asked the GPU to cut power",
         ),
         AlertRule(
@@ -324,7 +319,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             codes=CRITICAL_XIDS,
             quiet_s=600.0,
             severity="critical",
-            per_gpu=True,
             summary="GPU reported a critical XID (hardware, driver or bus error)",
         ),
         AlertRule(
@@ -333,7 +327,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             exclude_codes=CRITICAL_XIDS + APPLICATION_XIDS,
             quiet_s=600.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU reported an XID that is neither critical nor application-caused",
         ),
         AlertRule(
@@ -342,7 +335,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             codes=APPLICATION_XIDS,
             quiet_s=600.0,
             severity="info",
-            per_gpu=True,
             summary="application-caused XID (logged, not alerted)",
         ),
         AlertRule(
@@ -350,7 +342,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             expr="gpu.lost",
             for_s=0.0,
             severity="critical",
-            per_gpu=True,
             summary="GPU fell off the bus or stopped answering",
         ),
         AlertRule(
@@ -358,7 +349,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             expr="gpu.data_missing",
             for_s=60.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU answers but reports no temperature",
         ),
         AlertRule(
@@ -368,7 +358,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             expected_pcie=expected_pcie(build),
             for_s=60.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU PCIe link below its expected generation or width under load",
         ),
         AlertRule(
@@ -378,7 +367,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             threshold=0.0,
             for_s=0.0,
             severity="critical",
-            per_gpu=True,
             summary="GPU memory reported uncorrected ECC errors",
         ),
         AlertRule(
@@ -388,7 +376,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
             threshold=1.0,
             for_s=0.0,
             severity="warning",
-            per_gpu=True,
             summary="GPU memory row remapping pending (reset the GPU when idle)",
         ),
         AlertRule(
@@ -463,7 +450,6 @@ def default_rules(build: Build | None = None) -> list[AlertRule]:
                 min_util_pct=50.0,
                 for_s=30.0,
                 severity="critical",
-                per_gpu=True,
                 summary="GPU fan stopped while the GPU is under load",
             ),
         )
@@ -590,8 +576,6 @@ def apply_overrides(
                 if value is not None and not isinstance(value, str):
                     raise MonitorError(f"{at}: expected a string")
                 changes[key] = value
-        if "expr" in changes:
-            changes["per_gpu"] = str(changes["expr"]).startswith("gpu.")
         try:
             if name in by_name:
                 by_name[name] = replace(by_name[name], **changes)
@@ -864,8 +848,7 @@ class AlertEngine:
     def _message(self, rule: AlertRule, subject: str, r: _Reading, raised: bool) -> str:
         what = rule.expr.split(".", 1)[1]
         if rule.expr == "gpu.lost":
-            state = "lost" if raised else "back"
-            return f"{subject} {state}: {rule.summary}" if raised else f"resolved: {subject} back"
+            return f"{subject} lost: {rule.summary}" if raised else f"resolved: {subject} back"
         if rule.expr.startswith("gpu.throttle."):
             reason = rule.expr[len("gpu.throttle.") :]
             if raised:

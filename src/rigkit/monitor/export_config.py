@@ -234,16 +234,8 @@ def _sel(metric: str, labels: dict[str, str]) -> str:
     return f"{metric}{{{inner}}}"
 
 
-N = 40  # samples after the first: 41 samples, 10 minutes at 15 s
+N = 40  # meta tests: samples after the first (41 samples, 10 minutes at 15 s)
 SPIKE_AT = 11  # the spike is sample 11 (t = 165 s)
-
-
-def _steady(v: float) -> str:
-    return f"{_num(v)}x{N}"
-
-
-def _spike(good: float, bad: float) -> str:
-    return f"{_num(good)}x{SPIKE_AT - 1} {_num(bad)} {_num(good)}x{N - SPIKE_AT}"
 
 
 def _bad_good(rule: AlertRule, scale: float) -> tuple[float, float]:
@@ -274,28 +266,49 @@ class _Case:
 def _case(p: PromRule) -> _Case:
     rule = p.rule
     c = _Case()
+    step = SCRAPE_INTERVAL_S
+    # evaluate 10 minutes in, or 5 minutes after a long `for` has elapsed
+    eval_s = max(600, -(-int(p.for_s + 300) // step) * step)
+    n = eval_s // step  # samples after the first
+    c.eval_time = _dur(eval_s)
+
+    def steady(v: float) -> str:
+        return f"{_num(v)}x{n}"
+
+    def spike(good: float, bad: float) -> str:
+        return f"{_num(good)}x{SPIKE_AT - 1} {_num(bad)} {_num(good)}x{n - SPIKE_AT}"
+
     up = "up"
     subjects = [_labels(i, rule) for i in range(1, 5)]
+    up_n = 4 * int(max(rule.quiet_s, 600)) // SCRAPE_INTERVAL_S
     for lab in subjects:
-        c.add(up, {k: v for k, v in lab.items() if k in ("instance", "job", "machine")}, "1x110")
+        c.add(
+            up, {k: v for k, v in lab.items() if k in ("instance", "job", "machine")}, f"1x{up_n}"
+        )
     bad_l, ok_l, spike_l, extra_l = subjects
     expr = rule.expr
     if expr == "gpu.xid":
         codes = list(rule.codes) or [61]
         other = 13 if 13 not in codes else 79
         first, later = codes[0], codes[-1]
-        c.eval_time = "12m"
-        c.add("rigkit_gpu_xid", {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x100")
-        c.add("rigkit_gpu_xid", {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x100")
-        c.add("rigkit_gpu_xid", {**ok_l, "xid": str(first)}, "1x110")
-        c.add("rigkit_gpu_xid", {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x100")
+        step = SCRAPE_INTERVAL_S
+        quiet = -(-int(rule.quiet_s) // step) * step  # the quiet period, rounded up to a scrape
+        # At quiet + 120 s the XIDs that appeared (150 s) or incremented (165 s) are within the
+        # quiet period, the steady counter is older than it; at 2 x quiet + 300 s all is quiet.
+        fire_at, quiet_at = quiet + 120, 2 * quiet + 300
+        n = quiet_at // step + 10
+        c.eval_time = _dur(fire_at)
+        c.add("rigkit_gpu_xid", {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x{n}")
+        c.add("rigkit_gpu_xid", {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x{n}")
+        c.add("rigkit_gpu_xid", {**ok_l, "xid": str(first)}, f"1x{n + SPIKE_AT}")
+        c.add("rigkit_gpu_xid", {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x{n}")
         c.firing = [{**bad_l, "xid": str(first)}, {**spike_l, "xid": str(later)}]
-        c.also = [("25m", [])]  # quiet for more than the quiet period: resolved
+        c.also = [(_dur(quiet_at), [])]  # quiet for longer than the quiet period: resolved
         return c
     if expr == "gpu.lost":
-        c.add("rigkit_gpu_lost", bad_l, _steady(1))
-        c.add("rigkit_gpu_lost", ok_l, _steady(0))
-        c.add("rigkit_gpu_lost", spike_l, _spike(0, 1))
+        c.add("rigkit_gpu_lost", bad_l, steady(1))
+        c.add("rigkit_gpu_lost", ok_l, steady(0))
+        c.add("rigkit_gpu_lost", spike_l, spike(0, 1))
         c.add("rigkit_gpu_lost", extra_l, "0x10")  # vanishes after 150 s
         c.firing = [bad_l, extra_l]
         c.at_spike = [bad_l]  # the vanished GPU's last value is still within the lookback
@@ -303,32 +316,32 @@ def _case(p: PromRule) -> _Case:
     if expr == "gpu.data_missing":
         temp = _metric("gpu.temperature_c")[0]
         for lab in (bad_l, ok_l, spike_l):
-            c.add("rigkit_gpu_lost", lab, _steady(0))
-        c.add(temp, ok_l, _steady(60))
-        c.add(temp, spike_l, f"60x{SPIKE_AT - 1} _ 60x{N - SPIKE_AT}")  # one missed reading
+            c.add("rigkit_gpu_lost", lab, steady(0))
+        c.add(temp, ok_l, steady(60))
+        c.add(temp, spike_l, f"60x{SPIKE_AT - 1} _ 60x{n - SPIKE_AT}")  # one missed reading
         c.firing = [bad_l]
         c.at_spike = [bad_l]
         return c
     if expr.startswith("gpu.throttle."):
         reason = expr[len("gpu.throttle.") :]
         m = "rigkit_gpu_throttle"
-        c.add(m, {**bad_l, "reason": reason}, _steady(1))
-        c.add(m, {**ok_l, "reason": reason}, _steady(0))
-        c.add(m, {**spike_l, "reason": reason}, _spike(0, 1))
-        c.add(m, {**extra_l, "reason": "sw_power_cap"}, _steady(1))
+        c.add(m, {**bad_l, "reason": reason}, steady(1))
+        c.add(m, {**ok_l, "reason": reason}, steady(0))
+        c.add(m, {**spike_l, "reason": reason}, spike(0, 1))
+        c.add(m, {**extra_l, "reason": "sw_power_cap"}, steady(1))
         c.firing = [{**bad_l, "reason": reason}]
         c.at_spike = c.firing
         return c
     if expr == "gpu.fan_stopped_under_load":
         fan, util = _metric("gpu.fan_pct")[0], _metric("gpu.util_pct")[0]
-        c.add(fan, bad_l, _steady(0))
-        c.add(util, bad_l, _steady(0.99))
-        c.add(fan, ok_l, _steady(0.6))
-        c.add(util, ok_l, _steady(0.99))
-        c.add(fan, spike_l, _spike(0.6, 0))
-        c.add(util, spike_l, _steady(0.99))
-        c.add(fan, extra_l, _steady(0))  # idle with the fans stopped: normal
-        c.add(util, extra_l, _steady(0))
+        c.add(fan, bad_l, steady(0))
+        c.add(util, bad_l, steady(0.99))
+        c.add(fan, ok_l, steady(0.6))
+        c.add(util, ok_l, steady(0.99))
+        c.add(fan, spike_l, spike(0.6, 0))
+        c.add(util, spike_l, steady(0.99))
+        c.add(fan, extra_l, steady(0))  # idle with the fans stopped: normal
+        c.add(util, extra_l, steady(0))
         c.firing = [bad_l]
         c.at_spike = c.firing
         return c
@@ -341,15 +354,15 @@ def _case(p: PromRule) -> _Case:
             (ok_l, "4", "16", 0.99),
             (extra_l, "1", "16", 0.0),  # idle: links train down to save power
         ):
-            c.add(gen, lab, f"{g}x{N}")
-            c.add(width, lab, f"{w}x{N}")
-            c.add(util, lab, _steady(u))
-        c.add(gen, spike_l, _spike(4, 1))
-        c.add(width, spike_l, _steady(16))
-        c.add(util, spike_l, _steady(0.99))
+            c.add(gen, lab, f"{g}x{n}")
+            c.add(width, lab, f"{w}x{n}")
+            c.add(util, lab, steady(u))
+        c.add(gen, spike_l, spike(4, 1))
+        c.add(width, spike_l, steady(16))
+        c.add(util, spike_l, steady(0.99))
         for lab in subjects:
-            c.add(mgen, lab, _steady(4))
-            c.add(mwidth, lab, _steady(16))
+            c.add(mgen, lab, steady(4))
+            c.add(mwidth, lab, steady(16))
         c.firing = [bad_l]
         c.at_spike = c.firing
         return c
@@ -357,17 +370,17 @@ def _case(p: PromRule) -> _Case:
     bad, good = _bad_good(rule, scale)
     if rule.scope == "disk":
         bad_l, ok_l, spike_l, extra_l = ({**s, "disk": "nvme0n1"} for s in subjects)
-    c.add(metric, bad_l, _steady(bad))
-    c.add(metric, ok_l, _steady(good))
-    c.add(metric, spike_l, _spike(good, bad))
+    c.add(metric, bad_l, steady(bad))
+    c.add(metric, ok_l, steady(good))
+    c.add(metric, spike_l, spike(good, bad))
     c.firing = [bad_l]
     if rule.relative_to is not None and rule.threshold is not None:
         # with NVML's own slowdown temperature (84 C) the threshold moves with it
         ref_metric = _metric(f"gpu.{rule.relative_to}")[0]
         ref = 84.0
-        c.add(ref_metric, extra_l, _steady(ref))
-        c.add(metric, extra_l, _steady(ref + rule.threshold))
-        c.add(ref_metric, ok_l, _steady(float(rule.ref_default or 0.0)))
+        c.add(ref_metric, extra_l, steady(ref))
+        c.add(metric, extra_l, steady(ref + rule.threshold))
+        c.add(ref_metric, ok_l, steady(float(rule.ref_default or 0.0)))
         c.firing = [bad_l, extra_l]
     c.at_spike = c.firing if p.for_s <= SPIKE_AT * SCRAPE_INTERVAL_S else []
     return c

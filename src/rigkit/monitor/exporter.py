@@ -1,10 +1,15 @@
 """Prometheus exporter: /metrics served from a cache the agent updates once per sample.
 
-A scrape never calls NVML or reads the store: the agent calls :meth:`ExporterCache.update` after
-each sample, which renders the exposition text once (through :class:`RigkitCollector`, a
-prometheus-client custom collector); a scrape returns those bytes plus the freshness gauge
-``rigkit_sample_age_seconds`` computed at scrape time. The HTTP server is threaded and binds
-127.0.0.1 unless told otherwise.
+A scrape never calls NVML or reads the store. The agent calls :meth:`ExporterCache.update` after
+each sample, which only swaps in a new immutable :class:`Snapshot`. The first scrape after an
+update renders the exposition text (text format 0.0.4) and later scrapes reuse it; the freshness
+gauge ``rigkit_sample_age_seconds`` is computed at each scrape.
+
+:func:`families` builds the metric families once; :class:`RigkitCollector` (a prometheus-client
+custom collector, for embedding in another registry) and the fast text renderer both read them,
+and a test checks that they agree. The HTTP server runs an asyncio loop in its own thread (one
+thread however many scrapers connect), binds 127.0.0.1 unless told otherwise, and answers only
+GET/HEAD of ``/metrics`` and ``/``.
 
 Metric names (units in the name, Prometheus base units): see :data:`GPU_METRICS_PROM` and
 docs/monitor.md.
@@ -12,13 +17,14 @@ docs/monitor.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rigkit.errors import MonitorError
 from rigkit.monitor.sample import THROTTLE_REASONS, Event, Sample
@@ -87,10 +93,17 @@ DISK_METRICS_PROM: dict[str, tuple[str, str, float]] = {
     "critical_warning": ("rigkit_disk_critical_warning", "NVMe critical warning bits.", 1.0),
 }
 
-_AGE_HELP = (
-    b"# HELP rigkit_sample_age_seconds Seconds since the latest sample was collected"
-    b" (-1: no sample yet).\n# TYPE rigkit_sample_age_seconds gauge\n"
-)
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family: name (counters without ``_total``), type, help, samples."""
+
+    name: str
+    type: str  # "gauge" or "counter"
+    help: str
+    samples: tuple[tuple[Labels, float], ...]
 
 
 @dataclass(frozen=True)
@@ -105,12 +118,192 @@ class Snapshot:
     version: int = 0
 
 
+def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
+    """The metric families for a snapshot; ``age_now`` adds rigkit_sample_age_seconds."""
+    out: list[Family] = []
+    sample = snap.sample
+    if sample is not None:
+        glabels: dict[int, Labels] = {
+            g.index: (("gpu", str(g.index)), ("name", g.name or "")) for g in sample.gpus
+        }
+        for field, (metric, help_text, scale) in GPU_METRICS_PROM.items():
+            vals = tuple(
+                (glabels[g.index], float(v) * scale)
+                for g in sample.gpus
+                if (v := getattr(g, field)) is not None
+            )
+            out.append(Family(metric, "gauge", help_text, vals))
+        out.append(
+            Family(
+                "rigkit_gpu_lost",
+                "gauge",
+                "1 if the GPU fell off the bus or did not answer.",
+                tuple((glabels[g.index], 1.0 if g.lost else 0.0) for g in sample.gpus),
+            )
+        )
+        throttle: list[tuple[Labels, float]] = []
+        for g in sample.gpus:
+            if g.throttle_reasons is not None:
+                active = set(g.throttle_reasons)
+                for r in THROTTLE_REASONS:
+                    throttle.append(
+                        ((*glabels[g.index], ("reason", r)), 1.0 if r in active else 0.0)
+                    )
+        out.append(
+            Family(
+                "rigkit_gpu_throttle",
+                "gauge",
+                "1 while the clock-event (throttle) reason is active.",
+                tuple(throttle),
+            )
+        )
+        out.append(
+            Family(
+                "rigkit_gpu_ecc_uncorrected_errors",
+                "gauge",
+                "Uncorrected ECC errors (aggregate).",
+                tuple(
+                    (glabels[g.index], float(g.ecc_uncorrected))
+                    for g in sample.gpus
+                    if g.ecc_uncorrected is not None
+                ),
+            )
+        )
+        out.append(
+            Family(
+                "rigkit_gpu_remapped_rows_pending",
+                "gauge",
+                "1 if a row remap is pending (reset needed).",
+                tuple(
+                    (glabels[g.index], 1.0 if g.remapped_rows_pending else 0.0)
+                    for g in sample.gpus
+                    if g.remapped_rows_pending is not None
+                ),
+            )
+        )
+        names = {g.index: g.name or "" for g in sample.gpus}
+        out.append(
+            Family(
+                "rigkit_gpu_xid",
+                "counter",
+                "XID events seen since the agent started.",
+                tuple(
+                    (
+                        (("gpu", str(index)), ("name", names.get(index, "")), ("xid", str(code))),
+                        float(n),
+                    )
+                    for (index, code), n in snap.xid_totals
+                ),
+            )
+        )
+        host = sample.host
+        if host is not None:
+            for field, (metric, help_text, scale) in HOST_METRICS_PROM.items():
+                v = getattr(host, field)
+                if v is not None:
+                    out.append(Family(metric, "gauge", help_text, (((), float(v) * scale),)))
+            for field, (metric, help_text, scale) in DISK_METRICS_PROM.items():
+                vals = tuple(
+                    ((("disk", d.name),), float(v) * scale)
+                    for d in host.disks
+                    if (v := getattr(d, field)) is not None
+                )
+                out.append(Family(metric, "gauge", help_text, vals))
+    out.append(
+        Family(
+            "rigkit_alert_active",
+            "gauge",
+            "1 for each active alert.",
+            tuple(
+                (
+                    (
+                        ("rule", e.rule),
+                        ("severity", e.severity),
+                        ("gpu", "" if e.gpu is None else str(e.gpu)),
+                    ),
+                    1.0,
+                )
+                for e in snap.alerts
+            ),
+        )
+    )
+    out.append(
+        Family(
+            "rigkit_samples",
+            "counter",
+            "Samples collected since the agent started.",
+            (((), float(snap.samples_total)),),
+        )
+    )
+    if snap.last_wall_time is not None:
+        out.append(
+            Family(
+                "rigkit_last_sample_timestamp_seconds",
+                "gauge",
+                "Unix time at which the latest sample was collected.",
+                (((), snap.last_wall_time),),
+            )
+        )
+    if age_now is not None:
+        out.append(
+            Family("rigkit_sample_age_seconds", "gauge", _AGE_TEXT, (((), _age(snap, age_now)),))
+        )
+    return out
+
+
+#: Series names as scraped (counters carry the ``_total`` suffix), for alert rules and dashboards.
+XID_SERIES = "rigkit_gpu_xid_total"  # labels gpu, name, xid
+SAMPLES_SERIES = "rigkit_samples_total"
+LOST_SERIES = "rigkit_gpu_lost"
+THROTTLE_SERIES = "rigkit_gpu_throttle"  # labels gpu, name, reason
+ALERT_SERIES = "rigkit_alert_active"  # labels rule, severity, gpu
+AGE_SERIES = "rigkit_sample_age_seconds"
+LAST_SAMPLE_SERIES = "rigkit_last_sample_timestamp_seconds"
+
+_AGE_TEXT = "Seconds since the latest sample was collected (-1: no sample yet)."
+
+
+def _age(snap: Snapshot, now: float) -> float:
+    wall = snap.last_wall_time
+    return -1.0 if wall is None else max(0.0, now - wall)
+
+
+def _fmt_value(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v))
+
+
+def _esc(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_text(fams: Sequence[Family]) -> bytes:
+    """Prometheus text exposition format 0.0.4."""
+    lines: list[str] = []
+    for f in fams:
+        name = f.name + "_total" if f.type == "counter" else f.name
+        help_text = f.help.replace("\\", "\\\\").replace("\n", "\\n")
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {f.type}")
+        for labels, value in f.samples:
+            if labels:
+                inner = ",".join(f'{k}="{_esc(v)}"' for k, v in labels)
+                lines.append(f"{name}{{{inner}}} {_fmt_value(value)}")
+            else:
+                lines.append(f"{name} {_fmt_value(value)}")
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
 class ExporterCache:
     """The latest sample and active alerts, and the exposition text rendered from them.
 
     ``update`` (the agent, once per sample) only swaps in a new :class:`Snapshot`; the text is
     rendered by the first scrape after an update and reused by the scrapes that follow, so the
-    agent pays nothing for samples nobody scrapes, and a scrape never reads a source.
+    agent pays little for samples nobody scrapes, and a scrape never reads a source.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -120,8 +313,8 @@ class ExporterCache:
         self._snap = Snapshot()
         self._xid: dict[tuple[int, int], int] = {}
         self._body = b""
+        self._gz_body = b""
         self._body_version = -1
-        self._collector = RigkitCollector(self, include_age=False)
 
     def snapshot(self) -> Snapshot:
         return self._snap
@@ -157,137 +350,58 @@ class ExporterCache:
                 version=old.version + 1,
             )
 
-    def render(self) -> bytes:
-        """What a scrape returns: the text for the latest snapshot and the sample age now."""
-        from prometheus_client import CollectorRegistry, generate_latest
+    def render(self, gzip: bool = False) -> bytes:
+        """What a scrape returns: the text for the latest snapshot and the sample age now.
+
+        ``gzip=True`` returns a gzip stream of two members (the cached, compressed body, then the
+        age line); HTTP clients, Prometheus included, read multi-member gzip as one text.
+        """
+        import gzip as gz
 
         snap = self._snap
         with self._render_lock:
             if self._body_version != snap.version:
-                registry = CollectorRegistry(auto_describe=False)
-                registry.register(_Fixed(self._collector, snap))
-                self._body = generate_latest(registry)
+                self._body = render_text(families(snap))
+                self._gz_body = b""
                 self._body_version = snap.version
             body = self._body
-        wall = snap.last_wall_time
-        age = -1.0 if wall is None else max(0.0, self._clock() - wall)
-        return body + _AGE_HELP + f"rigkit_sample_age_seconds {age:.3f}\n".encode()
+            if gzip and not self._gz_body:
+                self._gz_body = gz.compress(body, compresslevel=6, mtime=0)
+            gz_body = self._gz_body
+        age = (
+            _AGE_HEAD
+            + f"rigkit_sample_age_seconds {_fmt_value(_age(snap, self._clock()))}\n".encode()
+        )
+        if gzip:
+            return gz_body + gz.compress(age, compresslevel=1, mtime=0)
+        return body + age
 
 
-class _Fixed:
-    """Collects one given snapshot (so a render is consistent even while the agent updates)."""
-
-    def __init__(self, collector: RigkitCollector, snap: Snapshot) -> None:
-        self._collector = collector
-        self._snap = snap
-
-    def collect(self) -> Iterator[Metric]:
-        return self._collector.collect_snapshot(self._snap)
+_AGE_HEAD = f"# HELP rigkit_sample_age_seconds {_AGE_TEXT}\n# TYPE rigkit_sample_age_seconds gauge\n".encode()
 
 
 class RigkitCollector:
     """prometheus-client custom collector over an :class:`ExporterCache` (reads only the cache)."""
 
-    def __init__(self, cache: ExporterCache, *, include_age: bool = True) -> None:
+    def __init__(self, cache: ExporterCache) -> None:
         self.cache = cache
-        self.include_age = include_age
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        return self.collect_snapshot(self.cache.snapshot())
-
-    def collect_snapshot(self, c: Snapshot) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        sample = c.sample
-        gl = ["gpu", "name"]
-        if sample is not None:
-            names = {g.index: g.name or "" for g in sample.gpus}
-            for field, (metric, help_text, scale) in GPU_METRICS_PROM.items():
-                fam = GaugeMetricFamily(metric, help_text, labels=gl)
-                for g in sample.gpus:
-                    v = getattr(g, field)
-                    if v is not None:
-                        fam.add_metric([str(g.index), names[g.index]], float(v) * scale)
-                yield fam
-            lost = GaugeMetricFamily(
-                "rigkit_gpu_lost", "1 if the GPU fell off the bus or did not answer.", labels=gl
-            )
-            throttle = GaugeMetricFamily(
-                "rigkit_gpu_throttle",
-                "1 while the clock-event (throttle) reason is active.",
-                labels=[*gl, "reason"],
-            )
-            ecc = GaugeMetricFamily(
-                "rigkit_gpu_ecc_uncorrected_errors",
-                "Uncorrected ECC errors (aggregate).",
-                labels=gl,
-            )
-            remap = GaugeMetricFamily(
-                "rigkit_gpu_remapped_rows_pending",
-                "1 if a row remap is pending (reset needed).",
-                labels=gl,
-            )
-            for g in sample.gpus:
-                lab = [str(g.index), names[g.index]]
-                lost.add_metric(lab, 1.0 if g.lost else 0.0)
-                if g.throttle_reasons is not None:
-                    active = set(g.throttle_reasons)
-                    for r in THROTTLE_REASONS:
-                        throttle.add_metric([*lab, r], 1.0 if r in active else 0.0)
-                if g.ecc_uncorrected is not None:
-                    ecc.add_metric(lab, float(g.ecc_uncorrected))
-                if g.remapped_rows_pending is not None:
-                    remap.add_metric(lab, 1.0 if g.remapped_rows_pending else 0.0)
-            yield lost
-            yield throttle
-            yield ecc
-            yield remap
-            xid = CounterMetricFamily(
-                "rigkit_gpu_xid", "XID events seen since the agent started.", labels=[*gl, "xid"]
-            )
-            for (index, code), n in c.xid_totals:
-                xid.add_metric([str(index), names.get(index, ""), str(code)], float(n))
-            yield xid
-            host = sample.host
-            if host is not None:
-                for field, (metric, help_text, scale) in HOST_METRICS_PROM.items():
-                    v = getattr(host, field)
-                    if v is not None:
-                        yield GaugeMetricFamily(metric, help_text, value=float(v) * scale)
-                for field, (metric, help_text, scale) in DISK_METRICS_PROM.items():
-                    fam = GaugeMetricFamily(metric, help_text, labels=["disk"])
-                    for d in host.disks:
-                        v = getattr(d, field)
-                        if v is not None:
-                            fam.add_metric([d.name], float(v) * scale)
-                    yield fam
-        alert = GaugeMetricFamily(
-            "rigkit_alert_active", "1 for each active alert.", labels=["rule", "severity", "gpu"]
-        )
-        for e in c.alerts:
-            alert.add_metric([e.rule, e.severity, "" if e.gpu is None else str(e.gpu)], 1.0)
-        yield alert
-        yield CounterMetricFamily(
-            "rigkit_samples",
-            "Samples collected since the agent started.",
-            value=float(c.samples_total),
-        )
-        if c.last_wall_time is not None:
-            yield GaugeMetricFamily(
-                "rigkit_last_sample_timestamp_seconds",
-                "Unix time at which the latest sample was collected.",
-                value=c.last_wall_time,
-            )
-        if self.include_age:
-            age = -1.0 if c.last_wall_time is None else max(0.0, time.time() - c.last_wall_time)
-            yield GaugeMetricFamily(
-                "rigkit_sample_age_seconds",
-                "Seconds since the latest sample was collected (-1: no sample yet).",
-                value=age,
-            )
+        for f in families(self.cache.snapshot(), age_now=time.time()):
+            label_names = [k for k, _ in f.samples[0][0]] if f.samples else []
+            fam: Metric
+            if f.type == "counter":
+                fam = CounterMetricFamily(f.name, f.help, labels=label_names)
+            else:
+                fam = GaugeMetricFamily(f.name, f.help, labels=label_names)
+            for labels, value in f.samples:
+                fam.add_metric([v for _, v in labels], value)
+            yield fam
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -305,60 +419,106 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            body = self.server.cache.render()
-            ctype = "text/plain; version=0.0.4; charset=utf-8"
-            status = 200
-        elif path == "/":
-            body = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
-            ctype, status = "text/html; charset=utf-8", 200
-        else:
-            body, ctype, status = b"not found\n", "text/plain; charset=utf-8", 404
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("exporter: " + format, *args)
+_MAX_HEAD = 16384
+_CT_METRICS = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
+def _response(
+    status: bytes, ctype: bytes, body: bytes, keep: bool, head_only: bool, gzip: bool = False
+) -> bytes:
+    head = (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: "
+        + ctype
+        + (b"\r\nContent-Encoding: gzip" if gzip else b"")
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + (b"\r\n" if keep else b"\r\nConnection: close\r\n")
+        + b"\r\n"
+    )
+    return head if head_only else head + body
 
-    def __init__(self, addr: tuple[str, int], cache: ExporterCache) -> None:
-        import socket
 
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
+class _MetricsProtocol(asyncio.Protocol):
+    """A minimal HTTP/1.1 responder for /metrics (keep-alive, GET/HEAD only, no request bodies)."""
+
+    def __init__(self, cache: ExporterCache) -> None:
         self.cache = cache
-        super().__init__(addr, _Handler)
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+            if not self._answer(head):
+                self.transport.close()
+                return
+        if len(self.buf) > _MAX_HEAD:
+            self.transport.write(
+                _response(b"431 Request Header Fields Too Large", b"text/plain", b"", False, False)
+            )
+            self.transport.close()
+
+    def _answer(self, head: bytes) -> bool:
+        assert self.transport is not None
+        request_line, _, headers = head.partition(b"\r\n")
+        parts = request_line.split()
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            self.transport.write(
+                _response(b"400 Bad Request", b"text/plain", b"bad request\n", False, False)
+            )
+            return False
+        method, target, version = parts
+        lowered = headers.lower()
+        keep = (version == b"HTTP/1.1" and b"connection: close" not in lowered) or (
+            b"connection: keep-alive" in lowered
+        )
+        head_only = method == b"HEAD"
+        path = target.split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            out = _response(
+                b"405 Method Not Allowed", b"text/plain", b"GET only\n", keep, head_only
+            )
+        elif path == b"/metrics":
+            gzip = b"gzip" in lowered.partition(b"accept-encoding:")[2].split(b"\r\n", 1)[0]
+            body = self.cache.render(gzip=gzip)
+            out = _response(b"200 OK", _CT_METRICS, body, keep, head_only, gzip)
+        elif path == b"/":
+            page = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
+            out = _response(b"200 OK", b"text/html; charset=utf-8", page, keep, head_only)
+        else:
+            out = _response(b"404 Not Found", b"text/plain", b"not found\n", keep, head_only)
+        self.transport.write(out)
+        return keep
 
 
 class ExporterServer:
-    """The /metrics HTTP server, serving from ``cache`` in a background thread."""
+    """The /metrics HTTP server, serving from ``cache`` on an asyncio loop in its own thread."""
 
     def __init__(self, cache: ExporterCache, listen: str = DEFAULT_LISTEN) -> None:
         host, port = parse_listen(listen)
-        try:
-            self._server = _Server((host, port), cache)
-        except OSError as err:
-            raise MonitorError(f"cannot listen on {listen}: {err.strerror}") from err
         self.host = host
-        self.port = int(self._server.server_address[1])
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._server = self._loop.run_until_complete(
+                self._loop.create_server(lambda: _MetricsProtocol(cache), host, port, backlog=1024)
+            )
+        except OSError as err:
+            self._loop.close()
+            raise MonitorError(f"cannot listen on {listen}: {err.strerror}") from err
+        self.port = int(self._server.sockets[0].getsockname()[1])
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="rigkit-exporter", daemon=True
+            target=self._loop.run_forever, name="rigkit-exporter", daemon=True
         )
         self._thread.start()
-        log.info("exporter listening on http://%s:%d/metrics", host, self.port)
+        log.info("exporter listening on %s", self.url)
 
     @property
     def url(self) -> str:
@@ -366,6 +526,17 @@ class ExporterServer:
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        async def _stop() -> None:
+            self._server.close()
+            await self._server.wait_closed()
+
+        if self._loop.is_closed():
+            return
+        fut = asyncio.run_coroutine_threadsafe(_stop(), self._loop)
+        try:
+            fut.result(timeout=5)
+        except TimeoutError:
+            log.warning("exporter did not stop within 5 s")
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()

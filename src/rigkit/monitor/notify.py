@@ -202,7 +202,9 @@ class Notifier:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the connection
+        self._flush_lock = threading.Lock()  # one flush at a time: no message sent twice
+        self._last_prune: float | None = None
         self.path = Path(db_path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -290,8 +292,12 @@ class Notifier:
         """Try to deliver what is due; returns the number of messages delivered."""
         now = self._clock() if now is None else now
         delivered = 0
-        for target in self.targets:
-            delivered += self._flush_target(target, now)
+        with self._flush_lock:
+            for target in self.targets:
+                delivered += self._flush_target(target, now)
+            if self._last_prune is None or now - self._last_prune >= 3600.0:
+                self._last_prune = now
+                self.prune(now=now)
         return delivered
 
     def _flush_target(self, target: Target, now: float) -> int:

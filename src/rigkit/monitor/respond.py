@@ -476,7 +476,7 @@ class Responder:
         if p.tier3_enabled and t3_hit and not self._tier3_done:
             events += self._tier3(t, t3_hit)
         for e in events:
-            log.log(logging.INFO if e.severity == "info" else logging.WARNING, "%s", e.message)
+            log.debug("decision at t=%s: %s", e.t, e.message)
         return events
 
     # tiers

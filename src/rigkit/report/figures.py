@@ -7,7 +7,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rigkit.design.plan import Summary
+    from rigkit.design.plan import PlanResult, Summary
 
 _COLORS = {"gpu": "#4c78a8", "nic": "#f58518", "nvme": "#54a24b"}
 
@@ -143,4 +143,66 @@ def cost_png(summary: Summary) -> bytes:
     ax.set_xlim(0, max((v for _, v in items), default=1.0) * 1.3)
     ax.set_xlabel("USD")
     ax.set_title(f"Cost: ${summary.total_cost_usd:,.0f}")
+    return _png(fig)
+
+
+def slots_png(result: PlanResult) -> bytes:
+    """Physical slot map: each card drawn over the slot positions it covers; overlaps in red."""
+    from rigkit.design.model import slots_covered
+
+    plt = _pyplot()
+    build = result.build
+    cards: list[tuple[str, int, float]] = [
+        (f"gpu{g.index}", g.slot.position, g.gpu.slot_width) for g in build.gpus if g.slot
+    ]
+    cards += [(f"nic{i}", n.slot.position, 1.0) for i, n in enumerate(build.nics) if n.slot]
+    positions = [s.position for s in build.motherboard.pcie_slots]
+    last = max([*positions, *(slots_covered(p, w).stop - 1 for _, p, w in cards)], default=1)
+    case_slots = build.case.expansion_slots if build.case is not None else None
+    if case_slots is not None:
+        last = max(last, case_slots)
+    fig, ax = plt.subplots(figsize=(6, 0.45 * last + 1.2))
+    by_pos = {s.position: s for s in build.motherboard.pcie_slots}
+    for pos in range(1, last + 1):
+        slot = by_pos.get(pos)
+        label = f"{pos}: {slot.name} x{slot.electrical_lanes}" if slot else f"{pos}: -"
+        ax.text(-0.1, pos, label, ha="right", va="center", fontsize=8)
+        ax.plot([0, 4], [pos - 0.5, pos - 0.5], color="#dddddd", lw=0.8)
+    covered: dict[int, int] = {}
+    for _, p, w in cards:
+        for q in slots_covered(p, w):
+            covered[q] = covered.get(q, 0) + 1
+    for col, (name, p, w) in enumerate(sorted(cards, key=lambda c: c[1])):
+        span = slots_covered(p, w)
+        clash = any(covered[q] > 1 for q in span) or (
+            case_slots is not None and span.stop - 1 > case_slots
+        )
+        x = 0.2 + (col % 2) * 1.9
+        ax.add_patch(
+            plt.Rectangle(
+                (x, span.start - 0.45),
+                1.7,
+                len(span) - 0.1,
+                color="#e45756" if clash else "#4c78a8",
+                alpha=0.75,
+            )
+        )
+        ax.text(
+            x + 0.85,
+            span.start + (len(span) - 1) / 2,
+            f"{name}\n{w:g} slot{'s' if w != 1 else ''}",
+            ha="center",
+            va="center",
+            color="white",
+            fontsize=8,
+        )
+    if case_slots is not None:
+        ax.plot([0, 4], [case_slots + 0.5] * 2, color="black", ls="--")
+        ax.text(
+            4, case_slots + 0.5, f"case: {case_slots} slots", ha="right", va="bottom", fontsize=8
+        )
+    ax.set_xlim(-2.2, 4.1)
+    ax.set_ylim(last + 0.8, 0.4)
+    ax.axis("off")
+    ax.set_title("Slot map (red: cards that collide or overhang the case)")
     return _png(fig)

@@ -44,6 +44,7 @@ def figures_png(result: PlanResult) -> dict[str, bytes]:
     s = result.summary
     out = {
         "pcie": figures.pcie_png(s, result.build.cpu.pcie_lanes),
+        "slots": figures.slots_png(result),
         "power": figures.power_png(s, {g.index: g.power_limit_w for g in result.build.gpus}),
         "cost": figures.cost_png(s),
     }
@@ -82,6 +83,7 @@ def render_html(result: PlanResult, figure_uris: dict[str, str] | None = None) -
 
 FIGURE_TITLES = {
     "pcie": "PCIe lane allocation",
+    "slots": "Slot map",
     "power": "Power budget",
     "cost": "Cost breakdown",
     "roofline": "Roofline",

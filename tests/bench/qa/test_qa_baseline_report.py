@@ -153,3 +153,11 @@ def test_html_escapes_reasons() -> None:
     html = render_html(report(r))
     assert "<script>x" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_small_ratios_keep_a_significant_digit() -> None:
+    from rigkit.bench.qa.report import ratio_text
+
+    assert ratio_text(storage(0.1423)) == "0.005"  # 142.3 / 29000 = 0.0049
+    assert ratio_text(storage(6.0)) == "0.21"  # 6000 / 29000 = 0.2069
+    assert ratio_text(CheckResult("x", "y", "skip", "z")) == "-"

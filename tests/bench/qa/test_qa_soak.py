@@ -122,3 +122,15 @@ def test_live_soak_on_a_fake_probe_records_a_replay(
     assert by["soak-xid"].status == "pass"
     samples = soak.load_replay(out)
     assert samples and samples[0].gpus[0].throttle_reasons == ("sw_power_cap",)  # bit 0x4
+
+
+def test_unknown_xid_warns(tmp_path: Path) -> None:
+    # the healthy recording with XID 45 (preemptive cleanup, neither hardware nor application)
+    lines = (FIXTURES / "soak_healthy.jsonl").read_text().splitlines()
+    lines[31] = lines[31].replace('"xid":[]', '"xid":[45]')  # line 0 is the comment: t = 30
+    path = tmp_path / "xid45.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    r = {x.name: x for x in soak.run(QaContext(soak_replay=path))}
+    assert r["soak-xid"].status == "warn"
+    assert r["soak-xid"].measured["other_xids"] == 1
+    assert "GPU 0: XID 45 at t=30" in r["soak-xid"].reason

@@ -188,3 +188,15 @@ def test_iperf3_error_and_skips(build: Build) -> None:
     assert network.check_iperf(QaContext(build=build)).reason == "no --iperf-server given"
     no_tool = QaContext(build=build, iperf_server="h", which=which_of())
     assert network.check_iperf(no_tool).reason == "iperf3 is not installed"
+
+
+def test_storage_permission_denied_is_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(directory: Path, size: int, block: int = 0) -> Path:
+        raise PermissionError(errno.EACCES, "Permission denied", str(directory))
+
+    monkeypatch.setattr(storage, "write_test_file", denied)
+    with pytest.raises(BenchError, match="permission denied") as info:
+        storage.run(QaContext(storage_path=tmp_path, storage_mb=4, which=which_of()))
+    assert "needs root" in str(info.value)

@@ -77,7 +77,9 @@ def test_counts_from_timings_and_eval_count(style: str) -> None:
     mock = mockserver.MockConfig(ttft_ms=5, itl_ms=1, usage=style)  # type: ignore[arg-type]
     res, out, _ = _run(mock, concurrency=2, num_requests=2, gen_tokens=5)
     assert res.output_tokens == 10  # 2 requests x 5 tokens
-    assert {r.token_source for r in out.results} == {"timings" if style == "timings" else "eval_count"}
+    assert {r.token_source for r in out.results} == {
+        "timings" if style == "timings" else "eval_count"
+    }
     # 16-token prompt -> 12 words at 0.75 words/token; the mock counts 12 / 0.75 = 16 tokens
     assert res.input_tokens == 32
 

@@ -29,7 +29,9 @@ HW_THERMAL_SLOWDOWN = 0x40
 HW_POWER_BRAKE_SLOWDOWN = 0x80
 HW_SLOWDOWN_MASK = HW_SLOWDOWN | HW_THERMAL_SLOWDOWN | HW_POWER_BRAKE_SLOWDOWN
 
-# XIDs caused by applications rather than hardware (NVIDIA's XID catalog).
+# XIDs that point at hardware, driver or bus trouble, and XIDs caused by applications rather than
+# hardware (NVIDIA's XID catalog; the same lists as the monitor's alert rules).
+CRITICAL_XIDS = frozenset({48, 62, 64, 74, 79, 94, 95, 119, 120})
 APPLICATION_XIDS = frozenset({13, 31, 43, 63, 92})
 
 NVML_TIMEOUT_S = 5.0
@@ -95,12 +97,18 @@ class NvmlProbe:
         except pynvml.NVMLError as err:
             self._pool.shutdown(wait=False)
             raise GpuUnavailable(f"NVML is not available ({err}): no NVIDIA driver") from err
-        count = int(self._call(pynvml.nvmlDeviceGetCount))
-        if count == 0:
-            self.close()
-            raise GpuUnavailable("NVML reports no GPUs")
-        self._handles = [self._call(pynvml.nvmlDeviceGetHandleByIndex, i) for i in range(count)]
         self._events: object | None = None
+        try:
+            count = int(self._call(pynvml.nvmlDeviceGetCount))
+            if count == 0:
+                raise GpuUnavailable("NVML reports no GPUs")
+            self._handles = [self._call(pynvml.nvmlDeviceGetHandleByIndex, i) for i in range(count)]
+        except BenchError:
+            self._pool.shutdown(wait=False)
+            raise
+        except pynvml.NVMLError as err:
+            self._pool.shutdown(wait=False)
+            raise BenchError(f"NVML cannot enumerate the GPUs: {err}") from err
 
     def _call(self, fn: Callable[..., T], *args: object) -> T:
         future = self._pool.submit(fn, *args)
@@ -185,8 +193,8 @@ class NvmlProbe:
                 data = self._call(nv.nvmlEventSetWait_v2, self._events, left_ms)
             except nv.NVMLError:  # NVML_ERROR_TIMEOUT: nothing happened
                 break
-            index = next((i for i, h in enumerate(self._handles) if h == data.device), -1)
-            found.append((index, int(data.eventData)))
+            index = self._opt(nv.nvmlDeviceGetIndex, data.device)
+            found.append((-1 if index is None else int(index), int(data.eventData)))
             if left_ms == 0:
                 break
         return found

@@ -125,7 +125,9 @@ def _fmt_expected(r: CheckResult) -> str:
 
 def ratio_text(r: CheckResult) -> str:
     """The measured/predicted ratio to two places, or "-"."""
-    return "-" if r.ratio is None else f"{r.ratio:.2f}"
+    if r.ratio is None:
+        return "-"
+    return f"{r.ratio:.2f}" if r.ratio >= 0.1 else f"{r.ratio:.3f}"
 
 
 def brief(values: Mapping[str, Value], key: str | None) -> str:

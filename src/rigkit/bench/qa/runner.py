@@ -90,8 +90,8 @@ class QaReport:
         raw = data.get("results")
         if not isinstance(raw, list):
             raise ValueError("no 'results' list")
-        spec = data.get("spec") if isinstance(data.get("spec"), Mapping) else {}
-        assert isinstance(spec, Mapping)
+        raw_spec = data.get("spec")
+        spec: Mapping[str, object] = raw_spec if isinstance(raw_spec, Mapping) else {}
         machine = data.get("machine")
         checks = data.get("checks")
         seconds = data.get("seconds")

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rigkit.bench.qa.gpu import (
+    APPLICATION_XIDS,
+    CRITICAL_XIDS,
     GpuLoad,
     GpuProbe,
     GpuReading,
@@ -113,21 +115,36 @@ def analyse(samples: Sequence[Sample], ctx: QaContext, source: str) -> list[Chec
 
 
 def _xids(series: dict[int, list[tuple[float, GpuSample]]], base: dict[str, Value]) -> CheckResult:
-    from rigkit.bench.qa.gpu import APPLICATION_XIDS
-
     hw: list[str] = []
+    other: list[str] = []
     app: list[str] = []
     lost: list[int] = []
     for index, points in sorted(series.items()):
         for t, g in points:
             for x in g.xid:
-                (app if x in APPLICATION_XIDS else hw).append(f"GPU {index}: XID {x} at t={t:g}")
+                kind = hw if x in CRITICAL_XIDS else app if x in APPLICATION_XIDS else other
+                kind.append(f"GPU {index}: XID {x} at t={t:g}")
             if g.lost and index not in lost:
                 lost.append(index)
-    measured = dict(base, hardware_xids=len(hw), application_xids=len(app), gpus_lost=len(lost))
+    measured = dict(
+        base,
+        hardware_xids=len(hw),
+        other_xids=len(other),
+        application_xids=len(app),
+        gpus_lost=len(lost),
+    )
     if hw or lost:
         parts = hw[:5] + [f"GPU {i} fell off the bus / stopped answering" for i in lost]
         return CheckResult("soak-xid", CATEGORY, "fail", "; ".join(parts), measured)
+    if other:
+        return CheckResult(
+            "soak-xid",
+            CATEGORY,
+            "warn",
+            "XIDs to look up in the kernel log (not known as hardware faults): "
+            + "; ".join(other[:5]),
+            measured,
+        )
     if app:
         return CheckResult(
             "soak-xid",

@@ -210,6 +210,7 @@ def run(ctx: QaContext) -> list[CheckResult]:
         if target.is_dir():
             made = write_test_file(target, limit)
             read_path = made
+            limit = made.stat().st_size  # whole blocks only
         else:
             read_path = target
         fio_note = ""
@@ -221,6 +222,11 @@ def run(ctx: QaContext) -> list[CheckResult]:
                 m = read_sequential(read_path, limit)
         else:
             m = read_sequential(read_path, limit)
+    except PermissionError as err:
+        raise QaInputError(
+            f"cannot use storage path {target}: permission denied",
+            hint="reading a block device needs root; or give a directory you can write to",
+        ) from err
     finally:
         if made is not None:
             made.unlink(missing_ok=True)

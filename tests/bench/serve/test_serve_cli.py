@@ -1,0 +1,157 @@
+"""`rigkit bench serve` through the CLI against the mock server in its own process."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from rigkit.bench.mockserver import MockConfig, mock_process
+from rigkit.cli.main import app
+from rigkit.errors import BenchError
+
+
+@pytest.fixture(scope="module")
+def mock_url() -> Iterator[str]:
+    with mock_process(MockConfig(ttft_ms=20, itl_ms=2)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def faulty_url() -> Iterator[str]:
+    with mock_process(MockConfig(ttft_ms=5, itl_ms=1, fault="http500", fault_rate=0.25)) as url:
+        yield url
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["bench", "serve", "--quiet", *args])
+
+
+def test_json_schema_and_plot(mock_url: str, tmp_path: Path) -> None:
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    res = _invoke(
+        "--url", mock_url, "--model", "m", "--concurrency", "1,4", "--requests", "8",
+        "--gen-tokens", "10", "--prompt-tokens", "30", "--slo", "ttft:10000",
+        "--json", str(out), "--plot", str(png),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert set(data) == {"meta", "runs"}
+    for key in (
+        "url",
+        "model",
+        "endpoint",
+        "prompt_tokens",
+        "gen_tokens",
+        "started",
+        "rigkit_version",
+    ):
+        assert key in data["meta"]
+    assert [r["concurrency"] for r in data["runs"]] == [1, 4]
+    for r in data["runs"]:
+        assert r["rate"] is None
+        assert (r["requests"], r["completed"], r["failed"]) == (8, 8, 0)
+        for m in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
+            assert set(r[m]) == {"mean", "p50", "p90", "p99"}
+        assert r["output_tokens"] == 80  # 8 requests x 10 tokens
+        # every request meets a 10 s TTFT SLO, so goodput equals the request rate
+        assert r["goodput_requests_per_s"] == pytest.approx(r["requests_per_s"])
+        assert r["predicted"] is None
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "TTFT p50" in res.output
+
+
+def test_failures_exit_1_with_reasons(faulty_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    res = _invoke(
+        "--url", faulty_url, "--model", "m", "--concurrency", "2", "--requests", "8",
+        "--gen-tokens", "4", "--warmup", "0", "--json", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 1
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["failures"] == {"http_500": 2}  # fault rate 0.25 of 8 requests
+    assert run["completed"] == 6
+    assert "2 x http_500" in res.output
+
+
+def test_rate_mode_json(mock_url: str) -> None:
+    res = _invoke(
+        "--url", mock_url, "--model", "m", "--rate", "50", "--requests", "5",
+        "--gen-tokens", "3", "--warmup", "0", "--json", "-",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    start = res.stdout.index("{")
+    data = json.loads(res.stdout[start:])
+    (run,) = data["runs"]
+    assert (run["rate"], run["concurrency"], run["completed"]) == (50.0, None, 5)
+    assert data["meta"]["burstiness"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--endpoint", "embeddings"],
+        ["--concurrency", "1,x"],
+        ["--slo", "speed:3"],
+        ["--spec", "x.yaml"],  # a prediction needs --engine and --quant too
+        ["--requests", "0"],
+    ],
+)
+def test_unusable_input_raises_bench_error(args: list[str]) -> None:
+    res = _invoke("--url", "http://127.0.0.1:9", "--model", "m", *args)
+    assert isinstance(res.exception, BenchError), res.output
+
+
+def test_predictions_with_a_stub_estimator(
+    mock_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    class Est:
+        def to_dict(self) -> dict[str, Any]:
+            # aggregate decode 400 tok/s, TTFT 50 ms
+            return {"decode_tokens_per_s": 400.0, "ttft_s": 0.05, "fits": True, "bound": "memory"}
+
+    def estimate(model: str, quant: str, gpu: str, **kw: Any) -> Est:
+        calls.append({"model": model, "quant": quant, "gpu": gpu, **kw})
+        return Est()
+
+    gpu = types.SimpleNamespace(gpu=types.SimpleNamespace(id="rtx-4090"))
+    build = types.SimpleNamespace(
+        gpus=(gpu, gpu), cpu=types.SimpleNamespace(id="cpu-x"), memory_gb=512
+    )
+    fake_spec = types.ModuleType("rigkit.spec")
+    fake_spec.load_build = lambda path: build  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rigkit.spec", fake_spec)
+    import rigkit.estimate
+
+    monkeypatch.setattr(rigkit.estimate, "estimate", estimate, raising=False)
+    out = tmp_path / "r.json"
+    res = _invoke(
+        "--url", mock_url, "--model", "served-name", "--concurrency", "4", "--requests", "4",
+        "--gen-tokens", "8", "--warmup", "0", "--spec", "b.yaml", "--engine", "llama.cpp",
+        "--quant", "q4_k_m", "--model-id", "llama-3.1-8b", "--json", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["meta"]["gpu"] == "rtx-4090" and data["meta"]["gpus"] == 2
+    assert calls[0]["model"] == "llama-3.1-8b" and calls[0]["batch"] == 4 and calls[0]["gen"] == 8
+    (run,) = data["runs"]
+    p = run["predicted"]
+    # TPOT predicted = 1000 ms x batch 4 / 400 tok/s = 10 ms per token per stream
+    assert p["tpot_ms"] == pytest.approx(10.0)
+    assert p["ttft_ms"] == pytest.approx(50.0)
+    assert p["ratio"]["output_tokens_per_s"] == pytest.approx(run["output_tokens_per_s"] / 400.0)
+    assert p["ratio"]["ttft_ms"] == pytest.approx(run["ttft_ms"]["mean"] / 50.0)
+    assert "estimate vs measured" in res.output
+
+
+def test_mock_server_rejects_bad_fault() -> None:
+    res = CliRunner().invoke(app, ["bench", "mock-server", "--fault", "explode"])
+    assert isinstance(res.exception, BenchError)

@@ -1,0 +1,66 @@
+"""Capacity for `rigkit plan`: the model table and the check of the spec's claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rigkit.estimate.capacity import (
+    capacity_html,
+    capacity_markdown,
+    capacity_rich,
+    models_disk_read_gb_s,
+    plan_capacity,
+    roofline_png,
+)
+from rigkit.spec import load_build
+
+REF = Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml"
+
+
+@pytest.fixture(scope="module")
+def ref():  # type: ignore[no-untyped-def]
+    build = load_build(REF)
+    return build, plan_capacity(build)
+
+
+def test_reference_claims_are_checked(ref) -> None:  # type: ignore[no-untyped-def]
+    _build, cap = ref
+    checks = {c.claim: c for c in cap.expectations}
+    fp16 = next(c for c in checks.values() if "40 tokens/s" in c.claim)
+    # 141 GB of FP16 weights on 4 x 24 GB = 96 GB: vLLM cannot load it
+    assert fp16.plausible is False and "does not fit" in fp16.reason and "96 GB" in fp16.reason
+    assert "CPU RAM bandwidth" in fp16.reason
+    big = next(c for c in checks.values() if "405B" in c.claim)
+    assert big.plausible is False and big.estimate is not None and big.estimate < 2
+    assert "CPU RAM bandwidth" in big.reason
+
+
+def test_reference_table(ref) -> None:  # type: ignore[no-untyped-def]
+    _, cap = ref
+    rows = {(r.model, r.quant, r.engine): r for r in cap.rows}
+    assert rows[("llama-3-70b", "q4_k_m", "llama.cpp")].fits
+    assert rows[("llama-3-70b", "f16", "llama.cpp")].offload
+    assert rows[("llama-3.1-405b", "q4_k_m", "llama.cpp")].bound == "cpu-ram"
+    assert ("llama-3-70b", "awq-int4", "vllm") in rows
+    assert cap.to_dict()["gpus"] == 4
+
+
+def test_models_disk_is_the_raid_group(ref) -> None:  # type: ignore[no-untyped-def]
+    build, _ = ref
+    # two Crucial T705 in RAID 0 for models: 2 x the drive's sequential read
+    t705 = next(d.drive for d in build.drives if d.raid_group == "models")
+    assert models_disk_read_gb_s(build) == pytest.approx(2 * t705.seq_read_mb_s / 1000)
+
+
+def test_renderers(ref) -> None:  # type: ignore[no-untyped-def]
+    build, cap = ref
+    md = capacity_markdown(cap)
+    assert "| llama-3-70b | q4_k_m | llama.cpp | fits |" in md
+    assert "NOT plausible" in md
+    html = capacity_html(cap)
+    assert html.startswith('<section class="capacity">') and "<table>" in html
+    assert len(capacity_rich(cap)) == 2
+    png = roofline_png(build, cap)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
