@@ -190,3 +190,58 @@ def test_agent_with_the_real_responder_is_dry_run_by_default(tmp_path: Path) -> 
     assert actions, "the thermal runaway replay must reach at least tier 1"
     assert all(a.dry_run is True for a in actions)
     assert {a.tier for a in actions} == {1, 2, 3}
+
+
+def test_alert_raised_while_the_webhook_is_down_is_delivered_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    import json
+    import socket
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from rigkit.monitor.notify import Notifier
+
+    with socket.socket() as s:  # a free port with nothing listening: the endpoint is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hook"
+    db = tmp_path / "m.db"
+    with Store(db) as st:
+        notifier = Notifier(db, [url], timeout_s=1.0)
+        agent = Agent(
+            ReplaySource(SCENARIOS / "xid79.jsonl", speed=0),
+            st,
+            engine=make_engine(None, None),
+            notifier=notifier,
+        )
+        agent.run()
+        agent.close()
+    received: list[dict[str, object]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", port), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # the agent restarts later (past any retry backoff) with the endpoint back up
+        restarted = Notifier(db, [url], timeout_s=2.0, clock=lambda: time.time() + 3600)
+        assert restarted.pending() >= 1
+        restarted.flush()
+        assert restarted.pending() == 0
+        restarted.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    text = json.dumps(received)
+    assert "79" in text  # the XID 79 alert raised while the endpoint was down arrived

@@ -249,6 +249,15 @@ def test_stale_sample_time_never_completes_a_duration() -> None:
     assert events == []
 
 
+def test_repeated_sample_time_is_not_a_second_sample() -> None:
+    engine = AlertEngine(default_rules(None))
+    lost = Sample(t=5.0, gpus=(GpuSample.lost_gpu(0),))
+    # the same t three times: one sample as far as "two consecutive samples" goes
+    assert [e for _ in range(3) for e in engine.evaluate(lost)] == []
+    events = engine.evaluate(Sample(t=6.0, gpus=(GpuSample.lost_gpu(0),)))
+    assert timeline(events) == [(6.0, "raised", "gpu_lost", 0)]
+
+
 def test_sample_slowdown_temperature_wins_over_fallback() -> None:
     engine = AlertEngine(default_rules(None))
     out = []

@@ -68,15 +68,15 @@ def run() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
+    except Exception as exc:  # usage errors from the CLI parser arrive here without standalone mode
+        if not any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+            raise
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -664,6 +664,9 @@ class AlertEngine:
         if self._last_t is not None and sample.t < self._last_t:
             log.warning("sample time went backwards (%s -> %s); ignored", self._last_t, sample.t)
             return []
+        # A sample whose time did not advance is a repeat (a stuck collector): it counts as no
+        # new evidence for level rules; XIDs in it are new events all the same.
+        repeat = self._last_t is not None and sample.t == self._last_t
         self._last_t = sample.t
         present = {g.index: g for g in sample.gpus}
         gpus: dict[int, GpuSample] = dict(present)
@@ -675,6 +678,8 @@ class AlertEngine:
                 self._seen_gpus[index] = g
         events: list[Event] = []
         for rule in self.rules:
+            if repeat and not rule.is_event:
+                continue
             if rule.scope == "gpu":
                 for index in sorted(gpus):
                     g = gpus[index]
