@@ -176,3 +176,17 @@ def test_calibrate_reads_bench_serve_json(tmp_path: Path) -> None:
         ("decode", 1, 125.0),
         ("aggregate", 4, 400.0),
     ]
+
+
+def test_reads_llama_bench_native_csv() -> None:
+    from rigkit.estimate.fit import read_measurements
+
+    # the RTX 4090 Q4_K_M pp512 / tg512 rows of the calibration set in llama-bench's own CSV columns,
+    # plus a mixed -pg row that calibration skips
+    rows = read_measurements(
+        FIXTURES / "llama-bench-native.csv", {"model": "llama-3-8b", "quant": "q4_k_m"}
+    )
+    assert [(r.gpu, r.metric, r.prompt, r.gen, r.value) for r in rows] == [
+        ("rtx-4090", "prefill", 512, 0, 7138.99),
+        ("rtx-4090", "decode", 0, 512, 130.58),
+    ]

@@ -35,9 +35,10 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to `app`. Imports of heavy libraries stay inside commands.
-    from rigkit.cli import bench, calibrate, estimate, monitor, plan, qa
+    from rigkit.cli import bench, calibrate, catalog, estimate, monitor, plan, qa
 
     plan.register(app)
+    catalog.register(app)
     estimate.register(app)
     monitor.register(app)
     bench.register(app)

@@ -267,7 +267,9 @@ def rows_from_records(
         else:
             prompt, gen = _int(field("n_prompt")), _int(field("n_gen"))
         if prompt and gen:
-            raise EstimateError(f"{where}: mixed pp+tg rows are not supported")
+            continue  # llama-bench -pg rows mix both phases: not used
+        if not prompt and not gen:
+            raise EstimateError(f"{where}: neither a prompt (pp) nor a generation (tg) row")
         out.append(
             Measurement(
                 gpu=_norm_gpu(str(gpu)) if defaults.get("gpu") is None else str(gpu),
