@@ -401,16 +401,21 @@ def estimate(
         )
     if mode == "tensor" and n > 1:
         _, _, path = parallel.link(g, p)
+        one = parallel.allreduce_s(g, p, n, batch * m.hidden * 2.0)
         assumptions.append(
-            f"tensor split: 2 all-reduces per layer x {m.n_layers} layers = {2 * m.n_layers} per step over {path}"
+            f"tensor split: every GPU reads 1/{n} of the weights at once, but each layer needs 2 all-reduces: "
+            f"{2 * m.n_layers} per token over {path}, ~{one * 1e6:.0f} us each = "
+            f"{2 * m.n_layers * one * 1e3:.2g} ms per token"
         )
     elif mode in ("layer", "pipeline") and n > 1:
         assumptions.append(
-            "layer split: GPUs run their layers one after another; per-token time is the sum over GPUs, no all-reduce"
+            f"{mode} split: the {n} GPUs run their layers one after another, so per-token time is the sum "
+            f"over GPUs (no all-reduce, {n - 1} hidden-state hops); more GPUs add memory, not single-stream speed"
         )
     elif mode == "row" and n > 1:
         assumptions.append(
-            "row split: each matrix split across GPUs, results gathered on the main GPU per matmul"
+            f"row split: every matrix split across {n} GPUs, the main GPU gathers the results after each of "
+            f"{4 + m.mlp_matrices} matmuls per layer; KV cache on the main GPU"
         )
     if p.source != "packaged":
         assumptions.append(f"efficiency parameters from profile {p.source}")
