@@ -66,7 +66,8 @@ def _round(x: object) -> object:
 
 
 def start_params() -> Params:
-    return packaged_params().with_fitted(INITIAL)  # type: ignore[arg-type]
+    """The packaged priors with every fitted value replaced by INITIAL (not merged with the last fit)."""
+    return replace(packaged_params(), **INITIAL)  # type: ignore[arg-type]
 
 
 def main() -> int:
@@ -89,7 +90,7 @@ def main() -> int:
         },
     }
     text = HEADER + yaml.safe_dump(data, sort_keys=False)
-    print(text)
+    print(text, end="")
     if not args.dry_run:
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)

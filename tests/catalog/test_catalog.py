@@ -153,3 +153,24 @@ def test_listing_and_dump() -> None:
     assert (
         dumped["motherboards"]["asus-pro-ws-wrx90e-sage-se"]["pcie_slots"][0]["name"] == "PCIEX16_1"
     )
+
+
+def test_find_searches_every_kind() -> None:
+    cat = load_catalog()
+    kind, part = cat.find("apc-srt3000xla")
+    assert kind == "ups" and part.name.startswith("APC Smart-UPS SRT 3000VA")
+    with pytest.raises(UnknownIdError) as info:
+        cat.find("evga-supernova-1600")
+    assert "evga-supernova-1600-t2" in (info.value.hint or "")
+
+
+def test_ids_are_unique_across_kinds(tmp_path: Path) -> None:
+    (tmp_path / "fans.yaml").write_text(
+        "- {id: dup, name: A, source: sheet, size_mm: 140, airflow_cfm: 90, max_rpm: 3000,"
+        " power_w: 3}\n"
+    )
+    (tmp_path / "coolers.yaml").write_text(
+        "- {id: dup, name: B, source: sheet, kind: air, sockets: [AM5], tdp_rating_w: 200}\n"
+    )
+    with pytest.raises(CatalogError, match=r"coolers\.yaml: id 'dup' is also used in fans\.yaml"):
+        load_catalog_from(tmp_path)

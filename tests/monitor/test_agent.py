@@ -245,3 +245,20 @@ def test_alert_raised_while_the_webhook_is_down_is_delivered_after_a_restart(
         server.server_close()
     text = json.dumps(received)
     assert "79" in text  # the XID 79 alert raised while the endpoint was down arrived
+
+
+class FailingStore(Store):
+    def write_sample(self, sample: Sample) -> int:
+        from rigkit.errors import MonitorError
+
+        raise MonitorError("database or disk is full")
+
+
+def test_a_store_failure_does_not_stop_alerting(tmp_path: Path) -> None:
+    samples = [_s(t, temp) for t, temp in enumerate([70, 91, 92])]
+    engine = ThresholdEngine()
+    with FailingStore(tmp_path / "m.db") as st:
+        summary = Agent(ListSource(samples), st, engine=engine).run()
+        raised = st.events(kinds=["raised"])
+    assert summary.store_errors == 3  # each of the 3 samples failed to store
+    assert summary.raised == 1 and [e.t for e in raised] == [1.0]  # the alert still went out

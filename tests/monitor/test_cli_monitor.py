@@ -161,3 +161,51 @@ def test_parse_since() -> None:
     assert parse_since(None, 5.0) is None
     with pytest.raises(MonitorError):
         parse_since("yesterday", None)
+
+
+def test_run_with_a_spec_and_a_notify_target_that_is_down(tmp_path: Path) -> None:
+    import socket
+
+    from rigkit.monitor.notify import Notifier
+
+    spec = Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml"
+    with socket.socket() as s:  # nothing listens on this port
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    db = tmp_path / "m.db"
+    code, out = _run(
+        "monitor",
+        "run",
+        "--spec",
+        str(spec),
+        "--source",
+        f"replay:{SCENARIOS / 'xid79.jsonl'}",
+        "--speed",
+        "0",
+        "--db",
+        str(db),
+        "--notify",
+        url,
+        "--json",
+    )
+    assert code == 0
+    # xid79.jsonl: one XID 79 alert raised and resolved after the quiet period
+    assert (json.loads(out)["raised"], json.loads(out)["resolved"]) == (1, 1)
+    with Notifier(db, [url]) as n:
+        assert n.pending() == 2  # raised + resolved wait in the outbox for the endpoint
+
+
+def test_enforce_is_refused_for_a_replay(tmp_path: Path) -> None:
+    # a recording is not this machine: acting on it could shut down a healthy box
+    with pytest.raises(MonitorError) as err:
+        _run(
+            "monitor",
+            "run",
+            "--source",
+            "replay:runaway",
+            "--enforce",
+            "--db",
+            str(tmp_path / "x.db"),
+        )
+    assert "--enforce" in str(err.value)
+    assert not (tmp_path / "x.db").exists()

@@ -65,7 +65,7 @@ def test_metric_values_are_in_base_units() -> None:
     assert v[("rigkit_gpu_throttle", (*G0, ("reason", "hw_slowdown")))] == 0
     assert v[("rigkit_gpu_lost", (("gpu", "1"), ("name", "NVIDIA GeForce RTX 4090")))] == 1
     assert v[("rigkit_host_cpu_temperature_celsius", ())] == 68
-    assert v[("rigkit_host_memory_used_ratio", ())] == pytest.approx(0.41)
+    assert v[("rigkit_host_memory_used_ratio", ())] == 0.41  # 41 % / 100, exactly
     assert v[("rigkit_disk_wear_ratio", (("disk", "nvme0n1"),))] == pytest.approx(0.03)
     assert (
         v[
@@ -233,3 +233,26 @@ def test_series_constants_match_what_is_scraped() -> None:
         ex.LAST_SAMPLE_SERIES,
     ):
         assert const in names
+
+
+def test_idle_keep_alive_connections_are_closed() -> None:
+    import asyncio
+
+    from rigkit.monitor.exporter import _MetricsProtocol
+
+    async def scenario() -> bool:
+        cache = ExporterCache()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _MetricsProtocol(cache, idle_timeout_s=0.2), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # no request for 0.2 s: the server closes the connection, the client reads EOF
+        data = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return data == b""
+
+    assert asyncio.run(scenario())

@@ -193,3 +193,25 @@ def test_composite_with_host_only(tmp_path: Path) -> None:
     d = {x.name: x for x in s.host.disks}["nvme0n1"]
     assert (d.temp_c, d.wear_pct, d.free_pct) == (52, 3, 25.0)
     src.close()
+
+
+def test_kernel_log_from_a_following_command() -> None:
+    import time
+
+    # stands in for `journalctl -k -f -o cat`: prints one XID line, then waits
+    cmd = [
+        "sh",
+        "-c",
+        "printf 'NVRM: Xid (PCI:0000:21:00): 79, pid=1, fell off the bus\\n'; sleep 30",
+    ]
+    reader = KernelLogXids(command=cmd)
+    try:
+        recs: list[int] = []
+        deadline = time.monotonic() + 10
+        while not recs and time.monotonic() < deadline:
+            recs = [r.xid for r in reader.poll()]  # never blocks
+            time.sleep(0.02)
+        assert recs == [79]
+        assert reader.poll() == []
+    finally:
+        reader.close()

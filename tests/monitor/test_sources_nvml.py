@@ -76,6 +76,9 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
         return i
 
+    def nvmlDeviceGetIndex(self, h: int) -> int:
+        return h
+
     def nvmlDeviceGetName(self, h: int) -> str:
         return "NVIDIA GeForce RTX 4090"
 

@@ -97,7 +97,7 @@ class ClientConfig:
 
 def make_session(cfg: ClientConfig) -> aiohttp.ClientSession:
     """The one session of a sweep: no connection limit, timeouts per request."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=_KEEPALIVE_S)
     return aiohttp.ClientSession(connector=connector, timeout=_timeout(cfg))
 
 
@@ -158,6 +158,75 @@ class _Stream:
         return False
 
 
+_STALE_RETRIES = 3
+"""Each stale pooled connection fails at once and leaves the pool; then a new one is opened."""
+
+_KEEPALIVE_S = 3.0
+"""Idle pooled connections are closed after this; below common server keep-alive timeouts
+(llama.cpp's HTTP server closes idle connections after 5 s)."""
+
+
+class _StaleConnection(Exception):
+    """The request failed before any response arrived (a pooled connection the server closed)."""
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    cfg: ClientConfig,
+    payload: bytes,
+    r: RequestResult,
+    st: _Stream,
+) -> None:
+    """Send the request and read the stream into ``r``/``st``; aiohttp errors propagate."""
+    perf = time.perf_counter
+    try:
+        ctx = session.post(cfg.request_url, data=payload, headers=cfg.headers())
+        resp = await ctx.__aenter__()
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as err:
+        if isinstance(err, aiohttp.ClientConnectorError):
+            raise
+        raise _StaleConnection(str(err)) from err
+    try:
+        if resp.status != 200:
+            r.error = f"http_{resp.status}"
+            detail = (await resp.text(errors="replace"))[:200].strip()
+            retry = resp.headers.get("Retry-After")
+            r.message = f"HTTP {resp.status} {resp.reason or ''}".strip()
+            if retry:
+                r.message += f" (Retry-After: {retry})"
+            if detail:
+                r.message += f": {detail}"
+            return
+        content = resp.content
+        feed = st.feed
+        tail = b""
+        over = False
+        now = perf()
+        while not over:
+            data = await content.readany()
+            now = perf()
+            if not data:  # end of the body
+                if tail:
+                    over = feed(tail, now)
+                break
+            if tail:
+                data = tail + data
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                if line.startswith(b"data:") and feed(line, now):
+                    over = True
+                    break
+        if st.done:
+            r.end = now
+            if not content.at_eof():
+                # Read the (empty) rest so the connection goes back to the pool.
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                    await asyncio.wait_for(content.read(), 1.0)
+    finally:
+        await ctx.__aexit__(None, None, None)
+
+
 async def send_request(
     session: aiohttp.ClientSession, cfg: ClientConfig, prompt: Prompt, *, body: bytes | None = None
 ) -> RequestResult:
@@ -165,49 +234,23 @@ async def send_request(
 
     The body is read with ``readany()`` (whatever has arrived) and split into lines here: one
     wake-up per network read instead of one per line, and lines that arrived together share
-    their arrival time.
+    their arrival time. A request that fails before any response on a kept-alive connection
+    (the server had closed it) is sent again, up to three times.
     """
     payload = body if body is not None else cfg.body(prompt)
     perf = time.perf_counter
     r = RequestResult(start=perf())
     st = _Stream(r.token_times)
     try:
-        async with session.post(cfg.request_url, data=payload, headers=cfg.headers()) as resp:
-            if resp.status != 200:
-                r.error = f"http_{resp.status}"
-                detail = (await resp.text(errors="replace"))[:200].strip()
-                retry = resp.headers.get("Retry-After")
-                r.message = f"HTTP {resp.status} {resp.reason or ''}".strip()
-                if retry:
-                    r.message += f" (Retry-After: {retry})"
-                if detail:
-                    r.message += f": {detail}"
-                return r
-            content = resp.content
-            feed = st.feed
-            tail = b""
-            over = False
-            while not over:
-                data = await content.readany()
-                now = perf()
-                if not data:  # end of the body
-                    if tail:
-                        over = feed(tail, now)
-                    break
-                if tail:
-                    data = tail + data
-                lines = data.split(b"\n")
-                tail = lines.pop()
-                for line in lines:
-                    if line.startswith(b"data:") and feed(line, now):
-                        over = True
-                        break
-            if st.done:
-                r.end = now
-                if not content.at_eof():
-                    # Read the (empty) rest so the connection goes back to the pool.
-                    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-                        await asyncio.wait_for(content.read(), 1.0)
+        for attempt in range(_STALE_RETRIES + 1):
+            try:
+                await _exchange(session, cfg, payload, r, st)
+                break
+            except _StaleConnection:
+                if attempt == _STALE_RETRIES:
+                    raise
+        if r.error is not None:
+            return r
         if st.error is not None:
             r.error, r.message = st.error, st.message
         elif not st.done and not st.finished:
@@ -215,6 +258,8 @@ async def send_request(
             r.message = f"stream ended before [DONE] after {len(r.token_times)} token events"
         elif not r.token_times:
             r.error, r.message = "empty_response", "the stream finished without any generated text"
+    except _StaleConnection as err:
+        r.error, r.message = "connection_dropped", f"connection closed before a response: {err}"
     except MalformedSSE as err:
         r.error, r.message = "malformed_sse", str(err)
     except aiohttp.ConnectionTimeoutError:

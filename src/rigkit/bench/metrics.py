@@ -154,6 +154,10 @@ class ServerSummary:
 
     requests: int
     predicted_per_token_ms: float | None
+    """Mean of the server's ``predicted_ms / predicted_n``."""
+    tpot_ms: float | None
+    """Mean of ``predicted_ms / (predicted_n - 1)``: llama.cpp times generation from the first
+    sampled token to the last, so this is the server's side of the client's TPOT."""
     prompt_ms: float | None
     predicted_tokens: int
 
@@ -161,6 +165,7 @@ class ServerSummary:
         return {
             "requests": self.requests,
             "predicted_per_token_ms": self.predicted_per_token_ms,
+            "tpot_ms": self.tpot_ms,
             "prompt_ms": self.prompt_ms,
             "predicted_tokens": self.predicted_tokens,
         }
@@ -266,9 +271,11 @@ def summarize(
     server = None
     if timed:
         per_tok = [t.predicted_per_token_ms for t in timed if t.predicted_per_token_ms is not None]
+        gaps = [t.predicted_ms / (t.predicted_n - 1) for t in timed if t.predicted_n > 1]
         server = ServerSummary(
             requests=len(timed),
             predicted_per_token_ms=math.fsum(per_tok) / len(per_tok) if per_tok else None,
+            tpot_ms=math.fsum(gaps) / len(gaps) if gaps else None,
             prompt_ms=math.fsum(t.prompt_ms for t in timed) / len(timed),
             predicted_tokens=sum(t.predicted_n for t in timed),
         )

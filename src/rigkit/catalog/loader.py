@@ -106,6 +106,22 @@ class Catalog:
                 hint="closest: " + ", ".join(near) if near else None,
             ) from None
 
+    def find(self, id: str) -> tuple[str, Part]:
+        """The kind and entry of ``id``, searching every kind (ids are unique across kinds).
+
+        :class:`UnknownIdError` with the 3 closest ids of any kind if no kind has it.
+        """
+        for kind in KINDS:
+            entries = self.kind(kind)
+            if id in entries:
+                return kind, entries[id]
+        everything = [i for k in KINDS for i in self.kind(k)]
+        near = closest_ids(id, everything)
+        raise UnknownIdError(
+            f"no catalog entry has the id {id!r}",
+            hint="closest: " + ", ".join(near) if near else None,
+        )
+
     def get_typed(self, kind: str, id: str, model: type[P]) -> P:
         """Like :meth:`get`, typed as ``model`` (for callers that want a precise type)."""
         part = self.get(kind, id)
@@ -165,6 +181,15 @@ def parse_kind(kind: str, text: str, file: str) -> dict[str, Part]:
 
 
 def _check_references(entries: dict[str, dict[str, Part]]) -> None:
+    seen: dict[str, str] = {}
+    for kind, parts in entries.items():
+        for part_id in parts:
+            if part_id in seen:
+                raise CatalogError(
+                    f"{kind}.yaml: id {part_id!r} is also used in {seen[part_id]}.yaml",
+                    hint="ids are unique across every kind, so `rigkit catalog show ID` finds one",
+                )
+            seen[part_id] = kind
     gpus = entries["gpus"]
     for inst in entries["cloud"].values():
         assert isinstance(inst, CloudInstance)

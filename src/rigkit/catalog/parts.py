@@ -132,6 +132,9 @@ class Motherboard(Part):
     m2_slots: list[M2Slot] = Field(default_factory=list)
     onboard_nic_gbe: list[float] = Field(default_factory=list, description="onboard ports, Gb/s")
     bmc: bool = False
+    ecc: bool | None = Field(
+        default=None, description="ECC memory supported by the board; None: the maker does not say"
+    )
     eps_8pin: int = Field(default=2, description="CPU power inputs")
     pcie_aux_power: list[str] = Field(
         default_factory=list, description="extra board power inputs for slots (e.g. 6pin)"

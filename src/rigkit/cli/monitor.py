@@ -150,6 +150,11 @@ def run_cmd(
     log = logging.getLogger("rigkit.monitor")
     if speed < 0:
         raise MonitorError(f"--speed must be 0 or more, got {speed}")
+    if enforce and not source.startswith(("nvml", "live")):
+        raise MonitorError(
+            "--enforce acts on this machine's GPUs and services; it needs --source nvml",
+            hint="run replays without --enforce: every decision is still logged as a dry run",
+        )
     build = load_build(spec) if spec is not None else None
     db_path = _db_path(db)
     src = open_source(source, speed=speed, loop=loop)

@@ -43,7 +43,7 @@ def run_case(case: Any, profile: str | Path | None = None) -> dict[str, Any]:
     """The result dict for one case, or ``{"error": ..., **case}``."""
     if not isinstance(case, dict):
         return {"error": f"a case must be a JSON object, got {type(case).__name__}"}
-    unknown = sorted(set(case) - CASE_KEYS)
+    unknown = sorted(case.keys() - CASE_KEYS)
     if unknown:
         return {"error": f"unknown keys: {', '.join(unknown)}", **case}
     missing = [k for k in REQUIRED if k not in case]
@@ -82,7 +82,7 @@ def run_batch(
 
 
 #: below this many cases one process is faster than starting workers
-PARALLEL_MIN_CASES = 2000
+PARALLEL_MIN_CASES = int(os.environ.get("RIGKIT_BATCH_PARALLEL_MIN", "2000"))
 
 
 def _eval_chunk(args: tuple[Sequence[str], int, str | None]) -> tuple[str, int, int]:

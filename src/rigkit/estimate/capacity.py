@@ -204,6 +204,7 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
                 f"on the CPU) decode is bounded by {BOUND_TEXT.get(alt.bound, alt.bound)} at "
                 f"~{_fmt(alt.decode_tokens_per_s, 2)} tok/s"
             )
+            reason += _cpu_ram_arithmetic(alt, build)
         if metric == "load_time_s":
             disk_s = dict(e.load_terms)["disk_read_s"]
             reason += f"; reading {_fmt(weights_gb)} GB from disk alone takes ~{_fmt(disk_s, 2)} s"
@@ -236,6 +237,7 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
             f"; {e.cpu_layers} of {(e.gpu_layers or 0) + (e.cpu_layers or 0)} layers run from system RAM, "
             f"decode bounded by {BOUND_TEXT.get(e.bound, e.bound)}"
         )
+        reason += _cpu_ram_arithmetic(e, build)
     elif metric.endswith("tokens_per_s"):
         b = e.bound if metric.startswith("decode") else (e.prefill_bound or "")
         reason += f"; bounded by {BOUND_TEXT.get(b, b)}"
@@ -247,6 +249,25 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
         )
     reason += f" ({'within' if ok else 'outside'} {int(TOLERANCE * 100)}% of the claim)"
     return ExpectationCheck(claim, metric, lo_f, hi_f, value, unit, ok, reason, source)
+
+
+def _cpu_ram_arithmetic(e: Estimate, build: Build) -> str:
+    """'(X GB read from RAM per token at Y GB/s usable)' for an offloaded estimate."""
+    from rigkit.estimate.params import load_params
+    from rigkit.estimate.resolve import cpu_nums, model_nums
+
+    p = load_params()
+    c = cpu_nums(build.cpu.id, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
+    m = model_nums(e.model, e.quant)
+    cpu_bytes = (e.cpu_layers or 0) * m.layer_bytes
+    if e.gpu_layers is not None and e.cpu_layers is not None:
+        cpu_bytes += m.out_bytes if e.cpu_layers else 0.0
+    usable = c.bw * p.cpu_bandwidth_efficiency
+    return (
+        f" ({_fmt(cpu_bytes / 1e9)} GB read from RAM per token at ~{_fmt(usable / 1e9)} GB/s usable"
+        f" = {_fmt(c.bw / 1e9)} GB/s x {p.cpu_bandwidth_efficiency:g}: at most "
+        f"{_fmt(usable / cpu_bytes, 2) if cpu_bytes else '-'} tok/s)"
+    )
 
 
 def _weights_gb(model: str, quant: str) -> float:

@@ -199,6 +199,16 @@ def _setup_cached(
     )
 
 
+def _check_ints(**values: object) -> None:
+    """Raise the EstimateError that describes the first bad count."""
+    for name, value in values.items():
+        low = 1 if name in ("gpus", "batch") else 0
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise EstimateError(f"{name} must be an integer, got {value!r}")
+        if value < low:
+            raise EstimateError(f"{name} must be >= {low}, got {value}")
+
+
 def estimate(
     model: str,
     quant: str,
@@ -225,16 +235,10 @@ def estimate(
     ``cpu``/``ram_gb`` describe the host for CPU offload; ``profile`` is a calibration profile.
     Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
     """
-    for name, value, low in (
-        ("gpus", gpus, 1),
-        ("prompt", prompt, 0),
-        ("gen", gen, 0),
-        ("batch", batch, 1),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise EstimateError(f"{name} must be an integer, got {value!r}")
-        if value < low:
-            raise EstimateError(f"{name} must be >= {low}, got {value}")
+    if not (type(gpus) is int and type(prompt) is int and type(gen) is int and type(batch) is int):
+        _check_ints(gpus=gpus, prompt=prompt, gen=gen, batch=batch)
+    if gpus < 1 or prompt < 0 or gen < 0 or batch < 1:
+        _check_ints(gpus=gpus, prompt=prompt, gen=gen, batch=batch)
     if prompt == 0 and gen == 0:
         raise EstimateError("prompt and gen are both 0: nothing to estimate")
     if ram_gb is not None and ram_gb <= 0:
@@ -264,9 +268,9 @@ def estimate(
     cap_tokens = min(caps)
     buf = compute_buffer(en, m, tokens_needed) if llama_like else 0.0
     used = [fi + buf + kv_needed * kf for fi, kf in zip(fixed, kvf, strict=True)]
-    weights_fit = all(fi + buf <= usable for fi in fixed)
+    weights_fit = max(fixed) + buf <= usable
     fits = weights_fit and cap_tokens >= tokens_needed
-    worst = max(range(n), key=used.__getitem__)
+    worst = used.index(max(used))
 
     gpu_layers: int | None = None
     cpu_layers: int | None = None
@@ -281,17 +285,11 @@ def estimate(
         room = [g.vram - en.cuda_ctx - buf for _ in range(n)]
         fit_layers = [max(0, int(r // per_layer)) for r in room]
         gl = min(m.n_layers, sum(fit_layers))
-        out_on_gpu = (
-            gl == m.n_layers
-            and (room[-1] - fit_layers[-1] * per_layer) >= m.out_bytes
-            and (
-                sum(fit_layers) > m.n_layers
-                or room[-1] - split_layers(m.n_layers, n)[-1] * per_layer >= m.out_bytes
-            )
-        )
         gpu_layers, cpu_layers = gl, m.n_layers - gl
         offload = True
         layers = split_layers(gl, n) if gl else [0] * n
+        # the LM head joins the last GPU only when every layer is on the GPUs (llama.cpp -ngl)
+        out_on_gpu = gl == m.n_layers and room[-1] - layers[-1] * per_layer >= m.out_bytes
         w = [li * m.layer_bytes for li in layers]
         if out_on_gpu:
             w[-1] += m.out_bytes
@@ -299,7 +297,7 @@ def estimate(
             wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers
             for wi, li in zip(w, layers, strict=True)
         ]
-        worst = max(range(n), key=used.__getitem__)
+        worst = used.index(max(used))
         cpu_ram += cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
         cpu_ram += kv_needed * cpu_layers / m.n_layers
         if cpu is not None:
@@ -515,13 +513,13 @@ def _decode(
     aggregate = batch / step
     # pipeline micro-batches do not raise decode throughput while the step is bandwidth-bound:
     # each micro-batch reads the stage's weights again, so aggregate stays batch / step
-    cats = {
-        "memory-bandwidth": (t_w if t_w >= t_c else 0.0) + t_kv,
-        "compute": (t_c if t_c > t_w else 0.0) + t_attn,
-        "interconnect": comm,
-        "cpu-ram": t_cpu,
-    }
-    bound = max(cats, key=lambda k: cats[k])
+    mem_t = (t_w if t_w >= t_c else 0.0) + t_kv
+    comp_t = (t_c if t_c > t_w else 0.0) + t_attn
+    bound, top = ("memory-bandwidth", mem_t) if mem_t >= comp_t else ("compute", comp_t)
+    if comm > top:
+        bound, top = "interconnect", comm
+    if t_cpu > top:
+        bound = "cpu-ram"
     ms = 1e3
     terms = (
         ("weights", t_w * ms),

@@ -66,6 +66,7 @@ class RunSummary:
     resolved: int
     actions: int
     stale_samples: int
+    store_errors: int
     first_t: float | None
     last_t: float | None
     wall_s: float
@@ -121,7 +122,14 @@ class Agent:
         self._paced = bool(getattr(source, "paced", False))
         self._last_compact_t: float | None = None
         self._last_t: float | None = None
-        self.counts = {"samples": 0, "raised": 0, "resolved": 0, "actions": 0, "stale": 0}
+        self.counts = {
+            "samples": 0,
+            "raised": 0,
+            "resolved": 0,
+            "actions": 0,
+            "stale": 0,
+            "store_errors": 0,
+        }
 
     def is_fresh(self, sample: Sample) -> bool:
         """The sample is recent (age <= stale_after_s) and its time moved forward."""
@@ -134,7 +142,11 @@ class Agent:
         sample = self.source.read()
         fresh = self.is_fresh(sample)
         self._last_t = sample.t if self._last_t is None else max(self._last_t, sample.t)
-        self.store.write_sample(sample)
+        try:
+            self.store.write_sample(sample)
+        except MonitorError as err:  # keep watching even when the disk is full or failing
+            self.counts["store_errors"] += 1
+            log.error("t=%.3f sample not stored: %s", sample.t, err)
         self.counts["samples"] += 1
         if not fresh:
             self.counts["stale"] += 1
@@ -150,7 +162,11 @@ class Agent:
         actions = self.responder.decide(sample, fresh) if self.responder is not None else []
         out = [*events, *actions]
         if out:
-            self.store.write_events(out, wall_time=self._wall())
+            try:
+                self.store.write_events(out, wall_time=self._wall())
+            except MonitorError as err:
+                self.counts["store_errors"] += 1
+                log.error("t=%.3f %d events not stored: %s", sample.t, len(out), err)
         for e in events:
             self.counts[e.kind] = self.counts.get(e.kind, 0) + 1
             log_fn = log.warning if e.kind == "raised" and e.severity != "info" else log.info
@@ -242,6 +258,7 @@ class Agent:
             resolved=c.get("resolved", 0),
             actions=c["actions"],
             stale_samples=c["stale"],
+            store_errors=c["store_errors"],
             first_t=first_t,
             last_t=last_t,
             wall_s=self._clock() - wall0,

@@ -118,6 +118,11 @@ class Snapshot:
     version: int = 0
 
 
+def _scaled(v: float, scale: float) -> float:
+    """Convert to base units; percentages are divided by 100 (0.41, not 0.41000000000000003)."""
+    return float(v) / round(1 / scale) if scale < 1 else float(v) * scale
+
+
 def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
     """The metric families for a snapshot; ``age_now`` adds rigkit_sample_age_seconds."""
     out: list[Family] = []
@@ -128,7 +133,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
         }
         for field, (metric, help_text, scale) in GPU_METRICS_PROM.items():
             vals = tuple(
-                (glabels[g.index], float(v) * scale)
+                (glabels[g.index], _scaled(v, scale))
                 for g in sample.gpus
                 if (v := getattr(g, field)) is not None
             )
@@ -201,10 +206,10 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
             for field, (metric, help_text, scale) in HOST_METRICS_PROM.items():
                 v = getattr(host, field)
                 if v is not None:
-                    out.append(Family(metric, "gauge", help_text, (((), float(v) * scale),)))
+                    out.append(Family(metric, "gauge", help_text, (((), _scaled(v, scale)),)))
             for field, (metric, help_text, scale) in DISK_METRICS_PROM.items():
                 vals = tuple(
-                    ((("disk", d.name),), float(v) * scale)
+                    ((("disk", d.name),), _scaled(v, scale))
                     for d in host.disks
                     if (v := getattr(d, field)) is not None
                 )
@@ -373,8 +378,24 @@ class ExporterCache:
             + f"rigkit_sample_age_seconds {_fmt_value(_age(snap, self._clock()))}\n".encode()
         )
         if gzip:
-            return gz_body + gz.compress(age, compresslevel=1, mtime=0)
+            return gz_body + _gzip_stored(age)
         return body + age
+
+
+def _gzip_stored(data: bytes) -> bytes:
+    """A gzip member holding ``data`` uncompressed (RFC 1951 stored block; < 64 KiB): the age line
+    changes every scrape and is too short to be worth compressing (a compressor costs ~100x more)."""
+    import struct
+    import zlib
+
+    n = len(data)
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # magic, deflate, no flags, mtime 0, OS unknown
+        + b"\x01"  # final block, stored
+        + struct.pack("<HH", n, n ^ 0xFFFF)
+        + data
+        + struct.pack("<II", zlib.crc32(data), n)
+    )
 
 
 _AGE_HEAD = f"# HELP rigkit_sample_age_seconds {_AGE_TEXT}\n# TYPE rigkit_sample_age_seconds gauge\n".encode()
@@ -420,6 +441,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 _MAX_HEAD = 16384
+IDLE_TIMEOUT_S = 300.0  # keep-alive connections idle longer than this are closed
 _CT_METRICS = b"text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -443,17 +465,40 @@ def _response(
 class _MetricsProtocol(asyncio.Protocol):
     """A minimal HTTP/1.1 responder for /metrics (keep-alive, GET/HEAD only, no request bodies)."""
 
-    def __init__(self, cache: ExporterCache) -> None:
+    def __init__(self, cache: ExporterCache, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.cache = cache
         self.buf = b""
         self.transport: asyncio.Transport | None = None
+        self.idle_timeout_s = idle_timeout_s
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        loop = asyncio.get_running_loop()
+        self._last = loop.time()
+        self._timer = loop.call_later(self.idle_timeout_s, self._check_idle)
+
+    def _check_idle(self) -> None:
+        """Close connections idle for longer than the timeout (checked, not reset, per request)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self._last
+        if idle >= self.idle_timeout_s:
+            self.transport.close()
+        else:
+            self._timer = loop.call_later(self.idle_timeout_s - idle, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.transport = None
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        self._last = asyncio.get_running_loop().time()
         self.buf += data
         while b"\r\n\r\n" in self.buf:
             head, _, self.buf = self.buf.partition(b"\r\n\r\n")

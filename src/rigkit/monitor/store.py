@@ -552,13 +552,14 @@ class Store:
             args.extend(kind_list)
         sql = (
             "SELECT t, kind, rule, severity, gpu, message, value, tier, dry_run, detail"
-            f" FROM events WHERE {' AND '.join(where)} ORDER BY t, id"
+            f" FROM events WHERE {' AND '.join(where)} ORDER BY t DESC, id DESC"
         )
         if limit is not None:
-            sql = f"SELECT * FROM ({sql.replace('ORDER BY t, id', 'ORDER BY t DESC, id DESC')}"
-            sql += f" LIMIT {int(limit)}) ORDER BY t"
+            sql += " LIMIT ?"
+            args.append(int(limit))
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
+        rows.reverse()  # newest first for LIMIT; returned oldest first
         return [self._event(r) for r in rows]
 
     def active_alerts(self) -> list[Event]:
@@ -639,9 +640,7 @@ class Store:
                 " AND a.bucket <= ? ORDER BY a.bucket",
                 (like, lo, hi),
             ).fetchall()
-            raw = self._db.execute(
-                sql + " ORDER BY s.t" if "s.t" in sql else sql + " ORDER BY t", args
-            ).fetchall()
+            raw = self._db.execute(sql + " ORDER BY 1", args).fetchall()
         for level, bucket, name, mn, mean, mx, n in agg:
             key = name.rsplit(".", 1)[0]
             if metric.startswith("disk."):

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.e2e
 
 SLOTS = 4
 CTX_PER_SLOT = 512
-PROMPT_TOKENS = 64
-GEN_TOKENS = 32
+PROMPT_TOKENS = 24
+GEN_TOKENS = 24
 REQUESTS = 8
 
 
@@ -140,10 +140,10 @@ def test_sweep_against_llama_server(llama_server: str, tmp_path: Path) -> None:
     assert sorted(runs) == [1, 2, 4, 8]
     for r in runs.values():
         assert (r["completed"], r["failed"], r["cancelled"]) == (REQUESTS, 0, 0)
-        # ignore_eos: every request generates exactly 32 tokens -> 8 x 32 = 256 per run
+        # ignore_eos: every request generates exactly 24 tokens -> 8 x 24 = 192 per run
         assert r["output_tokens"] == REQUESTS * GEN_TOKENS
         assert r["missing_token_counts"] == 0
-        # the measured prompt length lands near the 64-token target (words/token calibrated)
+        # the measured prompt length lands near the 24-token target (words/token calibrated)
         assert r["input_tokens"] / REQUESTS == pytest.approx(PROMPT_TOKENS, rel=0.25)
     # 4 slots batch 4 streams: aggregate throughput rises from 1 to 4 ...
     assert runs[2]["output_tokens_per_s"] > runs[1]["output_tokens_per_s"]
@@ -158,7 +158,7 @@ def test_sweep_against_llama_server(llama_server: str, tmp_path: Path) -> None:
             server["predicted_per_token_ms"], rel=0.10
         )
         assert server["predicted_tokens"] == REQUESTS * GEN_TOKENS
-    # /metrics counts every generated token: 4 runs x 256 + the 32-token warm-up = 1056
+    # /metrics counts every generated token: 4 runs x 192 + the 24-token warm-up = 792
     predicted = _metric(after, "llamacpp:tokens_predicted_total") - _metric(
         before, "llamacpp:tokens_predicted_total"
     )
@@ -173,5 +173,5 @@ def test_chat_endpoint_against_llama_server(llama_server: str, tmp_path: Path) -
     )
     (run,) = data["runs"]
     assert (run["completed"], run["failed"]) == (REQUESTS, 0)
-    assert run["output_tokens"] == REQUESTS * GEN_TOKENS  # 8 x 32, from usage or timings
+    assert run["output_tokens"] == REQUESTS * GEN_TOKENS  # 8 x 24, from usage or timings
     assert run["ttft_ms"]["p50"] is not None and run["ttft_ms"]["p50"] > 0

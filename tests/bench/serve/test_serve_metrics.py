@@ -120,6 +120,8 @@ def test_summarize_server_timings_mean() -> None:
     assert run.server is not None
     # per-token: 40/4 = 10 ms and 100/5 = 20 ms -> mean 15 ms; prompt (20 + 40) / 2 = 30 ms
     assert run.server.predicted_per_token_ms == pytest.approx(15.0)
+    # server-side TPOT: 40/(4-1) = 13.333 and 100/(5-1) = 25 -> mean 19.1667 ms
+    assert run.server.tpot_ms == pytest.approx((40 / 3 + 25) / 2)
     assert run.server.prompt_ms == pytest.approx(30.0)
     assert run.server.predicted_tokens == 9
 

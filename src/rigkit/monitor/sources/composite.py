@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from rigkit.monitor.sample import DiskSample, GpuSample, HostSample, Sample
 from rigkit.monitor.sources.host import HostSource
-from rigkit.monitor.sources.kmsg import KernelLogXids, bus_key
+from rigkit.monitor.sources.kmsg import KernelLogXids, bus_key, open_kernel_log
 from rigkit.monitor.sources.nvml import NvmlSource
 from rigkit.monitor.sources.smartctl import SmartctlReader
 
@@ -74,11 +74,10 @@ class CompositeSource:
 
     @classmethod
     def default(cls, *, gpus: bool = True) -> CompositeSource:
-        """NVML (error at start-up if there is no driver), /dev/kmsg, psutil, smartctl."""
+        """NVML (error at start-up if there is no driver), kernel log, psutil, smartctl."""
         nvml = NvmlSource() if gpus else None
-        return cls(
-            nvml, HostSource(), kmsg=KernelLogXids() if gpus else None, smart=SmartctlReader()
-        )
+        kmsg = open_kernel_log() if gpus else None
+        return cls(nvml, HostSource(), kmsg=kmsg, smart=SmartctlReader())
 
     def read(self) -> Sample:
         now = time.time()

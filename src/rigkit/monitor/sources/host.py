@@ -107,7 +107,7 @@ class HostSource:
         cur = {
             nic: (c.bytes_recv, c.bytes_sent)
             for nic, c in counters.items()
-            if nic != "lo" and not nic.startswith(("veth", "docker", "br-"))
+            if nic != "lo" and not nic.startswith(("veth", "docker", "br-", "ifb", "virbr"))
         }
         prev, self._net_prev = self._net_prev, (now, cur)
         if prev is None or now <= prev[0]:

@@ -2,17 +2,21 @@
 
 Some XIDs reach only the kernel log, not NVML's event set. :class:`KernelLogXids` reads new lines
 since its last poll from ``/dev/kmsg`` (non-blocking; needs root or ``kernel.dmesg_restrict=0``),
-from a text file that grows (a saved ``dmesg`` or ``journalctl -k -f`` redirected to a file), or
-from lines handed to :meth:`feed`. :func:`bus_key` maps the PCI address in the line to the GPU's
+from ``journalctl -k -f`` (a long-running child process read without blocking; for users in the
+``systemd-journal`` or ``adm`` group), from a text file that grows, or from lines handed to
+:meth:`feed`. :func:`open_kernel_log` picks /dev/kmsg, then journalctl. :func:`bus_key` maps the PCI address in the line to the GPU's
 NVML bus id.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,15 +66,34 @@ class KernelLogXids:
     with one warning (XIDs then come from NVML events only).
     """
 
-    def __init__(self, path: str | Path | None = None, *, from_start: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        from_start: bool = False,
+        command: list[str] | None = None,
+    ) -> None:
         self.path = Path(path) if path is not None else Path("/dev/kmsg")
         self.enabled = True
         self._fd: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._pos = 0
         self._partial = ""
-        self._kmsg = path is None or str(path) == "/dev/kmsg"
+        self._kmsg = command is None and (path is None or str(path) == "/dev/kmsg")
         try:
-            if self._kmsg:
+            if command is not None:
+                self.path = Path(command[0])
+                self._proc = subprocess.Popen(
+                    command,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                )
+                assert self._proc.stdout is not None
+                self._fd = self._proc.stdout.fileno()
+                flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+                fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+            elif self._kmsg:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
                 os.lseek(self._fd, 0, os.SEEK_END)
             else:
@@ -88,9 +111,34 @@ class KernelLogXids:
     def poll(self) -> list[XidRecord]:
         if not self.enabled:
             return []
+        if self._proc is not None:
+            return parse_xid_lines(self._read_pipe())
         if self._kmsg:
             return parse_xid_lines(self._read_kmsg())
         return parse_xid_lines(self._read_file())
+
+    def _read_pipe(self) -> list[str]:
+        assert self._fd is not None and self._proc is not None
+        chunks = []
+        for _ in range(1000):  # bounded
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:  # the child exited
+                if self._proc.poll() is not None:
+                    log.warning(
+                        "%s exited (status %s): XIDs from NVML only",
+                        self.path,
+                        self._proc.returncode,
+                    )
+                    self.enabled = False
+                break
+            chunks.append(data)
+        text = self._partial + b"".join(chunks).decode("utf-8", "replace")
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        return lines
 
     def _read_kmsg(self) -> list[str]:
         assert self._fd is not None
@@ -131,6 +179,32 @@ class KernelLogXids:
         return lines
 
     def close(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            assert self._proc.stdout is not None
+            self._proc.stdout.close()
+            self._proc = None
+            self._fd = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+JOURNALCTL_ARGS = ["-k", "-f", "-n", "0", "-o", "cat", "--no-pager"]
+
+
+def open_kernel_log() -> KernelLogXids | None:
+    """/dev/kmsg when readable, else ``journalctl -k -f``, else None (XIDs from NVML only)."""
+    reader = KernelLogXids()
+    if reader.enabled:
+        return reader
+    journalctl = shutil.which("journalctl")
+    if journalctl is None:
+        return None
+    reader = KernelLogXids(command=[journalctl, *JOURNALCTL_ARGS])
+    return reader if reader.enabled else None

@@ -174,6 +174,15 @@ class NvmlSource:
                 log.info("GPU %d: NVML XID events not available (%s)", i, err)
         return event_set
 
+    def _index_of(self, device: Any) -> int | None:
+        """The index of an event's device handle (handles are ctypes pointers: ask NVML)."""
+        nvml = self.nvml
+        try:
+            index = int(nvml.nvmlDeviceGetIndex(device))
+        except nvml.NVMLError:
+            return None
+        return index if 0 <= index < len(self._handles) else None
+
     def _poll_xids(self) -> dict[int, list[int]]:
         """XIDs NVML reported since the last poll (never blocks)."""
         out: dict[int, list[int]] = {}
@@ -188,7 +197,7 @@ class NvmlSource:
                 if getattr(err, "value", None) != self._timeout_code:
                     log.debug("NVML event wait: %s", err)
                 break
-            index = next((i for i, h in enumerate(self._handles) if h == data.device), None)
+            index = self._index_of(data.device)
             if index is None:
                 continue
             out.setdefault(index, []).append(int(data.eventData))
