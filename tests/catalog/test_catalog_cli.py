@@ -120,7 +120,7 @@ def test_show_json_carries_the_sources() -> None:
     doc = as_json("show", "rtx-4090")
     assert (doc["kind"], doc["id"]) == ("gpus", "rtx-4090")
     entry = doc["entry"]
-    assert "Ada Lovelace" in entry["source"]
+    assert "Ada GPU Architecture whitepaper" in entry["source"]
     assert "max_power_limit_w" in entry["sources"]
     # Founders Edition power limit range 150-600 W; 600 / 450 = 133% of the default
     assert (entry["min_power_limit_w"], entry["max_power_limit_w"]) == (150, 600)

@@ -125,3 +125,49 @@ def test_per_field_sources_name_real_fields() -> None:
         for part in cat.kind(kind).values():
             unknown = set(part.sources) - set(type(part).model_fields)
             assert not unknown, f"{kind}/{part.id}: sources for unknown fields {unknown}"
+
+
+def test_gpu_temperature_thresholds() -> None:
+    cat = load_catalog()
+    # nvidia-smi -q, RTX 3090: slowdown 95 C, shutdown 98 C, both above the 93 C maximum
+    g = cat.gpu("rtx-3090")
+    assert (g.slowdown_temp_c, g.shutdown_temp_c, g.max_operating_temp_c) == (95, 98, 93)
+    # A100 / H100: slowdown 89 C, shutdown 92 C: 3 C apart
+    for gid in ("a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie", "h100-sxm"):
+        dc = cat.gpu(gid)
+        assert (dc.slowdown_temp_c, dc.shutdown_temp_c) == (89, 92), gid
+    # not entered for the RTX 4090: the card reports its own threshold through NVML
+    assert cat.gpu("rtx-4090").slowdown_temp_c is None
+    for gpu in cat.gpus.values():
+        if gpu.slowdown_temp_c is not None:
+            assert gpu.shutdown_temp_c is not None and gpu.shutdown_temp_c > gpu.slowdown_temp_c
+            assert "slowdown_temp_c" in gpu.sources, gpu.id
+
+
+def test_power_limit_ranges() -> None:
+    cat = load_catalog()
+    g = cat.gpu("rtx-4090")
+    # Founders Edition: 150-600 W around the 450 W default; 600 / 450 = 1.333 (133%)
+    assert (g.min_power_limit_w, g.tdp_w, g.max_power_limit_w) == (150, 450, 600)
+    assert g.max_power_limit_w / g.tdp_w == pytest.approx(1.333, abs=0.001)
+    # RTX 3090 FE: 100-400 W around 350 W
+    r = cat.gpu("rtx-3090")
+    assert (r.min_power_limit_w, r.tdp_w, r.max_power_limit_w) == (100, 350, 400)
+
+
+def test_ecc_of_consumer_intel_needs_the_board() -> None:
+    cat = load_catalog()
+    # ARK lists ECC for the i9-14900K, but Z790 boards take non-ECC memory only
+    assert cat.cpu("core-i9-14900k").ecc is True
+    assert cat.motherboard("asus-proart-z790-creator").ecc is False
+    # RDIMM boards run ECC
+    assert cat.motherboard("asus-pro-ws-wrx90e-sage-se").ecc is True
+
+
+@pytest.mark.parametrize("psu_id", sorted(load_catalog().psus))
+def test_psu_curve_has_its_own_source(psu_id: str) -> None:
+    psu = load_catalog().psus[psu_id]
+    assert "efficiency_curve" in psu.sources
+    if psu.efficiency_rating == "titanium":
+        # 80 PLUS Titanium, 115 V internal: 90/92/94/90 % at 10/20/50/100 % load
+        assert psu.efficiency_curve == [(0.1, 0.90), (0.2, 0.92), (0.5, 0.94), (1.0, 0.90)]

@@ -175,6 +175,7 @@ class MockServer:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
+        resp.enable_chunked_encoding()
         await resp.prepare(request)
         # The client may go away (as it should after a malformed line): nothing to report then.
         with contextlib.suppress(ConnectionResetError):
@@ -200,27 +201,43 @@ class MockServer:
     ) -> None:
         c = self.config
         loop = asyncio.get_running_loop()
+        transport = request.transport
+        if transport is None:
+            return
         fault_at = c.fault_after if faulty else -1
         ttft, itl = c.ttft_ms / 1000.0, c.itl_ms / 1000.0
-        sent = 0
-        for i in range(n):
-            if i == fault_at:
-                if c.fault == "drop":
-                    if request.transport is not None:
-                        request.transport.abort()
-                    self.tokens_predicted += sent
-                    return
-                if c.fault == "stall":
-                    await asyncio.sleep(c.stall_s)
-                    self.tokens_predicted += sent
-                    return
-                if c.fault == "malformed":
-                    await resp.write(b"data: {not json\n\n")
-            delay = t0 + ttft + i * itl - loop.time()
+        # Token writes are timer callbacks that write pre-framed HTTP chunks straight to the
+        # socket: a few microseconds each, so the server keeps time with hundreds of streams.
+        # (The response is chunked; resp.write() below frames its chunks the same way.)
+        framed = _chunk(token_line)
+        cut = c.fault in ("drop", "stall") and 0 <= fault_at < n
+        sent = fault_at if cut else n
+        handles: list[asyncio.TimerHandle] = []
+        try:
+            for i in range(sent):
+                when = t0 + ttft + i * itl
+                if i == fault_at and c.fault == "malformed":
+                    handles.append(
+                        loop.call_at(when, transport.write, _chunk(b"data: {not json\n\n"))
+                    )
+                handles.append(loop.call_at(when, transport.write, framed))
+            # sleep until the moment of the last token (or of the fault)
+            delay = t0 + ttft + max(sent - 1, 0) * itl - loop.time()
+            if cut:
+                delay += itl if sent else 0.0
             if delay > 0:
                 await asyncio.sleep(delay)
-            await resp.write(token_line)
-            sent += 1
+            await asyncio.sleep(0)  # let a token due at this very moment go out first
+        finally:
+            for h in handles:
+                h.cancel()  # the client went away: no writes to a closed socket
+        if cut:
+            self.tokens_predicted += sent
+            if c.fault == "drop":
+                transport.abort()
+            else:
+                await asyncio.sleep(c.stall_s)
+            return
         self.tokens_predicted += sent
         self.prompt_tokens += prompt_n
         elapsed_ms = (loop.time() - t0) * 1000.0
