@@ -284,6 +284,11 @@ class MockServer:
         await resp.write_eof()
 
 
+def _chunk(data: bytes) -> bytes:
+    """``data`` framed as one HTTP/1.1 chunk."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
 async def start(
     config: MockConfig, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str, MockServer]:

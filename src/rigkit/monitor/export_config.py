@@ -5,7 +5,7 @@ Files written to ``--out``:
 
 * ``rigkit-alerts.yml``: one Prometheus alerting rule per agent rule (same thresholds, same ``for``
   with a floor of one scrape interval so that one scraped sample never fires an alert; XID rules
-  use the counter ``rigkit_gpu_xid`` and resolve after the same quiet period), plus two rules only
+  use the counter ``rigkit_gpu_xid_total`` and resolve after the same quiet period), plus two rules only
   Prometheus can evaluate: the agent stopped sampling, and the exporter is down.
 * ``rigkit-alerts.test.yml``: ``promtool test rules`` cases: for every alert, a sustained bad value
   that fires, a good value that does not, and a one-sample spike that must NOT fire.
@@ -108,7 +108,7 @@ def to_prometheus(rule: AlertRule, min_for_s: float = SCRAPE_INTERVAL_S) -> Prom
     if expr == "gpu.xid":
         sel = "{" + _xid_selector(rule) + "}"
         q = _dur(rule.quiet_s)
-        x = f"rigkit_gpu_xid{sel}"
+        x = f"rigkit_gpu_xid_total{sel}"
         promql = f"increase({x}[{q}]) > 0 or ({x} unless {x} offset {q})"
         return PromRule(rule, name, promql, 0.0)
     if expr == "gpu.lost":
@@ -298,10 +298,10 @@ def _case(p: PromRule) -> _Case:
         fire_at, quiet_at = quiet + 120, 2 * quiet + 300
         n = quiet_at // step + 10
         c.eval_time = _dur(fire_at)
-        c.add("rigkit_gpu_xid", {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x{n}")
-        c.add("rigkit_gpu_xid", {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x{n}")
-        c.add("rigkit_gpu_xid", {**ok_l, "xid": str(first)}, f"1x{n + SPIKE_AT}")
-        c.add("rigkit_gpu_xid", {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x{n}")
+        c.add("rigkit_gpu_xid_total", {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x{n}")
+        c.add("rigkit_gpu_xid_total", {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x{n}")
+        c.add("rigkit_gpu_xid_total", {**ok_l, "xid": str(first)}, f"1x{n + SPIKE_AT}")
+        c.add("rigkit_gpu_xid_total", {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x{n}")
         c.firing = [{**bad_l, "xid": str(first)}, {**spike_l, "xid": str(later)}]
         c.also = [(_dur(quiet_at), [])]  # quiet for longer than the quiet period: resolved
         return c
@@ -666,7 +666,7 @@ def grafana_dashboard() -> dict[str, Any]:
         _panel(
             7,
             "XIDs in the last hour",
-            [(f"increase(rigkit_gpu_xid{{{g}}}[1h])", leg + " XID {{xid}}")],
+            [(f"increase(rigkit_gpu_xid_total{{{g}}}[1h])", leg + " XID {{xid}}")],
             (0, 24, 8, 8),
             "short",
             "stat",
@@ -760,10 +760,10 @@ def grafana_dashboard() -> dict[str, Any]:
                     "type": "query",
                     "datasource": ds,
                     "query": {
-                        "query": "label_values(rigkit_samples, machine)",
+                        "query": "label_values(rigkit_samples_total, machine)",
                         "refId": "machine",
                     },
-                    "definition": "label_values(rigkit_samples, machine)",
+                    "definition": "label_values(rigkit_samples_total, machine)",
                     "refresh": 2,
                     "includeAll": True,
                     "multi": True,
