@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -62,7 +63,9 @@ def test_summary_text_counts_entries() -> None:
     res = invoke()
     assert res.exit_code == 0
     assert "rigkit parts catalog" in res.stdout
-    assert f"{len(load_catalog().gpus)}" in res.stdout
+    # the gpus row carries the number of GPU entries in its own cell
+    n = len(load_catalog().gpus)
+    assert re.search(rf"│ gpus +│ +{n} │", res.stdout), res.stdout
 
 
 def test_gpu_listing_json_has_the_key_figures() -> None:

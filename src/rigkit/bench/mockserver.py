@@ -206,32 +206,24 @@ class MockServer:
             return
         fault_at = c.fault_after if faulty else -1
         ttft, itl = c.ttft_ms / 1000.0, c.itl_ms / 1000.0
-        # Token writes are timer callbacks that write pre-framed HTTP chunks straight to the
-        # socket: a few microseconds each, so the server keeps time with hundreds of streams.
-        # (The response is chunked; resp.write() below frames its chunks the same way.)
-        framed = _chunk(token_line)
+        # Token writes are a chain of timer callbacks that write pre-framed HTTP chunks straight
+        # to the socket (one pending timer per stream, no coroutine switch per token), so the
+        # server keeps time with hundreds of streams. The response is chunked; resp.write()
+        # below frames its chunks the same way.
         cut = c.fault in ("drop", "stall") and 0 <= fault_at < n
         sent = fault_at if cut else n
-        handles: list[asyncio.TimerHandle] = []
+        bad = _chunk(b"data: {not json\n\n") if c.fault == "malformed" else None
+        ticker = _Ticker(loop, transport, _chunk(token_line), t0 + ttft, itl, sent, fault_at, bad)
         try:
-            for i in range(sent):
-                when = t0 + ttft + i * itl
-                if i == fault_at and c.fault == "malformed":
-                    handles.append(
-                        loop.call_at(when, transport.write, _chunk(b"data: {not json\n\n"))
-                    )
-                handles.append(loop.call_at(when, transport.write, framed))
-            # sleep until the moment of the last token (or of the fault)
-            delay = t0 + ttft + max(sent - 1, 0) * itl - loop.time()
-            if cut:
-                delay += itl if sent else 0.0
+            await ticker.run()
+        finally:
+            ticker.cancel()  # the client went away: no writes to a closed socket
+        if transport.is_closing():
+            return
+        if cut:
+            delay = t0 + ttft + sent * itl - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await asyncio.sleep(0)  # let a token due at this very moment go out first
-        finally:
-            for h in handles:
-                h.cancel()  # the client went away: no writes to a closed socket
-        if cut:
             self.tokens_predicted += sent
             if c.fault == "drop":
                 transport.abort()
@@ -282,6 +274,73 @@ class MockServer:
             await resp.write(("data: " + json.dumps(tail) + "\n\n").encode())
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
+
+
+class _Ticker:
+    """Writes ``count`` token chunks at ``first``, ``first + gap``, ... from timer callbacks."""
+
+    __slots__ = (
+        "_bad",
+        "_done",
+        "_fault_at",
+        "_first",
+        "_gap",
+        "_handle",
+        "_i",
+        "_loop",
+        "_n",
+        "_token",
+        "_transport",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.BaseTransport,
+        token: bytes,
+        first: float,
+        gap: float,
+        count: int,
+        fault_at: int,
+        bad: bytes | None,
+    ) -> None:
+        self._loop = loop
+        assert isinstance(transport, asyncio.WriteTransport)
+        self._transport = transport
+        self._token = token
+        self._first = first
+        self._gap = gap
+        self._n = count
+        self._fault_at = fault_at
+        self._bad = bad
+        self._i = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._done: asyncio.Future[None] = loop.create_future()
+
+    async def run(self) -> None:
+        if self._n <= 0:
+            return
+        self._handle = self._loop.call_at(self._first, self._tick)
+        await self._done
+
+    def _tick(self) -> None:
+        t = self._transport
+        if t.is_closing():
+            self._done.set_result(None)
+            return
+        i = self._i
+        if i == self._fault_at and self._bad is not None:
+            t.write(self._bad)
+        t.write(self._token)
+        self._i = i = i + 1
+        if i < self._n:
+            self._handle = self._loop.call_at(self._first + i * self._gap, self._tick)
+        else:
+            self._done.set_result(None)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 def _chunk(data: bytes) -> bytes:
