@@ -31,10 +31,17 @@ OUT = (
 
 #: starting values (physical guesses); the kernel classes without calibration rows keep these priors
 INITIAL: dict[str, object] = {
+    # one GPU-independent DRAM efficiency (the SM issue term carries the differences between GPUs)
     "bandwidth_efficiency": {"default": 0.85},
     # int4 (AWQ/GPTQ Marlin), exl2 and fp8 have no rows in the calibration set: priors
     "quant_decode_efficiency": {"gguf": 0.88, "int4": 0.85, "exl2": 0.85, "fp8": 0.95},
-    "layer_overhead_us": 50.0,
+    # bytes per SM per clock of llama.cpp's mat-vec kernels: F16 (dense) and k-quant (gguf)
+    "issue_bytes_per_sm_clock": {"dense": 6.0, "gguf": 4.0},
+    # llama.cpp's decode graph launches ~24 kernels per Llama layer (norms, rope, KV copies,
+    # softmax, adds, 7 mat-vecs), each with a launch-to-completion floor of ~3 us: ~70 us. The
+    # calibration rows barely constrain it (both GPUs have ~1 TB/s; the loss is flat from 50 to
+    # 75 us), so this starting value matters.
+    "layer_overhead_us": 70.0,
     "attn_decode_fp32_efficiency": 0.03,
     "prefill_tensor_efficiency": 0.45,
     "prefill_attn_efficiency": 0.1,
@@ -44,11 +51,15 @@ INITIAL: dict[str, object] = {
 HEADER = """\
 # Efficiency parameters of the estimator, fitted by scripts/fit_estimator.py to the llama.cpp rows
 # in data/llamacpp-llama3-single-gpu.csv (rerun the script to refit). Meaning of each:
-#   bandwidth_efficiency: fraction of the GPU's peak DRAM bandwidth decode reaches, per architecture
-#     (default: geometric mean of the fitted architectures, used for the others)
+#   bandwidth_efficiency: fraction of the GPU's peak DRAM bandwidth decode reaches; one value
+#     (default) for every GPU. A profile may add per-architecture keys (ada, ampere, ...)
 #   quant_decode_efficiency: x bandwidth_efficiency for a kernel class (gguf: k-quant mmvq dequant);
 #     int4/exl2/fp8 are priors (no rows)
-#   layer_overhead_us: fixed time per layer per decode step (kernel launches, norms, rope)
+#   issue_bytes_per_sm_clock: weight bytes a llama.cpp mat-vec kernel streams per SM per clock
+#     cycle at most (dense: F16/F32, gguf: k-quants); decode streams at the smooth minimum of
+#     DRAM x efficiencies and SMs x boost clock x this (priors.yaml: issue_smoothness)
+#   layer_overhead_us: fixed time per layer per decode step, the same on every GPU (host-side
+#     launches of ~24 small kernels)
 #   attn_decode_fp32_efficiency: decode attention arithmetic (4 x heads x head_dim per position per
 #     layer) as a fraction of FP32 peak
 #   prefill_tensor_efficiency: prompt GEMMs as a fraction of tensor FLOPS (FP16 accumulate for llama.cpp)

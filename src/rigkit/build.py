@@ -91,6 +91,7 @@ class Build:
     cloud: CloudInstance | None = None  # instance to compare cost with
     extra_cost_usd: float = 0.0  # parts outside the catalog (cables, risers, ...)
     expectations: tuple[dict[str, object], ...] = ()  # performance claims to check (estimator)
+    claims: tuple[dict[str, object], ...] = ()  # headline hardware figures to check (design)
     psu_split: Literal["auto", "manual"] = "auto"
     psu_gpu_assignment: tuple[int, ...] | None = None  # gpu index -> psu index, when manual
     site_preset: str | None = None  # the site preset the spec named (values are in `site`)

@@ -82,6 +82,24 @@ SITE_PRESETS: Final[dict[str, dict[str, Any]]] = {
 DEFAULT_SITE_PRESET: Final = "na-home-office"
 
 Metric = Literal["decode_tokens_per_s", "prefill_tokens_per_s", "load_time_s", "ttft_s"]
+#: headline hardware figures a `claims:` entry can state (checked by rigkit.design.claims)
+ClaimFigure = Literal[
+    "fp32_tflops",
+    "tensor_tflops",
+    "vram_gb",
+    "gpu_bandwidth_gb_s",
+    "memory_bandwidth_gb_s",
+    "pcie_lanes",
+    "psu_capacity_w",
+    "psu_loading_pct",
+    "sustained_power_w",
+    "heat_btu_h",
+    "fans_cfm",
+    "storage_read_gb_s",
+    "load_time_s",
+    "ups_runtime_min",
+    "total_cost_usd",
+]
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -206,6 +224,28 @@ class Expectation(_Strict):
         return self
 
 
+class Claim(_Strict):
+    """A headline hardware figure stated for the build (e.g. in its design document), checked
+    against what the plan works out. ``max`` makes a range ("8-10 min"); ``items`` are the claim's
+    own terms when it is a total; ``size_gb`` is the file a ``load_time_s`` claim loads."""
+
+    claim: str
+    figure: ClaimFigure
+    value: float = Field(ge=0)
+    max: float | None = Field(default=None, ge=0)
+    size_gb: float | None = Field(default=None, gt=0)
+    items: list[float] = Field(default_factory=list)
+    source: str | None = None
+
+    @_model_validator(mode="after")
+    def _claim_bounds(self) -> Claim:
+        if self.max is not None and self.max < self.value:
+            raise ValueError(f"max {self.max:g} is below value {self.value:g}")
+        if self.figure == "load_time_s" and self.size_gb is None:
+            raise ValueError("a load_time_s claim needs size_gb (the file it loads)")
+        return self
+
+
 class Spec(_Strict):
     """A validated spec. ``file`` and the YAML line map travel with it for later errors."""
 
@@ -215,6 +255,7 @@ class Spec(_Strict):
     site: SiteSpec = Field(default_factory=SiteSpec)
     compare_cloud: str | None = None
     expectations: list[Expectation] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
 
     _file: str | None = PrivateAttr(default=None)
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
@@ -727,6 +768,7 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
         cloud=cloud,
         extra_cost_usd=parts.extra_cost_usd,
         expectations=expectations,
+        claims=tuple(c.model_dump() for c in spec.claims),
         psu_split="manual" if psu_assignment is not None else "auto",
         psu_gpu_assignment=psu_assignment,
         site_preset=preset,

@@ -176,3 +176,25 @@ def test_every_bad_spec_raises_a_user_error(spec: Path) -> None:
     # the console entry turns RigkitError into one line and exit 2 (checked above by subprocess)
     assert isinstance(res.exception, RigkitError), res.exception
     assert res.stdout == ""
+
+
+def test_seed_remedy_20a_is_named_as_not_enough() -> None:
+    if not REF_20A.exists():
+        pytest.skip("20 A example not present")
+    _, doc = plan_json(REF_20A)
+    (cir,) = by_rule(doc, "CIR001")
+    # 120 x 20 x 0.8 = 1920 W < the ~2593 W wall load; 240 V 20 A gives 3840 W
+    assert "1920 W, not enough" in str(cir["fix"])
+    assert "240 V 20 A (3840 W)" in str(cir["fix"])
+
+
+def test_claims_reach_json_and_text() -> None:
+    spec = ROOT / "tests" / "fixtures" / "specs" / "rules" / "reference-claims.yaml"
+    code, doc = plan_json(spec)
+    assert code == 1
+    claims = doc["claims"]
+    assert isinstance(claims, list) and len(claims) == 15
+    cost = next(c for c in claims if c["figure"] == "total_cost_usd")
+    assert cost["value"] == 18072  # the seed's own line items: 3899 + 7200 + ... + 275
+    res = runner.invoke(app, ["plan", str(spec)])
+    assert "Stated figures: 8 of 15 stated figures hold" in res.stdout

@@ -108,6 +108,7 @@ def board(**kw: Any) -> Motherboard:
         pcie_slots=[slot(f"S{i}", i) for i in range(1, 8)],
         m2_slots=[M2Slot(name=f"M2_{i}", gen=5) for i in range(1, 5)],
         onboard_nic_gbe=[10.0, 10.0],
+        ecc=True,
         price_usd=1300,
     )
     base.update(kw)

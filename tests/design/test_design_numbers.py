@@ -248,3 +248,26 @@ def test_room_cooling_numbers() -> None:
     assert f.severity is Severity.WARNING  # not stated
     assert f.data["heat_btu_h"] == 8915  # 2612.81 x 3.412
     assert "12,000 BTU/h" in f.fix  # one ton covers 8,915 BTU/h
+
+
+def test_slot_sharing_on_x670e_two_rtx_3090() -> None:
+    """Real catalog: on the X670E board PCIEX16_1 (x16 gen 5) shares lanes with PCIEX16_2 (x8)."""
+    from pathlib import Path
+
+    from rigkit.spec import load_build
+
+    spec = Path(__file__).resolve().parents[1] / "fixtures/specs/rules/x670e-2x3090.yaml"
+    build = load_build(spec)
+    gpus = [link for link in model.pcie_links(build) if link.kind == "gpu"]
+    # both slots used: PCIEX16_1 drops to x8; PCIEX16_2 is x8 wired. Gen = min(card 4, slot 5,
+    # CPU 5) = 4, so each card gets 8 x 1.969 = 15.75 GB/s instead of 16 x 1.969 = 31.5 GB/s
+    assert [(g.slot, g.lanes, g.gen) for g in gpus] == [("PCIEX16_1", 8, 4), ("PCIEX16_2", 8, 4)]
+    assert [g.bandwidth_gb_s for g in gpus] == pytest.approx([15.75, 15.75], abs=0.01)
+    findings = plan(build, capacity=False).findings
+    pci005 = one(findings, "PCI005")
+    assert pci005.severity is Severity.WARNING
+    assert pci005.data["lanes_before"] == 16 and pci005.data["lanes_after"] == 8
+    assert pci005.data["shared_with"] == ["PCIEX16_2"]
+    assert sum(1 for f in findings if f.rule == "PCI003") == 2  # both cards below x16
+    # lanes: 8 + 8 (GPUs) + 4 (CPU M.2_1) = 20 of the 7950X's 24
+    assert one(findings, "PCI001").data["used_lanes"] == 20

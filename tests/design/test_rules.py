@@ -118,6 +118,21 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
         ),
         INFO,
     ),
+    # slot-to-slot sharing: S1 gives up 8 lanes when S3 (a GPU in ref) is used
+    (
+        "PCI005",
+        lambda: with_board(
+            rp.ref(), pcie_slots=slots_with("S1", shares_with=["S3"], shared_lanes=8)
+        ),
+        W,
+    ),
+    (
+        "PCI005",
+        lambda: with_board(
+            rp.ref(nics=()), pcie_slots=slots_with("S1", shares_with=["S6"], shared_lanes=8)
+        ),
+        None,
+    ),  # S6 is empty once the NIC is gone: S1 keeps x16
     # clearance: 3-slot cards in 1, 3, 5, 7 overlap; 2-slot cards fit
     ("CLR001", rp.ref, E),
     ("CLR001", fit, None),
@@ -184,6 +199,8 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
     ("MEM003", lambda: rp.ref(memory=rp.mem(memory_type="ddr5-udimm", registered=False)), E),
     ("MEM003", lambda: rp.ref(memory_modules=9), E),  # 9 > 8 slots
     ("MEM003", lambda: rp.ref(cpu=rp.cpu(ecc=False)), W),
+    ("MEM003", lambda: with_board(rp.ref(), ecc=False), W),  # ECC kit, board without ECC
+    ("MEM003", lambda: with_board(rp.ref(), ecc=None), INFO),  # the maker does not say
     # compat
     ("CMP001", rp.ref, None),
     ("CMP001", lambda: rp.ref(cpu=rp.cpu(socket="AM5")), E),

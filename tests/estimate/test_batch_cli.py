@@ -130,8 +130,13 @@ def test_profile_round_trip(tmp_path: Path) -> None:
     assert loaded.bw_eff("ada") == pytest.approx(base.bw_eff("ada") / 2)
     a = estimate("llama-3-8b", "f16", "rtx-4090", prompt=0, gen=128)
     b = estimate("llama-3-8b", "f16", "rtx-4090", prompt=0, gen=128, profile=prof)
-    # half the bandwidth efficiency: the weight-streaming term doubles exactly
-    assert dict(b.decode_terms)["weights"] == pytest.approx(2 * dict(a.decode_terms)["weights"])
+    # half the bandwidth efficiency: the weight-streaming term doubles. Not exactly: the rate is
+    # a smooth minimum with the 4090's SM issue limit (~6.3 B x 128 SMs x 2.52 GHz ~ 2.0 TB/s for
+    # F16), which at ~0.93 TB/s of DRAM costs (1 + (0.93/2.0)^8)^(1/8) - 1 ~ 0.03%, at half
+    # of it ~0.0002%: the ratio is 2 within 0.1%
+    ratio = dict(b.decode_terms)["weights"] / dict(a.decode_terms)["weights"]
+    assert ratio == pytest.approx(2.0, rel=1e-3)
+    assert ratio < 2.0
     assert b.params_source == str(prof)
 
 

@@ -51,22 +51,39 @@ def test_one_alert_per_rule_plus_staleness_and_exporter_down() -> None:
 def test_same_thresholds_and_durations_as_the_agent() -> None:
     doc = alerts_by_name(prometheus_rules(default_rules(None)))
     high = doc["RigkitGpuTempHigh"]
-    # slowdown - 5 from NVML's own threshold, else the fallback 88 - 5 = 83 C; for 60 s
+    # slowdown - 5 from NVML's own threshold, else the fallback 88 - 5 = 83 C; for 60 s;
+    # once firing it stays firing down to the clear threshold slowdown - 8 (fallback 80 C)
+    t, s = "rigkit_gpu_temperature_celsius", "rigkit_gpu_slowdown_temperature_celsius"
     assert high["expr"] == (
-        "(rigkit_gpu_temperature_celsius >= (rigkit_gpu_slowdown_temperature_celsius - 5)) or "
-        "(rigkit_gpu_temperature_celsius >= 83 unless rigkit_gpu_slowdown_temperature_celsius)"
+        f"(({t} >= ({s} - 5)) or ({t} >= 83 unless {s})) or "
+        f"((({t} >= ({s} - 8)) or ({t} >= 80 unless {s})) and "
+        'ignoring(alertname, alertstate, severity, rule) ALERTS{alertname="RigkitGpuTempHigh", '
+        'alertstate="firing"})'
     )
     assert high["for"] == "1m"
     assert high["labels"] == {"severity": "warning", "rule": "gpu_temp_high"}
     # percentages become Prometheus ratios: 95% -> 0.95, 10% -> 0.1, 50% load -> 0.5
-    assert doc["RigkitHostMemHigh"]["expr"] == "rigkit_host_memory_used_ratio >= 0.95"
+    # 95% raises, the alert holds down to 90% -> 0.95 and 0.9
+    assert doc["RigkitHostMemHigh"]["expr"] == (
+        "(rigkit_host_memory_used_ratio >= 0.95) or ((rigkit_host_memory_used_ratio >= 0.9) and "
+        'ignoring(alertname, alertstate, severity, rule) ALERTS{alertname="RigkitHostMemHigh", '
+        'alertstate="firing"})'
+    )
     assert doc["RigkitHostMemHigh"]["for"] == "5m"  # 300 s
-    assert doc["RigkitDiskFreeLow"]["expr"] == "rigkit_disk_free_ratio < 0.1"
+    # below 10% free raises, the alert holds until 12% free
+    assert doc["RigkitDiskFreeLow"]["expr"].startswith(
+        "(rigkit_disk_free_ratio < 0.1) or ((rigkit_disk_free_ratio < 0.12) and"
+    )
+    # no hysteresis (clear = threshold): a plain comparison
+    assert doc["RigkitDiskWearHigh"]["expr"] == "rigkit_disk_wear_ratio >= 0.8"
     assert doc["RigkitGpuFanStopped"]["expr"] == (
         "rigkit_gpu_fan_speed_ratio <= 0 and on(instance, job, gpu) "
         "rigkit_gpu_utilization_ratio >= 0.5"
     )
-    assert doc["RigkitHostCpuTempHigh"]["expr"] == "rigkit_host_cpu_temperature_celsius >= 90"
+    assert doc["RigkitHostCpuTempHigh"]["expr"].startswith(
+        "(rigkit_host_cpu_temperature_celsius >= 90) or "
+        "((rigkit_host_cpu_temperature_celsius >= 85) and"
+    )
     assert doc["RigkitDiskTempHigh"]["for"] == "2m"  # 120 s
 
 
@@ -80,6 +97,55 @@ def test_for_floor_is_one_scrape_and_xids_are_events() -> None:
     assert 'xid=~"48|62|64|74|79|94|95|119|120"' in xid["expr"]
     assert "[10m]" in xid["expr"] and "offset 10m" in xid["expr"]  # quiet period 600 s
     assert 'xid!~"48|62|64|74|79|94|95|119|120|13|31|43|63|92"' in doc["RigkitGpuXidOther"]["expr"]
+
+
+def test_hysteresis_promtool_case_is_worked_out() -> None:
+    tests = {t["name"]: t for t in promtool_tests(default_rules(None))["tests"]}
+    t = tests[
+        "RigkitGpuTempHigh: hysteresis, firing until past the clear threshold 80 (threshold 83)"
+    ]
+    # for 60 s -> 60/15 + 2 = 6 samples at 83 C (t = 0..75 s), then 81.5 C (between 80 and 83)
+    # or 75 C (80 - 5). Checked at 75 s (both fire: pending since 0 s, for 60 s) and at
+    # ceil((6 x 15 + 0 + 120) / 15) x 15 = 210 s: only the one between the thresholds fires.
+    # Series length: 210 / 15 + 10 = 24 more samples.
+    assert [s["values"] for s in t["input_series"]] == ["83x5 81.5x24", "83x5 75x24"]
+    checks = [
+        (c["eval_time"], [a["exp_labels"]["machine"] for a in c["exp_alerts"]])
+        for c in t["alert_rule_test"]
+    ]
+    assert checks == [("75s", ["ws1", "ws2"]), ("210s", ["ws1"])]
+    # rules whose clear threshold equals the threshold get no hysteresis case: 7 of 21 have one
+    # (temp high/critical, thermal margin, CPU temp, host memory, disk temp, disk free)
+    assert sum("hysteresis" in name for name in tests) == 7
+
+
+def test_clear_for_becomes_keep_firing_for(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text("rules:\n  host_cpu_temp_high: {clear_for: 2m}\n", encoding="utf-8")
+    rules = load_rules(f, None)
+    doc = alerts_by_name(prometheus_rules(rules))
+    assert doc["RigkitHostCpuTempHigh"]["keep_firing_for"] == "2m"
+    assert "keep_firing_for" not in doc["RigkitHostMemHigh"]
+    tests = {
+        t["name"].split(":")[0] + (":h" if "hysteresis" in t["name"] else ""): t
+        for t in promtool_tests(rules)["tests"]
+    }
+    # for 60 s -> 6 bad samples; checked at ceil((90 + 120 + 120) / 15) x 15 = 330 s
+    assert tests["RigkitHostCpuTempHigh:h"]["alert_rule_test"][1]["eval_time"] == "330s"
+
+
+def test_pcie_rule_prefers_the_slot_map_and_lost_uses_freshness() -> None:
+    doc = alerts_by_name(prometheus_rules(default_rules(None)))
+    pcie = doc["RigkitGpuPcieDegraded"]["expr"]
+    by = "on(instance, job, gpu) group_left()"
+    assert f"rigkit_gpu_pcie_link_width < {by} rigkit_gpu_pcie_expected_width" in pcie
+    # NVML's maximum only where the agent exports no expected link (no --spec)
+    assert "unless on(instance, job, gpu) rigkit_gpu_pcie_expected_generation" in pcie
+    lost = doc["RigkitGpuLost"]["expr"]
+    assert lost.startswith("rigkit_gpu_lost == 1 or ")
+    assert "(rigkit_gpu_expected unless on(instance, job, gpu) rigkit_gpu_lost)" in lost
+    assert lost.count("on(instance, job) (rigkit_sample_age_seconds < 60)") == 2
+    assert "up == 1" not in lost
 
 
 def test_overrides_flow_into_prometheus(tmp_path: Path) -> None:
@@ -105,6 +171,8 @@ def test_every_alert_has_a_firing_a_quiet_and_a_spike_case() -> None:
         checks = t["alert_rule_test"]
         assert any(c["exp_alerts"] for c in checks), t["name"]  # something fires
         series = [s["series"] for s in t["input_series"]]
+        if "hysteresis" in t["name"]:
+            continue
         if "Xid" not in t["name"]:
             # a series with one bad sample at 165 s (sample 11), never among the firing ones
             spikes = [s for s in t["input_series"] if s["values"].count(" ") == 2]
@@ -191,7 +259,8 @@ def test_promtool_checks_and_unit_tests_pass(tmp_path: Path) -> None:
         "  gpu_xid_critical: {quiet: 30m}\n"
         "  gpu_util_low: {expr: gpu.util_pct, op: '<', threshold: 5, for: 30m}\n"
         "  disk_media_errors: {expr: disk.media_errors, op: '>', threshold: 0}\n"
-        "  gpu_sw_thermal: {expr: gpu.throttle.sw_thermal_slowdown, for: 1m}\n",
+        "  gpu_sw_thermal: {expr: gpu.throttle.sw_thermal_slowdown, for: 1m}\n"
+        "  host_cpu_temp_high: {clear_for: 2m}\n",
         encoding="utf-8",
     )
     write_config(tmp_path, load_rules(f, None))

@@ -256,3 +256,59 @@ def test_idle_keep_alive_connections_are_closed() -> None:
         return data == b""
 
     assert asyncio.run(scenario())
+
+
+def test_expected_links_from_the_spec_are_exported_per_gpu() -> None:
+    # A build with GPU 0 in an x16 slot and GPU 2 (absent from the sample) in an x8 slot.
+    cache = ExporterCache(clock=lambda: 1001.0, expected_pcie=((0, 4, 16), (2, 4, 8)))
+    cache.update(_sample())
+    v = _values(cache.render().decode())
+    assert v[("rigkit_gpu_expected", (("gpu", "0"),))] == 1
+    assert v[("rigkit_gpu_expected", (("gpu", "2"),))] == 1  # in the spec, not answering
+    assert v[("rigkit_gpu_pcie_expected_width", (("gpu", "0"),))] == 16
+    assert v[("rigkit_gpu_pcie_expected_width", (("gpu", "2"),))] == 8
+    assert v[("rigkit_gpu_pcie_expected_generation", (("gpu", "2"),))] == 4
+    # without a spec nothing is exported (the Prometheus rule falls back to NVML's maximum)
+    plain = ExporterCache(clock=lambda: 1001.0)
+    plain.update(_sample())
+    assert "rigkit_gpu_expected" not in plain.render().decode()
+
+
+def test_scrapes_in_the_same_millisecond_share_one_response() -> None:
+    now = [1002.5]
+    cache = ExporterCache(clock=lambda: now[0])
+    cache.update(_sample())  # wall_time 1000.0
+    first = cache.response(gzip=False, keep=True)
+    now[0] = 1002.5004  # age 2.5004 s -> "2.500" to the millisecond: the same bytes object
+    assert cache.response(gzip=False, keep=True) is first
+    assert first.endswith(b"rigkit_sample_age_seconds 2.500\n")
+    now[0] = 1002.502  # 2.502 s: a new response
+    again = cache.response(gzip=False, keep=True)
+    assert again is not first and again.endswith(b"rigkit_sample_age_seconds 2.502\n")
+    # a new snapshot is never served from the old response (samples_total 1 -> 2)
+    cache.update(_sample(t=51.0))
+    assert b"rigkit_samples_total 2.0" in cache.response(gzip=False, keep=True)
+    close = cache.response(gzip=False, keep=False)
+    assert b"Connection: close" in close.split(b"\r\n\r\n")[0]
+
+
+def test_repeated_requests_on_one_connection_are_all_answered() -> None:
+    import socket
+
+    cache = ExporterCache()
+    cache.update(_sample())
+    server = ExporterServer(cache, "127.0.0.1:0")
+    get = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+    head = b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            # GET, the same GET again (the remembered request), HEAD, then GET with close
+            s.sendall(get + get + head + get[:-2] + b"Connection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    finally:
+        server.close()
+    # 4 status lines; 3 bodies (HEAD has none), each with the temperature of GPU 0
+    assert data.count(b"HTTP/1.1 200 OK") == 4
+    assert data.count(b'rigkit_gpu_temperature_celsius{gpu="0"') == 3

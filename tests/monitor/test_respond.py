@@ -232,3 +232,77 @@ def test_bad_policy_files(tmp_path: Path, text: str, needle: str) -> None:
     with pytest.raises(MonitorError) as err:
         load_policy(f, None)
     assert needle in str(err.value)
+
+
+def _run_agent(path: Path, enforce: bool = True) -> tuple[list[Event], RecordingActuator, int]:
+    from rigkit.monitor.agent import Agent
+    from rigkit.monitor.sources.replay import ReplaySource
+    from rigkit.monitor.store import Store
+
+    act = RecordingActuator()
+    store = Store(path.parent / "m.db")
+    responder = Responder(WORKLOADS, enforce=enforce, actuator=act)
+    agent = Agent(ReplaySource(path, speed=0), store, responder=responder, interval_s=1.0)
+    summary = agent.run()
+    events = store.events()
+    store.close()
+    return events, act, summary.stale_samples
+
+
+def test_replayed_readings_that_are_a_minute_old_are_never_acted_on(tmp_path: Path) -> None:
+    # stale_age.jsonl: t = 0..8 s fresh at 66 C, then t = 10..200 s (96 lines, 2 s apart) at
+    # 95 C with age_s 60: older than stale_after_s = max(3 x 1 s, 5 s) = 5 s, so every one is
+    # stale and the enforcing responder does nothing at all.
+    src = tmp_path / "stale_age.jsonl"
+    src.write_text((REPLAYS / "stale_age.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    events, act, stale = _run_agent(src)
+    assert stale == 96  # (200 - 10) / 2 + 1
+    assert act.calls == []
+    assert [e for e in events if e.kind == "action" and e.tier is not None] == []
+
+
+def test_the_same_readings_when_fresh_walk_the_tiers(tmp_path: Path) -> None:
+    # Control for the test above: drop age_s and the same 95 C acts. 95 >= 93 - 5 = 88 C from
+    # t = 10 s for 10 s -> tier 2 at 20 s; >= 91 C for 10 s -> tier 3 at 20 s; >= 85 C for 30 s
+    # -> tier 1 at 40 s.
+    lines = (REPLAYS / "stale_age.jsonl").read_text(encoding="utf-8").splitlines()
+    src = tmp_path / "fresh.jsonl"
+    src.write_text(
+        "\n".join(
+            json.dumps({k: v for k, v in json.loads(x).items() if k != "age_s"}) for x in lines
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    events, act, stale = _run_agent(src)
+    assert stale == 0
+    tiers = sorted({(e.t, e.tier) for e in events if e.kind == "action" and e.tier is not None})
+    assert tiers[:2] == [(20.0, 2), (20.0, 3)]
+    # in time order: tier 2 stops the workloads, tier 3 shuts down (20 s), then tier 1 lowers
+    # the limit to max(150 W, 0.7 x 450 W) = 315 W (40 s)
+    assert act.calls == [
+        ("stop_unit", "llama-server.service"),
+        ("stop_container", "vllm"),
+        ("shutdown", None),
+        ("set_power_limit", (0, 315.0)),
+    ]
+
+
+def test_decisions_are_logged_info_when_dry_run_warning_when_enforced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    hot = GpuSample(index=0, temperature_c=86, power_limit_w=450, default_power_limit_w=450)
+    for enforce, level in ((False, logging.INFO), (True, logging.WARNING)):
+        caplog.clear()
+        responder = Responder(ResponsePolicy(), enforce=enforce, actuator=RecordingActuator())
+        with caplog.at_level(logging.DEBUG, logger="rigkit.monitor.respond"):
+            # 86 C >= 85 C from t = 0 for 30 s -> tier 1 at t = 30 s
+            for t in (0.0, 10.0, 20.0, 30.0):
+                responder.decide(Sample(t=t, gpus=(hot,)), True)
+        recs = [r for r in caplog.records if "tier 1" in r.getMessage()]
+        assert len(recs) == 1
+        assert recs[0].levelno == level
+        assert ("dry run" in recs[0].getMessage()) is (not enforce)
+        assert "t=30.0" in recs[0].getMessage()

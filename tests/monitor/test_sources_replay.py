@@ -122,3 +122,24 @@ def test_open_source_forms() -> None:
         open_source("prometheus")
     with pytest.raises(MonitorError):
         ReplaySource("idle-4x4090", speed=-1)
+
+
+def test_age_s_makes_a_replayed_sample_old(tmp_path: Path) -> None:
+    import time
+
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"t": 0, "gpus": []}\n{"t": 1, "age_s": 60, "gpus": []}\n', encoding="utf-8")
+    src = ReplaySource(f, speed=0)
+    first, second = src.read(), src.read()
+    now = time.time()
+    assert now - first.wall_time < 5  # collected just now
+    assert 60 <= now - second.wall_time < 65  # a reading 60 s old when collected
+
+
+def test_bad_age_s_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"t": 0, "gpus": []}\n{"t": 1, "age_s": -3, "gpus": []}\n', encoding="utf-8")
+    src = ReplaySource(f, speed=0)
+    src.read()
+    with pytest.raises(MonitorError, match=r"a.jsonl:2: age_s must be a number"):
+        src.read()

@@ -129,3 +129,87 @@ def test_capacity_hook(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_capacity_missing_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "rigkit.estimate.capacity", types.ModuleType("x"))
     assert plan(rp.ref()).capacity is None  # module without plan_capacity: AttributeError
+
+
+def _with_claims(result: PlanResult) -> PlanResult:
+    """``result`` with two claims: FP32 4 x 82.6 = 330.4 (holds), heat 7500 BTU/h (does not:
+    the ref build's wall power is 2612.8 W x 3.412 = 8915 BTU/h)."""
+    import dataclasses
+
+    from rigkit.design.claims import check_claims
+
+    claims = (
+        {"claim": "330 TFLOPS FP32", "figure": "fp32_tflops", "value": 330.0},
+        {"claim": "7,500 BTU/hr", "figure": "heat_btu_h", "value": 7500.0},
+    )
+    build = dataclasses.replace(result.build, claims=claims)
+    return dataclasses.replace(result, build=build, claims=check_claims(build, result.summary))
+
+
+def test_claims_section_in_every_format(result: PlanResult) -> None:
+    assert "Stated figures" not in render_markdown(result)  # no claims, no section
+    r = _with_claims(result)
+    md = render_markdown(r)
+    assert "## Stated figures\n\n1 of 2 stated figures hold" in md
+    assert "| 330 TFLOPS FP32 | 330 TFLOPS | 4 x 82.6 = 330.4 TFLOPS (non-tensor FP32) |" in md
+    # 7500 / 3.412 = 2198 W would give the claimed heat
+    assert "**does not hold**: 2,198 W would give the claimed figure" in md
+    html = render_html(r)
+    assert "<h2>Stated figures</h2>" in html and "8,915 BTU/h" in html
+    console = Console(record=True, width=140)
+    render_text(r, console)
+    assert "Stated figures: 1 of 2 stated figures hold" in console.export_text()
+
+
+def test_narrow_terminal_puts_the_fix_under_the_finding(result: PlanResult) -> None:
+    console = Console(record=True, width=80)
+    render_text(result, console)
+    out = console.export_text()
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "Fix: " in out  # the fix column folded into the finding
+    assert "Eff." not in out  # the PSU table drops peak and efficiency
+    wide = Console(record=True, width=140)
+    render_text(result, wide)
+    assert "Fix: " not in wide.export_text()
+
+
+def test_narrow_capacity_table_keeps_model_ids_whole(result: PlanResult) -> None:
+    import dataclasses
+
+    from rigkit.estimate.capacity import CapacityRow
+
+    def row(model: str, quant: str, tok_s: float, ctx: int) -> CapacityRow:
+        return CapacityRow(
+            model,
+            quant,
+            "vllm",
+            "tensor",
+            True,
+            False,
+            True,
+            40.0,
+            12.6,
+            tok_s,
+            1300.0,
+            ctx,
+            14,
+            "memory-bandwidth",
+        )
+
+    class Cap:
+        gpus, gpu, expectations = 4, "rtx-4090", ()
+        rows = (
+            row("llama-3.1-405b", "awq-int4", 53.04, 117760),
+            row("llama-3.1-405b", "f16", 9.0, 8192),
+        )
+
+    r = dataclasses.replace(result, capacity=Cap())
+    console = Console(record=True, width=80)
+    render_text(r, console, capacity=["the estimator's wide table"])
+    out = console.export_text()
+    assert "the estimator's wide table" not in out
+    assert "llama-3.1-405b" in out and "llam…" not in out
+    assert out.count("llama-3.1-405b") == 1  # named once per group
+    # 117760 tokens = 115 x 1024 -> "115k"; 53.04 tok/s at 3 significant digits -> 53
+    line = next(x for x in out.splitlines() if "awq-int4" in x)
+    assert "115k" in line and " 53 " in line and "vllm TP" in line and "VRAM bw" in line

@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rigkit.catalog.yamlcache import load_yaml
 from rigkit.errors import CatalogError, EstimateError, UnknownIdError
 
 __all__ = [
@@ -611,7 +612,7 @@ def _read_yaml(name: str) -> Any:
     except FileNotFoundError:
         raise CatalogError(f"catalog file {name} is missing from the rigkit package") from None
     try:
-        return yaml.load(text, Loader=_LOADER)
+        return load_yaml(text)
     except yaml.YAMLError as e:
         raise CatalogError(f"catalog file {name} is not valid YAML: {e}") from None
 

@@ -33,6 +33,7 @@ from rigkit.catalog.parts import (
     Psu,
     Ups,
 )
+from rigkit.catalog.yamlcache import load_yaml
 from rigkit.errors import CatalogError, UnknownIdError
 
 # the C loader is several times faster; fall back to the pure-Python one
@@ -158,7 +159,7 @@ def parse_kind(kind: str, text: str, file: str) -> dict[str, Part]:
     """Validate the YAML text of one data file; :class:`CatalogError` names file and entry."""
     model = KINDS[kind]
     try:
-        raw = yaml.load(text, Loader=_Loader)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{file}: not valid YAML: {exc}") from None
     if raw is None:

@@ -68,6 +68,13 @@ class Gpu(Part):
         default=None, description="measured ~1-10 ms power excursion / board power (reviews)"
     )
     ecc: bool = False
+    sm_count: int | None = Field(
+        default=None, gt=0, description="streaming multiprocessors (the maker's whitepaper)"
+    )
+    boost_clock_mhz: float | None = Field(
+        default=None, gt=0, description="maker's rated boost clock, MHz"
+    )
+    l2_cache_mb: float | None = Field(default=None, gt=0, description="L2 cache, MB")
 
 
 # --- CPUs, boards, memory ---------------------------------------------------------------------

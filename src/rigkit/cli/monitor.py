@@ -162,7 +162,12 @@ def run_cmd(
     engine = None if no_rules else make_engine(rules, build)
     responder = None if no_rules else make_responder(rules, build, enforce=enforce)
     notifier = make_notifier(db_path, notify)
-    cache = ExporterCache()
+    expected: tuple[tuple[int, int, int], ...] = ()
+    if build is not None:
+        from rigkit.monitor.alerts import expected_pcie
+
+        expected = expected_pcie(build)
+    cache = ExporterCache(expected_pcie=expected)
     server = None
     if listen == "auto":
         listen = "off" if source.startswith("replay:") else DEFAULT_LISTEN

@@ -105,9 +105,25 @@ def used_m2_names(build: Build) -> set[str]:
     return {d.m2_slot.name for d in build.drives if d.m2_slot is not None}
 
 
+def used_slot_names(build: Build) -> set[str]:
+    """PCIe slots that hold a GPU or an add-in card."""
+    names = {g.slot.name for g in build.gpus if g.slot is not None}
+    return names | {n.slot.name for n in build.nics if n.slot is not None}
+
+
+def sharing_in_use(build: Build, slot: PcieSlot) -> list[str]:
+    """The M.2 sockets and PCIe slots in use that take lanes from ``slot`` (board manual's
+    lane-sharing table, e.g. PCIEX16_1 drops to x8 when PCIEX16_2 is used)."""
+    if not slot.shares_with:
+        return []
+    used = used_m2_names(build) | used_slot_names(build)
+    return sorted(used & set(slot.shares_with))
+
+
 def slot_lanes(build: Build, slot: PcieSlot) -> int:
-    """Electrical lanes the slot has left once shared M.2 slots in use take theirs."""
-    if slot.shares_with and used_m2_names(build) & set(slot.shares_with):
+    """Electrical lanes the slot has left once the M.2 sockets and slots it shares with, where in
+    use, take theirs."""
+    if sharing_in_use(build, slot):
         return slot.shared_lanes if slot.shared_lanes is not None else 0
     return slot.electrical_lanes
 

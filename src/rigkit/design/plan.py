@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rigkit.design.claims import ClaimCheck, check_claims
 from rigkit.design.model import (
     BTU_H_PER_W,
     CostLine,
@@ -142,6 +143,7 @@ class PlanResult:
     summary: Summary
     findings: tuple[Finding, ...]
     capacity: Any | None = field(default=None)  # rigkit.estimate.capacity.Capacity when available
+    claims: tuple[ClaimCheck, ...] = ()  # the spec's `claims:`, checked
 
     @property
     def errors(self) -> list[Finding]:
@@ -169,6 +171,8 @@ class PlanResult:
         }
         if self.capacity is not None:
             out["capacity"] = self.capacity.to_dict()
+        if self.claims:
+            out["claims"] = [c.to_dict() for c in self.claims]
         return out
 
 
@@ -183,10 +187,12 @@ def plan_capacity(build: Build) -> Any | None:
 
 
 def plan(build: Build, *, capacity: bool = True) -> PlanResult:
-    """Run every rule on ``build`` and add up its summary numbers."""
+    """Run every rule on ``build``, add up its summary numbers and check the spec's claims."""
+    summary = summarize(build)
     return PlanResult(
         build=build,
-        summary=summarize(build),
+        summary=summary,
         findings=tuple(run_rules(build)),
         capacity=plan_capacity(build) if capacity else None,
+        claims=check_claims(build, summary),
     )

@@ -28,7 +28,7 @@ from rigkit.estimate.resolve import (
     model_nums,
 )
 from rigkit.estimate.result import Estimate
-from rigkit.estimate.speed import decode_step, prefill_time
+from rigkit.estimate.speed import decode_step, gpu_rates, prefill_time
 
 SPLITS = ("layer", "row", "tensor", "pipeline")
 _GB = 1e9
@@ -73,6 +73,7 @@ class _Setup:
         "mode",
         "n",
         "p",
+        "rates",
         "split",
         "usable",
         "w",
@@ -99,6 +100,7 @@ class _Setup:
     usable: float
     kv_total_tok: float
     flops_peak: float
+    rates: tuple[float, float, float]
 
 
 def _make_setup(
@@ -180,6 +182,7 @@ def _make_setup(
         usable=usable,
         kv_total_tok=kv_total_tok,
         flops_peak=g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate),
+        rates=gpu_rates(g, p, ep, m.kernel_class),
     )
 
 
@@ -377,10 +380,22 @@ def estimate(
                 depth,
                 cpu_layers or 0,
                 c,
+                su.rates,
             )
         if prompt > 0:
             t_pf, prefill_bound, prefill_terms = _prefill(
-                m, g, p, ep, flops_peak, mode, n, batch, prompt, cpu_layers or 0, out_on_gpu
+                m,
+                g,
+                p,
+                ep,
+                flops_peak,
+                mode,
+                n,
+                batch,
+                prompt,
+                cpu_layers or 0,
+                out_on_gpu,
+                su.rates,
             )
             prefill_rate = batch * prompt / t_pf
             ttft = t_pf
@@ -471,17 +486,20 @@ def _decode(
     depth: float,
     cpu_layers: int,
     c: CpuNums | None,
+    rates: tuple[float, float, float] | None = None,
 ) -> tuple[float, float, str, tuple[tuple[str, float], ...]]:
     """(per-sequence tok/s, aggregate tok/s, bound, terms in ms) of the average decode step."""
     comm = 0.0
     if mode == "tensor":
         share = 1.0 / n
         t = decode_step(
-            m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, share, kv_share(m, n)
+            m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, share, kv_share(m, n), rates
         )
         comm = 2 * m.n_layers * parallel.allreduce_s(g, p, n, batch * m.hidden * 2.0)
     elif mode == "row":
-        t = decode_step(m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, 1.0 / n, 1.0)
+        t = decode_step(
+            m, g, p, ep, flops_peak, m.n_layers, True, batch, depth, 1.0 / n, 1.0, rates
+        )
         nbytes = (
             batch
             * 4.0
@@ -490,7 +508,7 @@ def _decode(
         comm = m.n_layers * parallel.row_gather_s(g, p, n, 4 + m.mlp_matrices, nbytes)
     else:  # single, layer, pipeline: stages in sequence, same GPU type: one sum
         gl = sum(layers)
-        t = decode_step(m, g, p, ep, flops_peak, gl, out_on_gpu, batch, depth)
+        t = decode_step(m, g, p, ep, flops_peak, gl, out_on_gpu, batch, depth, rates=rates)
         used = sum(1 for li in layers if li > 0)
         comm = max(0, used - 1) * parallel.hop_s(g, p, batch * m.hidden * 4.0)
     t_w, t_c, t_kv, t_attn, t_fix = t
@@ -547,6 +565,7 @@ def _prefill(
     prompt: int,
     cpu_layers: int,
     out_on_gpu: bool,
+    rates: tuple[float, float, float] | None = None,
 ) -> tuple[float, str, tuple[tuple[str, float], ...]]:
     """(seconds for all prompts, bound, terms in ms)."""
     u = max(1, ep.ubatch)
@@ -555,11 +574,15 @@ def _prefill(
     comm = 0.0
     factor = 1.0
     if mode == "tensor":
-        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch)
+        t = prefill_time(
+            m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch, rates
+        )
         tok = min(u, total)
         comm = n_ub * 2 * m.n_layers * parallel.allreduce_s(g, p, n, tok * m.hidden * 2.0)
     elif mode == "row":
-        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch)
+        t = prefill_time(
+            m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0 / n, batch, rates
+        )
         tok = min(u, total)
         nbytes = (
             tok
@@ -569,7 +592,7 @@ def _prefill(
         comm = n_ub * m.n_layers * parallel.row_gather_s(g, p, n, 4 + m.mlp_matrices, nbytes)
     else:
         # the GPUs compute every layer; CPU-resident layers' weights are copied up per micro-batch
-        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0, batch)
+        t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0, batch, rates)
         if n > 1:
             k = -(-min(total, max(ep.n_batch, u)) // u)
             factor = (k + n - 1) / (k * n)

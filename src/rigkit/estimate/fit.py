@@ -105,8 +105,14 @@ def mape(rows: Sequence[Measurement], params: Params, metric: str | None = None)
 
 def _vector(params: Params, rows: Sequence[Measurement]) -> list[tuple[str, str | None]]:
     """The (name, key) parameters the rows can inform."""
-    archs = sorted({gpu_nums(r.gpu).arch for r in rows})
-    kernels = sorted({model_nums(r.model, r.quant).kernel_class for r in rows} - {"dense"})
+    table = params.bandwidth_efficiency
+    # one GPU-independent efficiency, unless the start names the rows' architectures
+    archs = sorted({a if a in table else "default" for a in (gpu_nums(r.gpu).arch for r in rows)})
+    all_kernels = sorted({model_nums(r.model, r.quant).kernel_class for r in rows})
+    kernels = [k for k in all_kernels if k != "dense"]
+    # issue limits: for the kernel classes the start has one (none: no limit, nothing to fit)
+    issue = any(gpu_nums(r.gpu).sm_hz for r in rows)
+    issue_kernels = [k for k in all_kernels if params.issue_rate(k) is not None] if issue else []
     has_prefill = any(r.metric in ("prefill", "ttft") for r in rows)
     has_decode = any(r.metric in ("decode", "aggregate") for r in rows)
     has_gguf = "gguf" in kernels
@@ -114,12 +120,12 @@ def _vector(params: Params, rows: Sequence[Measurement]) -> list[tuple[str, str 
     if has_decode:
         v += [("bandwidth_efficiency", a) for a in archs]
         v += [("quant_decode_efficiency", k) for k in kernels]
+        v += [("issue_bytes_per_sm_clock", k) for k in issue_kernels]
         v += [("layer_overhead_us", None), ("attn_decode_fp32_efficiency", None)]
     if has_prefill:
         v += [("prefill_tensor_efficiency", None), ("prefill_attn_efficiency", None)]
         if has_gguf:
             v.append(("dequant_passes", None))
-    del params
     return v
 
 
@@ -131,6 +137,8 @@ def _get(p: Params, name: str, key: str | None) -> float:
         return p.bw_eff(key)
     if name == "quant_decode_efficiency":
         return p.quant_eff(key)
+    if name == "issue_bytes_per_sm_clock":
+        return p.issue_rate(key) or math.inf
     return float(val[key])
 
 

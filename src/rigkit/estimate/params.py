@@ -25,6 +25,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FITTED_NAMES: tuple[str, ...] = (
     "bandwidth_efficiency",
     "quant_decode_efficiency",
+    "issue_bytes_per_sm_clock",
     "layer_overhead_us",
     "attn_decode_fp32_efficiency",
     "prefill_tensor_efficiency",
@@ -45,6 +46,7 @@ class EngineParams:
     flash_attention: bool = False  # memory: attention scores are not materialised
     bandwidth_scale: float = 1.0  # x bandwidth_efficiency for this engine's decode kernels
     extra_formats: tuple[str, ...] = ()  # formats the engine loads beyond the catalog's list
+    issue_limited: bool = True  # decode mat-vec kernels limited by SMs x clock (llama.cpp's are)
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,15 @@ class Params:
     # fitted
     bandwidth_efficiency: dict[str, float]  # architecture -> fraction of peak DRAM bandwidth
     quant_decode_efficiency: dict[str, float]  # kernel class -> x bandwidth efficiency
+    # kernel class -> weight bytes a mat-vec kernel streams per SM per clock cycle at most
+    issue_bytes_per_sm_clock: dict[str, float]
     layer_overhead_us: float  # fixed cost per layer per decode step (kernel launches, small ops)
     attn_decode_fp32_efficiency: float  # decode attention arithmetic, fraction of FP32 peak
     prefill_tensor_efficiency: float  # prompt GEMMs, fraction of tensor FLOPS
     prefill_attn_efficiency: float  # prompt attention GEMMs, fraction of tensor FLOPS
     dequant_passes: float  # F16-sized weight passes per prompt micro-batch when dequantising
     # priors (physical constants and engine behaviour with no fitted data)
+    issue_smoothness: float = 8.0  # exponent of the smooth minimum of bandwidth and issue rates
     pcie_efficiency: float = 0.8
     hop_latency_us: float = 15.0
     host_allreduce_latency_us: float = 30.0
@@ -86,6 +91,11 @@ class Params:
 
     def quant_eff(self, kernel: str) -> float:
         return self.quant_decode_efficiency.get(kernel, 1.0)
+
+    def issue_rate(self, kernel: str) -> float | None:
+        """Bytes per SM per clock a mat-vec kernel of this class streams at most (None: no limit)."""
+        table = self.issue_bytes_per_sm_clock
+        return table.get(kernel, table.get("default"))
 
     def engine(self, engine_id: str) -> EngineParams:
         return self.engines.get(engine_id) or self.engines.get("default") or EngineParams()

@@ -136,6 +136,7 @@ class GpuNums:
         "nvlink_bw",
         "p2p",
         "pcie_bw_raw",
+        "sm_hz",
         "vram",
     )
 
@@ -154,6 +155,7 @@ class GpuNums:
     p2p: bool
     nvlink: bool
     nvlink_bw: float | None
+    sm_hz: float | None  # streaming multiprocessors x boost clock (SM-cycles per second)
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -275,6 +277,8 @@ def gpu_nums(gpu_id: str) -> GpuNums:
 def gpu_nums_from(g: Any) -> GpuNums:
     """GpuNums from a catalog ``Gpu``."""
     acc32 = g.fp16_tflops * 1e12
+    sms = getattr(g, "sm_count", None)
+    clock = getattr(g, "boost_clock_mhz", None)
     acc16 = (g.fp16_acc16_tflops or g.fp16_tflops) * 1e12
     return GpuNums(
         id=g.id,
@@ -292,6 +296,7 @@ def gpu_nums_from(g: Any) -> GpuNums:
         p2p=bool(g.p2p),
         nvlink=bool(g.nvlink),
         nvlink_bw=g.nvlink_bandwidth_gb_s * 1e9 if g.nvlink_bandwidth_gb_s else None,
+        sm_hz=sms * clock * 1e6 if sms and clock else None,
     )
 
 

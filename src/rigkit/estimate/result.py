@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any, NamedTuple
 
 BOUNDS = ("memory-bandwidth", "compute", "interconnect", "cpu-ram")
@@ -90,6 +91,60 @@ class Estimate(NamedTuple):
             "assumptions": list(self.assumptions),
             "params": self.params_source,
         }
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict(), separators=(",", ":"))``, built directly (batch mode)."""
+        return (
+            f'{{"model":{_jstr(self.model)},"quant":{_jstr(self.quant)},"gpu":{_jstr(self.gpu)}'
+            f',"gpus":{_jnum(self.gpus)},"engine":{_jstr(self.engine)}'
+            f',"split":{_jstr(self.split)},"prompt":{_jnum(self.prompt)}'
+            f',"gen":{_jnum(self.gen)},"batch":{_jnum(self.batch)},"ctx":{_jnum(self.ctx)}'
+            f',"fits":{_jbool(self.fits)},"offload":{_jbool(self.offload)}'
+            f',"runnable":{_jbool(self.runnable)}'
+            f',"memory_gb_per_gpu":{_jnum(self.memory_gb_per_gpu)}'
+            f',"vram_gb_per_gpu":{_jnum(self.vram_gb_per_gpu)}'
+            f',"prefill_tokens_per_s":{_jnum(self.prefill_tokens_per_s)}'
+            f',"decode_tokens_per_s":{_jnum(self.decode_tokens_per_s)}'
+            f',"aggregate_tokens_per_s":{_jnum(self.aggregate_tokens_per_s)}'
+            f',"ttft_s":{_jnum(self.ttft_s)},"max_context":{_jnum(self.max_context)}'
+            f',"max_concurrent_sequences":{_jnum(self.max_concurrent_sequences)}'
+            f',"load_time_s":{_jnum(self.load_time_s)}'
+            f',"load_time_cached_s":{_jnum(self.load_time_cached_s)}'
+            f',"bound":{_jstr(self.bound)}'
+            f',"prefill_bound":{"null" if self.prefill_bound is None else _jstr(self.prefill_bound)}'
+            f',"gpu_layers":{_jnum(self.gpu_layers)},"cpu_layers":{_jnum(self.cpu_layers)}'
+            f',"cpu_ram_gb":{_jnum(self.cpu_ram_gb)}'
+            f',"breakdown":{{"memory_gb":{_jterms(self.memory_terms)}'
+            f',"decode_ms_per_step":{_jterms(self.decode_terms)}'
+            f',"prefill_ms":{_jterms(self.prefill_terms)}'
+            f',"load_s":{_jterms(self.load_terms)}}}'
+            f',"assumptions":[{",".join(map(_jstr, self.assumptions))}]'
+            f',"params":{_jstr(self.params_source)}}}'
+        )
+
+
+_INF = float("inf")
+
+
+def _jnum(x: float | None) -> str:
+    """A number as the json module writes it (``null``, ``Infinity`` and ``NaN`` included)."""
+    if x is None:
+        return "null"
+    if x != x:
+        return "NaN"
+    if x == _INF:
+        return "Infinity"
+    if x == -_INF:
+        return "-Infinity"
+    return repr(x)
+
+
+def _jbool(x: bool) -> str:
+    return "true" if x else "false"
+
+
+def _jterms(terms: tuple[tuple[str, float], ...]) -> str:
+    return "{" + ",".join(f"{_jstr(k)}:{_jnum(v)}" for k, v in terms) + "}"
 
 
 def sig(x: float | None, digits: int = 3) -> float | None:

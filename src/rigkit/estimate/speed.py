@@ -6,11 +6,12 @@ weights and heads it holds (1 for a layer split, 1/N for a tensor or row split).
 
 Decode step time (batch ``B`` sequences at context depth ``d``)::
 
-    weights  = layer bytes read (routed experts: the share B tokens touch) / (BW x e_bw x e_quant)
+    weights  = layer bytes read (routed experts: the share B tokens touch) / R
+    R        = smoothmin(BW x e_bw x e_quant, SMs x clock x issue bytes per SM-cycle)  (gpu_rates)
     compute  = 2 x active params x B / (tensor FLOPS x e_prefill)      -- roofline: max(weights, compute)
     kv       = B x d x KV bytes per token / (BW x e_bw)
     attn     = B x d x 4 x heads x head_dim per layer / (FP32 FLOPS x e_attn)
-    overhead = layers x layer_overhead_us (kernel launches and small ops)
+    overhead = layers x layer_overhead_us (kernel launches and small ops; host-bound, any GPU)
 
 Prompt time (N tokens in micro-batches of U)::
 
@@ -24,6 +25,24 @@ from __future__ import annotations
 
 from rigkit.estimate.params import EngineParams, Params
 from rigkit.estimate.resolve import GpuNums, ModelNums
+
+
+def gpu_rates(g: GpuNums, p: Params, ep: EngineParams, kernel: str) -> tuple[float, float, float]:
+    """(DRAM rate, decode weight-streaming rate in bytes/s, fixed seconds per layer) on ``g``.
+
+    The weight-streaming rate of a decode mat-vec kernel is the smooth minimum of what DRAM
+    delivers (peak x e_bw x e_quant) and what the SMs can issue (SMs x clock x bytes per SM-cycle
+    for the kernel class): low-clock, high-bandwidth GPUs (A100, H100) are issue-bound. The
+    per-layer fixed time (launching ~24 kernels, most of them tiny) is host-bound: the same on
+    every GPU.
+    """
+    bw = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale
+    wbw = bw * p.quant_eff(kernel)
+    k = p.issue_rate(kernel) if ep.issue_limited else None
+    if k is not None and g.sm_hz:
+        q = p.issue_smoothness
+        wbw = (wbw**-q + (k * g.sm_hz) ** -q) ** (-1.0 / q)
+    return bw, wbw, p.layer_overhead_us * 1e-6 * ep.overhead_scale
 
 
 def depth_sum(d0: int, n: int, window: int) -> float:
@@ -60,16 +79,20 @@ def decode_step(
     depth: float,
     share: float = 1.0,
     kv_share: float = 1.0,
+    rates: tuple[float, float, float] | None = None,
 ) -> tuple[float, float, float, float, float]:
-    """(weights_s, compute_s, kv_s, attn_s, overhead_s) of one decode step on one stage."""
-    bw = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale
+    """(weights_s, compute_s, kv_s, attn_s, overhead_s) of one decode step on one stage.
+
+    ``rates``: :func:`gpu_rates` for (g, p, ep, the model's kernel class), when already known.
+    """
+    bw, wbw, fix = rates or gpu_rates(g, p, ep, m.kernel_class)
     frac = m.expert_fraction(batch) if m.n_experts > 1 else 1.0
     wbytes = layers * (m.layer_dense_bytes + m.layer_expert_bytes * frac)
     flops = layers * m.flops_layer
     if out:
         wbytes += m.out_bytes
         flops += m.flops_out
-    t_w = wbytes * share / (bw * p.quant_eff(m.kernel_class))
+    t_w = wbytes * share / wbw
     t_c = batch * flops * share / (flops_peak * p.prefill_tensor_efficiency)
     dd = mean_depth(m, depth)
     t_kv = batch * layers * m.kv_layer_token * dd * kv_share / bw
@@ -81,7 +104,7 @@ def decode_step(
         * share
         / (g.fp32 * p.attn_decode_fp32_efficiency)
     )
-    t_fix = layers * p.layer_overhead_us * 1e-6 * ep.overhead_scale
+    t_fix = layers * fix
     return t_w, t_c, t_kv, t_attn, t_fix
 
 
@@ -97,6 +120,7 @@ def prefill_time(
     d0: int = 0,
     share: float = 1.0,
     sequences: int = 1,
+    rates: tuple[float, float, float] | None = None,
 ) -> tuple[float, float, float, float]:
     """(linear_s, dequant_s, attn_s, overhead_s) to process ``sequences`` prompts of ``n_tokens``.
 
@@ -109,8 +133,8 @@ def prefill_time(
     u = max(1, ep.ubatch)
     n_ub = -(-total // u)
     last = total - (n_ub - 1) * u
-    bw = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale
-    qbw = bw * p.quant_eff(m.kernel_class)
+    bw, _, fix = rates or gpu_rates(g, p, ep, m.kernel_class)
+    qbw = bw * p.quant_eff(m.kernel_class)  # GEMM kernels: no mat-vec issue limit
     fe = flops_peak * p.prefill_tensor_efficiency
     lbytes = layers * m.layer_bytes * share  # a full micro-batch touches every expert
     fl = layers * m.flops_layer * share
@@ -139,5 +163,5 @@ def prefill_time(
     per_pos = 0.0 if ep.flash_attention else m.score_bytes_layer_pos / bw
     per_pos += m.attn_ops_layer_pos / (flops_peak * p.prefill_attn_efficiency)
     t_attn = sequences * layers * s * share * per_pos
-    t_fix = n_ub * layers * p.layer_overhead_us * 1e-6 * ep.overhead_scale
+    t_fix = n_ub * layers * fix
     return t_lin, t_dq, t_attn, t_fix

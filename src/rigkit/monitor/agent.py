@@ -173,9 +173,9 @@ class Agent:
             log_fn(
                 "t=%.3f %s %s [%s] gpu=%s: %s", e.t, e.kind, e.rule, e.severity, e.gpu, e.message
             )
-        for a in actions:
+        for a in actions:  # the responder logs each decision (INFO; WARNING when enforced)
             self.counts["actions"] += 1
-            log.warning(
+            log.debug(
                 "t=%.3f action tier=%s %s%s: %s",
                 a.t,
                 a.tier,

@@ -4,17 +4,23 @@ Grafana dashboard, all derived from the same alert rules the agent evaluates.
 Files written to ``--out``:
 
 * ``rigkit-alerts.yml``: one Prometheus alerting rule per agent rule (same thresholds, same ``for``
-  with a floor of one scrape interval so that one scraped sample never fires an alert; XID rules
-  use the counter ``rigkit_gpu_xid_total`` and resolve after the same quiet period), plus two rules only
-  Prometheus can evaluate: the agent stopped sampling, and the exporter is down.
+  with a floor of one scrape interval so that one scraped sample never fires an alert; the same
+  hysteresis: a firing alert stays firing until the value crosses the clear threshold, through
+  the ``ALERTS`` series, and ``keep_firing_for`` holds it for ``clear_for``; XID rules use the
+  counter ``rigkit_gpu_xid_total`` and resolve after the same quiet period; the PCIe rule compares
+  with the build's slot map when the agent runs with ``--spec``; a GPU that vanishes is lost while
+  the agent still samples), plus two rules only Prometheus can evaluate: the agent stopped
+  sampling, and the exporter is down.
 * ``rigkit-alerts.test.yml``: ``promtool test rules`` cases: for every alert, a sustained bad value
-  that fires, a good value that does not, and a one-sample spike that must NOT fire.
+  that fires, a good value that does not, and a one-sample spike that must NOT fire; for every
+  rule with hysteresis, a value between the thresholds that keeps a firing alert firing.
 * ``prometheus-scrape.yml``: a complete Prometheus configuration scraping many workstations
   (file_sd targets with a ``machine`` label, plus this machine as a static target).
 * ``rigkit-targets.yml``: an example file_sd target list.
 * ``grafana-dashboard.json``: a dashboard with ``datasource``, ``machine`` and ``gpu`` variables.
 
-Prometheus rules have no hysteresis; the agent's clear thresholds apply to the agent only.
+Every series name comes from :mod:`rigkit.monitor.exporter` (its tables and ``*_SERIES``
+constants), and a test checks each name used here against the exporter's real /metrics output.
 """
 
 from __future__ import annotations
@@ -26,6 +32,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from rigkit.monitor.exporter import (
+    AGE_SERIES,
+    ALERT_SERIES,
+    DISK_METRICS_PROM,
+    ECC_SERIES,
+    EXPECTED_SERIES,
+    GPU_METRICS_PROM,
+    HOST_METRICS_PROM,
+    LOST_SERIES,
+    PCIE_EXPECTED_GEN_SERIES,
+    PCIE_EXPECTED_WIDTH_SERIES,
+    REMAP_SERIES,
+    SAMPLES_SERIES,
+    THROTTLE_SERIES,
+    XID_SERIES,
+)
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -72,16 +95,15 @@ class PromRule:
     alert: str
     expr: str
     for_s: float
+    keep_firing_s: float = 0.0
 
 
 def _metric(expr: str) -> tuple[str, float]:
-    from rigkit.monitor.exporter import DISK_METRICS_PROM, GPU_METRICS_PROM, HOST_METRICS_PROM
-
     scope, name = expr.split(".", 1)
     table = {"gpu": GPU_METRICS_PROM, "host": HOST_METRICS_PROM, "disk": DISK_METRICS_PROM}[scope]
     extra = {
-        "gpu.ecc_uncorrected": ("rigkit_gpu_ecc_uncorrected_errors", 1.0),
-        "gpu.remapped_rows_pending": ("rigkit_gpu_remapped_rows_pending", 1.0),
+        "gpu.ecc_uncorrected": (ECC_SERIES, 1.0),
+        "gpu.remapped_rows_pending": (REMAP_SERIES, 1.0),
     }
     if expr in extra:
         return extra[expr]
@@ -108,22 +130,18 @@ def to_prometheus(rule: AlertRule, min_for_s: float = SCRAPE_INTERVAL_S) -> Prom
     if expr == "gpu.xid":
         sel = "{" + _xid_selector(rule) + "}"
         q = _dur(rule.quiet_s)
-        x = f"rigkit_gpu_xid_total{sel}"
+        x = f"{XID_SERIES}{sel}"
         promql = f"increase({x}[{q}]) > 0 or ({x} unless {x} offset {q})"
         return PromRule(rule, name, promql, 0.0)
     if expr == "gpu.lost":
-        promql = (
-            f"rigkit_gpu_lost == 1 or ((max_over_time(rigkit_gpu_lost[{LOST_LOOKBACK}])"
-            " unless rigkit_gpu_lost) and on(instance, job) (up == 1))"
-        )
-        return PromRule(rule, name, promql, level_for)
+        return PromRule(rule, name, _lost_promql(), level_for)
     if expr == "gpu.data_missing":
         temp = _metric("gpu.temperature_c")[0]
-        promql = f"rigkit_gpu_lost == 0 unless on(instance, job, gpu) {temp}"
+        promql = f"{LOST_SERIES} == 0 unless on(instance, job, gpu) {temp}"
         return PromRule(rule, name, promql, level_for)
     if expr.startswith("gpu.throttle."):
         reason = expr[len("gpu.throttle.") :]
-        promql = f'rigkit_gpu_throttle{{reason="{reason}"}} == 1'
+        promql = f'{THROTTLE_SERIES}{{reason="{reason}"}} == 1'
         return PromRule(rule, name, promql, level_for)
     if expr == "gpu.fan_stopped_under_load":
         fan, scale = _metric("gpu.fan_pct")
@@ -136,22 +154,71 @@ def to_prometheus(rule: AlertRule, min_for_s: float = SCRAPE_INTERVAL_S) -> Prom
         gen, width = _metric("gpu.pcie_gen")[0], _metric("gpu.pcie_width")[0]
         mgen, mwidth = _metric("gpu.pcie_max_gen")[0], _metric("gpu.pcie_max_width")[0]
         load = _num(rule.min_util_pct * _metric("gpu.util_pct")[1])
-        promql = f"({gen} < {mgen} or {width} < {mwidth}) and {on} >= {load}"
+        by = "on(instance, job, gpu) group_left()"  # keeps the GPU series' own labels
+        # the build's slot map where the agent exports it (--spec), else NVML's maximum
+        spec = (
+            f"{gen} < {by} {PCIE_EXPECTED_GEN_SERIES}"
+            f" or {width} < {by} {PCIE_EXPECTED_WIDTH_SERIES}"
+        )
+        nvml = (
+            f"({gen} < {mgen} or {width} < {mwidth})"
+            f" unless on(instance, job, gpu) {PCIE_EXPECTED_GEN_SERIES}"
+        )
+        promql = f"(({spec}) or ({nvml})) and {on} >= {load}"
         return PromRule(rule, name, promql, level_for)
     if rule.threshold is None:  # pragma: no cover - AlertRule validates this
         return None
-    metric, scale = _metric(expr)
-    if rule.relative_to is not None:
-        ref = _metric(f"gpu.{rule.relative_to}")[0]
-        off = rule.threshold * scale
-        shifted = ref if off == 0 else f"({ref} {'+' if off > 0 else '-'} {_num(abs(off))})"
-        fallback = rule.effective_threshold(None)
-        promql = f"{metric} {rule.op} {shifted}"
-        if fallback is not None:
-            promql = f"({promql}) or ({metric} {rule.op} {_num(fallback * scale)} unless {ref})"
-        return PromRule(rule, name, promql, level_for)
-    promql = f"{metric} {rule.op} {_num(rule.threshold * scale)}"
-    return PromRule(rule, name, promql, level_for)
+    bad = _compare(rule, rule.threshold, rule.effective_threshold(None))
+    keep = float(rule.clear_for_s)
+    if not has_hysteresis(rule):
+        return PromRule(rule, name, bad, level_for, keep)
+    # Hysteresis as the agent does it: a firing alert stays firing while the value is still on
+    # the bad side of the clear threshold (ALERTS holds the alert's own labels, plus these four).
+    assert rule.clear_threshold is not None
+    stay = _compare(rule, rule.clear_threshold, rule.effective_clear(None))
+    firing = f'ALERTS{{alertname="{name}", alertstate="firing"}}'
+    promql = f"({bad}) or (({stay}) and ignoring(alertname, alertstate, severity, rule) {firing})"
+    return PromRule(rule, name, promql, level_for, keep)
+
+
+def has_hysteresis(rule: AlertRule) -> bool:
+    """A threshold rule whose clear threshold differs from its threshold (on the safe side)."""
+    return (
+        rule.threshold is not None
+        and rule.clear_threshold is not None
+        and rule.clear_threshold != rule.threshold
+        and rule.op in (">=", ">", "<=", "<")
+    )
+
+
+def _compare(rule: AlertRule, offset_or_value: float, fallback: float | None) -> str:
+    """``metric op value``; for a rule relative to the slowdown/shutdown temperature, the offset
+    from the GPU's own threshold, or ``fallback`` where the GPU does not report one."""
+    metric, scale = _metric(rule.expr)
+    if rule.relative_to is None:
+        return f"{metric} {rule.op} {_num(offset_or_value * scale)}"
+    ref = _metric(f"gpu.{rule.relative_to}")[0]
+    off = offset_or_value * scale
+    shifted = ref if off == 0 else f"({ref} {'+' if off > 0 else '-'} {_num(abs(off))})"
+    promql = f"{metric} {rule.op} {shifted}"
+    if fallback is not None:
+        promql = f"({promql}) or ({metric} {rule.op} {_num(fallback * scale)} unless {ref})"
+    return promql
+
+
+def _lost_promql() -> str:
+    """Lost: the agent reports the GPU lost; or the GPU stopped appearing in the samples while the
+    agent still samples (the freshness gauge), judged against the build's GPU list when the agent
+    runs with --spec (lost until it answers again or leaves the spec), else against the GPUs seen
+    in the last hour (without a spec, a GPU removed on purpose alerts for up to that hour)."""
+    fresh = f"on(instance, job) ({AGE_SERIES} < {STALE_AFTER_S})"
+    by_gpu = "on(instance, job, gpu)"
+    in_spec = f"({EXPECTED_SERIES} unless {by_gpu} {LOST_SERIES}) and {fresh}"
+    seen = (
+        f"((last_over_time({LOST_SERIES}[{LOST_LOOKBACK}]) unless {LOST_SERIES})"
+        f" unless on(instance, job) {EXPECTED_SERIES}) and {fresh}"
+    )
+    return f"{LOST_SERIES} == 1 or ({in_spec}) or ({seen})"
 
 
 def _subject_template(rule: AlertRule) -> str:
@@ -176,7 +243,7 @@ def _meta_rules() -> list[dict[str, Any]]:
     return [
         {
             "alert": "RigkitSamplesStale",
-            "expr": f"rigkit_sample_age_seconds > {STALE_AFTER_S}",
+            "expr": f"{AGE_SERIES} > {STALE_AFTER_S}",
             "for": "1m",
             "labels": {"severity": "critical", "rule": "samples_stale"},
             "annotations": {
@@ -206,15 +273,12 @@ def prometheus_rules(rules: Sequence[AlertRule]) -> dict[str, Any]:
         p = to_prometheus(r)
         if p is None:
             continue
-        out.append(
-            {
-                "alert": p.alert,
-                "expr": p.expr,
-                "for": _dur(p.for_s),
-                "labels": {"severity": r.severity, "rule": r.name},
-                "annotations": _annotations(p),
-            }
-        )
+        doc: dict[str, Any] = {"alert": p.alert, "expr": p.expr, "for": _dur(p.for_s)}
+        if p.keep_firing_s > 0:
+            doc["keep_firing_for"] = _dur(p.keep_firing_s)
+        doc["labels"] = {"severity": r.severity, "rule": r.name}
+        doc["annotations"] = _annotations(p)
+        out.append(doc)
     out += _meta_rules()
     return {"groups": [{"name": "rigkit", "interval": f"{EVAL_INTERVAL_S}s", "rules": out}]}
 
@@ -227,6 +291,11 @@ def _labels(i: int, rule: AlertRule) -> dict[str, str]:
     if rule.scope == "gpu":
         lab.update(gpu="0", name=NAME_LABEL)
     return lab
+
+
+def _machine(labels: dict[str, str]) -> dict[str, str]:
+    """The target's labels only (series with no gpu or disk label)."""
+    return {k: v for k, v in labels.items() if k in ("instance", "job", "machine")}
 
 
 def _sel(metric: str, labels: dict[str, str]) -> str:
@@ -298,25 +367,37 @@ def _case(p: PromRule) -> _Case:
         fire_at, quiet_at = quiet + 120, 2 * quiet + 300
         n = quiet_at // step + 10
         c.eval_time = _dur(fire_at)
-        c.add("rigkit_gpu_xid_total", {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x{n}")
-        c.add("rigkit_gpu_xid_total", {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x{n}")
-        c.add("rigkit_gpu_xid_total", {**ok_l, "xid": str(first)}, f"1x{n + SPIKE_AT}")
-        c.add("rigkit_gpu_xid_total", {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x{n}")
+        c.add(XID_SERIES, {**bad_l, "xid": str(first)}, f"_x{SPIKE_AT - 1} 1x{n}")
+        c.add(XID_SERIES, {**spike_l, "xid": str(later)}, f"1x{SPIKE_AT - 1} 2x{n}")
+        c.add(XID_SERIES, {**ok_l, "xid": str(first)}, f"1x{n + SPIKE_AT}")
+        c.add(XID_SERIES, {**extra_l, "xid": str(other)}, f"_x{SPIKE_AT - 1} 1x{n}")
         c.firing = [{**bad_l, "xid": str(first)}, {**spike_l, "xid": str(later)}]
         c.also = [(_dur(quiet_at), [])]  # quiet for longer than the quiet period: resolved
         return c
     if expr == "gpu.lost":
-        c.add("rigkit_gpu_lost", bad_l, steady(1))
-        c.add("rigkit_gpu_lost", ok_l, steady(0))
-        c.add("rigkit_gpu_lost", spike_l, spike(0, 1))
-        c.add("rigkit_gpu_lost", extra_l, "0x10")  # vanishes after 150 s
-        c.firing = [bad_l, extra_l]
-        c.at_spike = [bad_l]  # the vanished GPU's last value is still within the lookback
+        # ws1 reports the GPU lost; ws2 fine; ws3 one lost sample; ws4 (no spec) the GPU vanishes
+        # after 150 s while the agent samples on; ws5 (with --spec) the same; ws6 (with --spec)
+        # present and fine; ws7 (no spec) vanishes, but the agent stopped too (stale: no alert,
+        # RigkitSamplesStale covers it).
+        spec_l, spec_ok_l, stale_l = (_labels(i, rule) for i in (5, 6, 7))
+        c.add(LOST_SERIES, bad_l, steady(1))
+        c.add(LOST_SERIES, ok_l, steady(0))
+        c.add(LOST_SERIES, spike_l, spike(0, 1))
+        c.add(LOST_SERIES, extra_l, "0x10")  # vanishes after 150 s
+        c.add(LOST_SERIES, spec_l, "0x10")
+        c.add(LOST_SERIES, spec_ok_l, steady(0))
+        c.add(LOST_SERIES, stale_l, "0x10")
+        for lab in (spec_l, spec_ok_l):
+            c.add(EXPECTED_SERIES, {k: v for k, v in lab.items() if k != "name"}, steady(1))
+        for lab, age in ((extra_l, "1"), (spec_l, "1"), (spec_ok_l, "1"), (stale_l, "0+15")):
+            c.add(AGE_SERIES, _machine(lab), f"{age}x{n}")
+        c.firing = [bad_l, extra_l, {k: v for k, v in spec_l.items() if k != "name"}]
+        c.at_spike = [bad_l]  # the vanished GPUs are pending (for 15 s) at 165 s
         return c
     if expr == "gpu.data_missing":
         temp = _metric("gpu.temperature_c")[0]
         for lab in (bad_l, ok_l, spike_l):
-            c.add("rigkit_gpu_lost", lab, steady(0))
+            c.add(LOST_SERIES, lab, steady(0))
         c.add(temp, ok_l, steady(60))
         c.add(temp, spike_l, f"60x{SPIKE_AT - 1} _ 60x{n - SPIKE_AT}")  # one missed reading
         c.firing = [bad_l]
@@ -324,7 +405,7 @@ def _case(p: PromRule) -> _Case:
         return c
     if expr.startswith("gpu.throttle."):
         reason = expr[len("gpu.throttle.") :]
-        m = "rigkit_gpu_throttle"
+        m = THROTTLE_SERIES
         c.add(m, {**bad_l, "reason": reason}, steady(1))
         c.add(m, {**ok_l, "reason": reason}, steady(0))
         c.add(m, {**spike_l, "reason": reason}, spike(0, 1))
@@ -363,7 +444,20 @@ def _case(p: PromRule) -> _Case:
         for lab in subjects:
             c.add(mgen, lab, steady(4))
             c.add(mwidth, lab, steady(16))
-        c.firing = [bad_l]
+        # With --spec: ws5's GPU sits in an x8 (electrical) slot: gen 4 x8 is what it should
+        # train to, no alert though NVML's maximum says x16; ws6's slot is x16 and it trained to
+        # x8 under load: alert.
+        slot8_l, slot16_l = _labels(5, rule), _labels(6, rule)
+        for lab, exp_width in ((slot8_l, "8"), (slot16_l, "16")):
+            c.add(gen, lab, f"4x{n}")
+            c.add(width, lab, f"8x{n}")
+            c.add(util, lab, steady(0.99))
+            c.add(mgen, lab, steady(4))
+            c.add(mwidth, lab, steady(16))
+            gpu_only = {k: v for k, v in lab.items() if k != "name"}
+            c.add(PCIE_EXPECTED_GEN_SERIES, gpu_only, f"4x{n}")
+            c.add(PCIE_EXPECTED_WIDTH_SERIES, gpu_only, f"{exp_width}x{n}")
+        c.firing = [bad_l, slot16_l]
         c.at_spike = c.firing
         return c
     metric, scale = _metric(expr)
@@ -396,6 +490,46 @@ def _expected(p: PromRule, labels: dict[str, str]) -> dict[str, Any]:
     return {"exp_labels": lab, "exp_annotations": ann}
 
 
+def _hysteresis_test(p: PromRule) -> dict[str, Any]:
+    """A promtool test: a firing alert whose value falls between the clear threshold and the
+    threshold keeps firing (ws1); one whose value falls past the clear threshold resolves (ws2)."""
+    rule = p.rule
+    step = SCRAPE_INTERVAL_S
+    metric, scale = _metric(rule.expr)
+    thr = float(rule.effective_threshold(None) or 0.0)
+    clr = float(rule.effective_clear(None) or 0.0)
+    between = (thr + clr) / 2
+    good = clr - 5 if rule.op in (">=", ">") else clr + 5
+    bad = thr + (1 if rule.op == ">" else -1 if rule.op == "<" else 0)
+    m = -(-int(p.for_s) // step) + 2  # bad samples: the `for` elapses on the next to last
+    check_s = -(-int(m * step + p.keep_firing_s + 120) // step) * step
+    length = check_s // step + 10
+    stays, clears = _labels(1, rule), _labels(2, rule)
+    if rule.scope == "disk":
+        stays, clears = {**stays, "disk": "nvme0n1"}, {**clears, "disk": "nvme0n1"}
+    series = [
+        {
+            "series": _sel(metric, stays),
+            "values": f"{_num(bad * scale)}x{m - 1} {_num(between * scale)}x{length}",
+        },
+        {
+            "series": _sel(metric, clears),
+            "values": f"{_num(bad * scale)}x{m - 1} {_num(good * scale)}x{length}",
+        },
+    ]
+    checks = [(_dur((m - 1) * step), [stays, clears]), (_dur(check_s), [stays])]
+    return {
+        "name": f"{p.alert}: hysteresis, firing until past the clear threshold "
+        f"{_num(clr)} (threshold {_num(thr)})",
+        "interval": f"{step}s",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": t, "alertname": p.alert, "exp_alerts": [_expected(p, lab) for lab in f]}
+            for t, f in checks
+        ],
+    }
+
+
 def promtool_tests(
     rules: Sequence[AlertRule], rule_file: str = "rigkit-alerts.yml"
 ) -> dict[str, Any]:
@@ -424,6 +558,8 @@ def promtool_tests(
                 ],
             }
         )
+        if has_hysteresis(r):
+            tests.append(_hysteresis_test(p))
     tests += _meta_tests()
     return {
         "rule_files": [rule_file],
@@ -452,10 +588,10 @@ def _meta_tests() -> list[dict[str, Any]]:
             "interval": f"{SCRAPE_INTERVAL_S}s",
             "input_series": [
                 # age grows 15 s per scrape from 0 (stuck) / stays ~1 s / one slow tick
-                {"series": _sel("rigkit_sample_age_seconds", lab[0]), "values": "0+15x40"},
-                {"series": _sel("rigkit_sample_age_seconds", lab[1]), "values": "1x40"},
+                {"series": _sel(AGE_SERIES, lab[0]), "values": "0+15x40"},
+                {"series": _sel(AGE_SERIES, lab[1]), "values": "1x40"},
                 {
-                    "series": _sel("rigkit_sample_age_seconds", lab[2]),
+                    "series": _sel(AGE_SERIES, lab[2]),
                     "values": f"1x{SPIKE_AT - 1} 90 1x{N - SPIKE_AT}",
                 },
             ],
@@ -599,6 +735,11 @@ def _panel(
     return panel
 
 
+def _gm(field: str) -> str:
+    """The exporter's series name for a GPU sample field."""
+    return GPU_METRICS_PROM[field][0]
+
+
 def grafana_dashboard() -> dict[str, Any]:
     """A Grafana dashboard (schema 39) over the exporter's metrics."""
     g = 'machine=~"$machine", gpu=~"$gpu"'
@@ -609,8 +750,8 @@ def grafana_dashboard() -> dict[str, Any]:
             1,
             "GPU temperature vs slowdown",
             [
-                (f"rigkit_gpu_temperature_celsius{{{g}}}", leg),
-                (f"rigkit_gpu_slowdown_temperature_celsius{{{g}}}", leg + " slowdown"),
+                (f"{_gm('temperature_c')}{{{g}}}", leg),
+                (f"{_gm('slowdown_temp_c')}{{{g}}}", leg + " slowdown"),
             ],
             (0, 0, 12, 8),
             "celsius",
@@ -619,8 +760,8 @@ def grafana_dashboard() -> dict[str, Any]:
             2,
             "GPU power vs limit",
             [
-                (f"rigkit_gpu_power_watts{{{g}}}", leg),
-                (f"rigkit_gpu_power_limit_watts{{{g}}}", leg + " limit"),
+                (f"{_gm('power_w')}{{{g}}}", leg),
+                (f"{_gm('power_limit_w')}{{{g}}}", leg + " limit"),
             ],
             (12, 0, 12, 8),
             "watt",
@@ -629,8 +770,8 @@ def grafana_dashboard() -> dict[str, Any]:
             3,
             "Clocks",
             [
-                (f"rigkit_gpu_sm_clock_hertz{{{g}}}", leg + " SM"),
-                (f"rigkit_gpu_memory_clock_hertz{{{g}}}", leg + " memory"),
+                (f"{_gm('sm_clock_mhz')}{{{g}}}", leg + " SM"),
+                (f"{_gm('mem_clock_mhz')}{{{g}}}", leg + " memory"),
             ],
             (0, 8, 12, 8),
             "hertz",
@@ -639,8 +780,8 @@ def grafana_dashboard() -> dict[str, Any]:
             4,
             "Utilisation and fan",
             [
-                (f"rigkit_gpu_utilization_ratio{{{g}}}", leg + " util"),
-                (f"rigkit_gpu_fan_speed_ratio{{{g}}}", leg + " fan"),
+                (f"{_gm('util_pct')}{{{g}}}", leg + " util"),
+                (f"{_gm('fan_pct')}{{{g}}}", leg + " fan"),
             ],
             (12, 8, 12, 8),
             "percentunit",
@@ -649,8 +790,8 @@ def grafana_dashboard() -> dict[str, Any]:
             5,
             "GPU memory used",
             [
-                (f"rigkit_gpu_memory_used_bytes{{{g}}}", leg),
-                (f"rigkit_gpu_memory_total_bytes{{{g}}}", leg + " total"),
+                (f"{_gm('mem_used_mib')}{{{g}}}", leg),
+                (f"{_gm('mem_total_mib')}{{{g}}}", leg + " total"),
             ],
             (0, 16, 12, 8),
             "bytes",
@@ -658,7 +799,7 @@ def grafana_dashboard() -> dict[str, Any]:
         _panel(
             6,
             "Throttle (clock-event) reasons",
-            [(f"rigkit_gpu_throttle{{{g}}} == 1", leg + " {{reason}}")],
+            [(f"{THROTTLE_SERIES}{{{g}}} == 1", leg + " {{reason}}")],
             (12, 16, 12, 8),
             "bool",
             "state-timeline",
@@ -666,7 +807,7 @@ def grafana_dashboard() -> dict[str, Any]:
         _panel(
             7,
             "XIDs in the last hour",
-            [(f"increase(rigkit_gpu_xid_total{{{g}}}[1h])", leg + " XID {{xid}}")],
+            [(f"increase({XID_SERIES}{{{g}}}[1h])", leg + " XID {{xid}}")],
             (0, 24, 8, 8),
             "short",
             "stat",
@@ -680,7 +821,7 @@ def grafana_dashboard() -> dict[str, Any]:
                     "{{alertname}} {{machine}} {{gpu}}",
                 ),
                 (
-                    f"rigkit_alert_active{{{m}}}",
+                    f"{ALERT_SERIES}{{{m}}}",
                     "agent: {{rule}} {{machine}} {{gpu}}",
                 ),
             ],
@@ -692,7 +833,7 @@ def grafana_dashboard() -> dict[str, Any]:
         _panel(
             9,
             "Sample freshness",
-            [(f"rigkit_sample_age_seconds{{{m}}}", "{{machine}}")],
+            [(f"{AGE_SERIES}{{{m}}}", "{{machine}}")],
             (16, 24, 8, 8),
             "s",
             "stat",
@@ -717,8 +858,8 @@ def grafana_dashboard() -> dict[str, Any]:
             10,
             "PCIe link (current / max generation)",
             [
-                (f"rigkit_gpu_pcie_link_generation{{{g}}}", leg + " gen"),
-                (f"rigkit_gpu_pcie_link_width{{{g}}}", leg + " width"),
+                (f"{_gm('pcie_gen')}{{{g}}}", leg + " gen"),
+                (f"{_gm('pcie_width')}{{{g}}}", leg + " width"),
             ],
             (0, 32, 12, 8),
         ),
@@ -726,8 +867,8 @@ def grafana_dashboard() -> dict[str, Any]:
             11,
             "Host: CPU temperature, memory, disks",
             [
-                (f"rigkit_host_cpu_temperature_celsius{{{m}}}", "{{machine}} CPU"),
-                (f"rigkit_disk_temperature_celsius{{{m}}}", "{{machine}} {{disk}}"),
+                (f"{HOST_METRICS_PROM['cpu_temp_c'][0]}{{{m}}}", "{{machine}} CPU"),
+                (f"{DISK_METRICS_PROM['temp_c'][0]}{{{m}}}", "{{machine}} {{disk}}"),
             ],
             (12, 32, 12, 8),
             "celsius",
@@ -760,10 +901,10 @@ def grafana_dashboard() -> dict[str, Any]:
                     "type": "query",
                     "datasource": ds,
                     "query": {
-                        "query": "label_values(rigkit_samples_total, machine)",
+                        "query": f"label_values({SAMPLES_SERIES}, machine)",
                         "refId": "machine",
                     },
-                    "definition": "label_values(rigkit_samples_total, machine)",
+                    "definition": f"label_values({SAMPLES_SERIES}, machine)",
                     "refresh": 2,
                     "includeAll": True,
                     "multi": True,
@@ -776,10 +917,10 @@ def grafana_dashboard() -> dict[str, Any]:
                     "type": "query",
                     "datasource": ds,
                     "query": {
-                        "query": 'label_values(rigkit_gpu_lost{machine=~"$machine"}, gpu)',
+                        "query": f'label_values({LOST_SERIES}{{machine=~"$machine"}}, gpu)',
                         "refId": "gpu",
                     },
-                    "definition": 'label_values(rigkit_gpu_lost{machine=~"$machine"}, gpu)',
+                    "definition": f'label_values({LOST_SERIES}{{machine=~"$machine"}}, gpu)',
                     "refresh": 2,
                     "includeAll": True,
                     "multi": True,

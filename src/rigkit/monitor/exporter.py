@@ -93,6 +93,25 @@ DISK_METRICS_PROM: dict[str, tuple[str, str, float]] = {
     "critical_warning": ("rigkit_disk_critical_warning", "NVMe critical warning bits.", 1.0),
 }
 
+#: Series names as scraped (counters carry the ``_total`` suffix). The exporter builds its families
+#: from these and from the tables above; export_config builds alert rules, promtool tests and the
+#: Grafana dashboard from the same constants, so the two cannot drift apart.
+XID_FAMILY = "rigkit_gpu_xid"  # counter; labels gpu, name, xid
+XID_SERIES = XID_FAMILY + "_total"
+SAMPLES_FAMILY = "rigkit_samples"  # counter
+SAMPLES_SERIES = SAMPLES_FAMILY + "_total"
+LOST_SERIES = "rigkit_gpu_lost"  # labels gpu, name
+THROTTLE_SERIES = "rigkit_gpu_throttle"  # labels gpu, name, reason
+ECC_SERIES = "rigkit_gpu_ecc_uncorrected_errors"
+REMAP_SERIES = "rigkit_gpu_remapped_rows_pending"
+#: With --spec: one series per GPU of the build (label gpu only), whether or not it answers.
+EXPECTED_SERIES = "rigkit_gpu_expected"
+PCIE_EXPECTED_GEN_SERIES = "rigkit_gpu_pcie_expected_generation"  # the build's slot map
+PCIE_EXPECTED_WIDTH_SERIES = "rigkit_gpu_pcie_expected_width"
+ALERT_SERIES = "rigkit_alert_active"  # labels rule, severity, gpu
+AGE_SERIES = "rigkit_sample_age_seconds"
+LAST_SAMPLE_SERIES = "rigkit_last_sample_timestamp_seconds"
+
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -116,6 +135,8 @@ class Snapshot:
     samples_total: int = 0
     last_wall_time: float | None = None
     version: int = 0
+    #: (gpu index, generation, width) each GPU should train to under load (the build's slot map).
+    expected_pcie: tuple[tuple[int, int, int], ...] = ()
 
 
 def _scaled(v: float, scale: float) -> float:
@@ -140,7 +161,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
             out.append(Family(metric, "gauge", help_text, vals))
         out.append(
             Family(
-                "rigkit_gpu_lost",
+                LOST_SERIES,
                 "gauge",
                 "1 if the GPU fell off the bus or did not answer.",
                 tuple((glabels[g.index], 1.0 if g.lost else 0.0) for g in sample.gpus),
@@ -156,7 +177,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
                     )
         out.append(
             Family(
-                "rigkit_gpu_throttle",
+                THROTTLE_SERIES,
                 "gauge",
                 "1 while the clock-event (throttle) reason is active.",
                 tuple(throttle),
@@ -164,7 +185,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
         )
         out.append(
             Family(
-                "rigkit_gpu_ecc_uncorrected_errors",
+                ECC_SERIES,
                 "gauge",
                 "Uncorrected ECC errors (aggregate).",
                 tuple(
@@ -176,7 +197,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
         )
         out.append(
             Family(
-                "rigkit_gpu_remapped_rows_pending",
+                REMAP_SERIES,
                 "gauge",
                 "1 if a row remap is pending (reset needed).",
                 tuple(
@@ -189,7 +210,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
         names = {g.index: g.name or "" for g in sample.gpus}
         out.append(
             Family(
-                "rigkit_gpu_xid",
+                XID_FAMILY,
                 "counter",
                 "XID events seen since the agent started.",
                 tuple(
@@ -214,9 +235,35 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
                     if (v := getattr(d, field)) is not None
                 )
                 out.append(Family(metric, "gauge", help_text, vals))
+    if snap.expected_pcie:
+        exp = [((("gpu", str(i)),), gen, width) for i, gen, width in snap.expected_pcie]
+        out.append(
+            Family(
+                EXPECTED_SERIES,
+                "gauge",
+                "1 for each GPU of the build spec (present or not).",
+                tuple((lab, 1.0) for lab, _, _ in exp),
+            )
+        )
+        out.append(
+            Family(
+                PCIE_EXPECTED_GEN_SERIES,
+                "gauge",
+                "PCIe generation the GPU should train to under load (the lower of GPU and slot).",
+                tuple((lab, float(gen)) for lab, gen, _ in exp),
+            )
+        )
+        out.append(
+            Family(
+                PCIE_EXPECTED_WIDTH_SERIES,
+                "gauge",
+                "PCIe width the GPU should train to under load (the lower of GPU and slot).",
+                tuple((lab, float(width)) for lab, _, width in exp),
+            )
+        )
     out.append(
         Family(
-            "rigkit_alert_active",
+            ALERT_SERIES,
             "gauge",
             "1 for each active alert.",
             tuple(
@@ -234,7 +281,7 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
     )
     out.append(
         Family(
-            "rigkit_samples",
+            SAMPLES_FAMILY,
             "counter",
             "Samples collected since the agent started.",
             (((), float(snap.samples_total)),),
@@ -243,27 +290,16 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
     if snap.last_wall_time is not None:
         out.append(
             Family(
-                "rigkit_last_sample_timestamp_seconds",
+                LAST_SAMPLE_SERIES,
                 "gauge",
                 "Unix time at which the latest sample was collected.",
                 (((), snap.last_wall_time),),
             )
         )
     if age_now is not None:
-        out.append(
-            Family("rigkit_sample_age_seconds", "gauge", _AGE_TEXT, (((), _age(snap, age_now)),))
-        )
+        out.append(Family(AGE_SERIES, "gauge", _AGE_TEXT, (((), _age(snap, age_now)),)))
     return out
 
-
-#: Series names as scraped (counters carry the ``_total`` suffix), for alert rules and dashboards.
-XID_SERIES = "rigkit_gpu_xid_total"  # labels gpu, name, xid
-SAMPLES_SERIES = "rigkit_samples_total"
-LOST_SERIES = "rigkit_gpu_lost"
-THROTTLE_SERIES = "rigkit_gpu_throttle"  # labels gpu, name, reason
-ALERT_SERIES = "rigkit_alert_active"  # labels rule, severity, gpu
-AGE_SERIES = "rigkit_sample_age_seconds"
-LAST_SAMPLE_SERIES = "rigkit_last_sample_timestamp_seconds"
 
 _AGE_TEXT = "Seconds since the latest sample was collected (-1: no sample yet)."
 
@@ -311,15 +347,22 @@ class ExporterCache:
     agent pays little for samples nobody scrapes, and a scrape never reads a source.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        expected_pcie: Sequence[tuple[int, int, int]] = (),
+    ) -> None:
+        """``expected_pcie``: (gpu index, gen, width) from the build spec (``--spec``), exported as
+        rigkit_gpu_pcie_expected_generation/width for the Prometheus PCIe rule."""
         self._clock = clock
         self._lock = threading.Lock()
         self._render_lock = threading.Lock()
-        self._snap = Snapshot()
+        self._snap = Snapshot(expected_pcie=tuple(expected_pcie))
         self._xid: dict[tuple[int, int], int] = {}
         self._body = b""
         self._gz_body = b""
         self._body_version = -1
+        self._last_response: tuple[tuple[int, bool, bool, bytes], bytes] | None = None
 
     def snapshot(self) -> Snapshot:
         return self._snap
@@ -353,7 +396,23 @@ class ExporterCache:
                 samples_total=old.samples_total + 1,
                 last_wall_time=sample.wall_time,
                 version=old.version + 1,
+                expected_pcie=old.expected_pcie,
             )
+
+    def response(self, gzip: bool, keep: bool) -> bytes:
+        """The whole HTTP response to GET /metrics. Scrapes that arrive together (the same
+        snapshot, the same age to the millisecond, the same encoding) share one response object:
+        a burst of 100 scrapes builds a few responses instead of 100."""
+        snap = self._snap
+        age = _age_text(snap, self._clock())
+        key = (snap.version, gzip, keep, age)
+        hit = self._last_response
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        body = self._render(snap, gzip, age)
+        out = _response(b"200 OK", _CT_METRICS, body, keep, False, gzip)
+        self._last_response = (key, out)
+        return out
 
     def render(self, gzip: bool = False) -> bytes:
         """What a scrape returns: the text for the latest snapshot and the sample age now.
@@ -361,9 +420,12 @@ class ExporterCache:
         ``gzip=True`` returns a gzip stream of two members (the cached, compressed body, then the
         age line); HTTP clients, Prometheus included, read multi-member gzip as one text.
         """
+        snap = self._snap
+        return self._render(snap, gzip, _age_text(snap, self._clock()))
+
+    def _render(self, snap: Snapshot, gzip: bool, age_text: bytes) -> bytes:
         import gzip as gz
 
-        snap = self._snap
         with self._render_lock:
             if self._body_version != snap.version:
                 self._body = render_text(families(snap))
@@ -373,13 +435,15 @@ class ExporterCache:
             if gzip and not self._gz_body:
                 self._gz_body = gz.compress(body, compresslevel=6, mtime=0)
             gz_body = self._gz_body
-        age = (
-            _AGE_HEAD
-            + f"rigkit_sample_age_seconds {_fmt_value(_age(snap, self._clock()))}\n".encode()
-        )
+        age = _AGE_HEAD + age_text
         if gzip:
             return gz_body + _gzip_stored(age)
         return body + age
+
+
+def _age_text(snap: Snapshot, now: float) -> bytes:
+    """The freshness sample line, to the millisecond."""
+    return f"{AGE_SERIES} {_age(snap, now):.3f}\n".encode()
 
 
 def _gzip_stored(data: bytes) -> bytes:
@@ -398,7 +462,7 @@ def _gzip_stored(data: bytes) -> bytes:
     )
 
 
-_AGE_HEAD = f"# HELP rigkit_sample_age_seconds {_AGE_TEXT}\n# TYPE rigkit_sample_age_seconds gauge\n".encode()
+_AGE_HEAD = f"# HELP {AGE_SERIES} {_AGE_TEXT}\n# TYPE {AGE_SERIES} gauge\n".encode()
 
 
 class RigkitCollector:
@@ -472,6 +536,9 @@ class _MetricsProtocol(asyncio.Protocol):
         self.idle_timeout_s = idle_timeout_s
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        # a scraper sends the same request every time: remember what the last one asked for
+        self._last_head = b""
+        self._last_plan: tuple[bool, bool] = (False, False)  # (keep-alive, gzip)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -513,6 +580,10 @@ class _MetricsProtocol(asyncio.Protocol):
 
     def _answer(self, head: bytes) -> bool:
         assert self.transport is not None
+        if head == self._last_head:  # the same GET /metrics as before on this connection
+            keep, gzip = self._last_plan
+            self.transport.write(self.cache.response(gzip, keep))
+            return keep
         request_line, _, headers = head.partition(b"\r\n")
         parts = request_line.split()
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
@@ -533,8 +604,12 @@ class _MetricsProtocol(asyncio.Protocol):
             )
         elif path == b"/metrics":
             gzip = b"gzip" in lowered.partition(b"accept-encoding:")[2].split(b"\r\n", 1)[0]
-            body = self.cache.render(gzip=gzip)
-            out = _response(b"200 OK", _CT_METRICS, body, keep, head_only, gzip)
+            if head_only:
+                body = self.cache.render(gzip=gzip)
+                out = _response(b"200 OK", _CT_METRICS, body, keep, head_only, gzip)
+            else:
+                self._last_head, self._last_plan = head, (keep, gzip)
+                out = self.cache.response(gzip, keep)
         elif path == b"/":
             page = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
             out = _response(b"200 OK", b"text/html; charset=utf-8", page, keep, head_only)

@@ -476,7 +476,16 @@ class Responder:
         if p.tier3_enabled and t3_hit and not self._tier3_done:
             events += self._tier3(t, t3_hit)
         for e in events:
-            log.debug("decision at t=%s: %s", e.t, e.message)
+            # every decision is logged: INFO for dry runs and notes, WARNING for acting for real
+            level = logging.WARNING if e.dry_run is False and e.tier is not None else logging.INFO
+            log.log(
+                level,
+                "t=%s tier %s %s: %s",
+                e.t,
+                e.tier if e.tier is not None else "-",
+                "note" if e.tier is None else "dry run" if e.dry_run else "enforced",
+                e.message,
+            )
         return events
 
     # tiers

@@ -40,7 +40,8 @@ def pcie_png(summary: Summary, cpu_lanes: int) -> bytes:
     labels = []
     for i, link in enumerate(links):
         where = link.slot or "no slot"
-        labels.append(f"{link.device} [{where}]")
+        device = link.device if len(link.device) <= 40 else link.device[:39] + "…"
+        labels.append(f"{device} [{where}]")
         ax.barh(i, link.device_lanes, color="none", edgecolor="#999999", hatch="//")
         ax.barh(i, link.lanes, color=_COLORS.get(link.kind, "#888888"))
         ax.text(
@@ -54,6 +55,7 @@ def pcie_png(summary: Summary, cpu_lanes: int) -> bytes:
     ax.set_yticks(range(len(links)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 26)
+    ax.set_xticks([0, 1, 2, 4, 8, 16])
     ax.set_xlabel("PCIe lanes (hatched: the card's full width)")
     ax.set_title(f"PCIe allocation: {used} of {cpu_lanes} CPU lanes used")
     return _png(fig)
@@ -65,6 +67,7 @@ def power_png(summary: Summary, gpu_watts: dict[int, float]) -> bytes:
     psus = list(summary.power.psus)
     fig, ax = plt.subplots(figsize=(8, 1.4 + 0.9 * max(len(psus), 1)))
     names = [f"PSU {p.index}: {p.name}" for p in psus] or ["no PSU"]
+    right = max((max(p.wattage_w, p.peak_w) for p in psus), default=1.0)
     for i, p in enumerate(psus):
         gpus_w = sum(gpu_watts.get(j, 0.0) for j in p.gpus)
         system = p.load_w - gpus_w
@@ -108,21 +111,24 @@ def power_png(summary: Summary, gpu_watts: dict[int, float]) -> bytes:
             label="rating" if first else None,
         )
         ax.text(
-            p.wattage_w,
-            i - 0.5,
-            f"{p.load_w:.0f} / {p.wattage_w:.0f} W ({p.loading:.0%})",
+            max(p.wattage_w, p.peak_w) + right * 0.015,
+            i,
+            f"{p.load_w:,.0f} / {p.wattage_w:,.0f} W ({p.loading:.0%})\npeak {p.peak_w:,.0f} W",
             fontsize=8,
-            ha="right",
+            va="center",
         )
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
+    ax.set_xlim(0, right * 1.3)
     ax.set_xlabel("W (DC)")
     ax.set_title(
-        f"Power: {summary.sustained_power_w:.0f} W sustained DC, "
-        f"{summary.wall_power_w:.0f} W at the wall"
+        f"Power: {summary.sustained_power_w:,.0f} W sustained DC, "
+        f"{summary.wall_power_w:,.0f} W at the wall"
     )
     if psus:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(
+            fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=5, frameon=False
+        )
     return _png(fig)
 
 
@@ -190,7 +196,7 @@ def slots_png(result: PlanResult) -> bytes:
         ax.text(
             x + 0.85,
             span.start + (len(span) - 1) / 2,
-            f"{name}\n{w:g} slot{'s' if w != 1 else ''}",
+            f"{name} in {p}\n{w:g} slot{'s' if w != 1 else ''}",
             ha="center",
             va="center",
             color="white",

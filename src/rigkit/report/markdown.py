@@ -33,6 +33,13 @@ def render_markdown(
         parts += [f"Spec: `{b.spec_path}`", ""]
     parts += [f"**{tables.status_line(result)}**", "", "## The build at a glance", ""]
     parts += [md_table(("", ""), tables.glance_rows(result)), ""]
+    if result.claims:
+        parts += ["## Stated figures", "", tables.claims_line(result), ""]
+        rows = [
+            (claim, stated, plan, f"**{verdict}**" + (f": {note}" if note else ""))
+            for claim, stated, plan, verdict, note in tables.claim_rows(result)
+        ]
+        parts += [md_table(("Claim", "Stated", "The plan works out", "Verdict"), rows), ""]
     parts += ["## Findings", ""]
     for sev, fs in tables.grouped(result):
         parts += [f"### {tables.SEVERITY_TITLES[sev]} ({len(fs)})", ""]
@@ -61,7 +68,9 @@ def render_markdown(
     parts += ["## Cost", ""]
     parts += [md_table(("Category", "Item", "Qty", "Total"), tables.cost_rows(result)), ""]
     if capacity_md:
-        parts += ["## Capacity", "", capacity_md.strip(), ""]
+        body = capacity_md.strip()
+        # the estimator's section may bring its own heading
+        parts += ([] if body.startswith("## ") else ["## Capacity", ""]) + [body, ""]
     if figures:
         parts += ["## Figures", ""]
         parts += [f"![{title}]({src})\n" for title, src in figures.items()]

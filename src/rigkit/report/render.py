@@ -76,6 +76,9 @@ def render_html(result: PlanResult, figure_uris: dict[str, str] | None = None) -
         pcie_rows=tables.pcie_rows(result),
         volume_rows=tables.volume_rows(result),
         cost_rows=tables.cost_rows(result),
+        claim_rows=tables.claim_rows(result),
+        claims_line=tables.claims_line(result) if result.claims else "",
+        verdict_styles=tables.VERDICT_STYLES,
         figures=figure_uris or {},
         capacity_html=Markup(cap_html) if cap_html else None,
     )

@@ -49,7 +49,7 @@ def glance_rows(result: PlanResult) -> list[tuple[str, str]]:
     ]
     if b.cloud is not None:
         be = f"{s.break_even_h:,.0f} h" if s.break_even_h is not None else "never"
-        rows.append((f"Break-even vs {b.cloud.name}", be))
+        rows.append(("Break-even vs cloud", f"{be} against {b.cloud.name}"))
     return rows
 
 
@@ -125,3 +125,22 @@ def volume_rows(result: PlanResult) -> list[tuple[str, str, str, str]]:
         (v.name, ", ".join(v.drives), f"{v.capacity_tb:g} TB", f"{v.read_gb_s:.1f} GB/s")
         for v in result.summary.volumes
     ]
+
+
+VERDICT_STYLES = {
+    "holds": "info",
+    "does not hold": "warning",
+    "inflated": "warning",
+    "does not add up": "warning",
+}
+
+
+def claim_rows(result: PlanResult) -> list[tuple[str, str, str, str, str]]:
+    """(claim, stated, the plan's figure, verdict, note) for each of the spec's claims."""
+    return [(c.claim, c.claimed, c.worked_out, c.verdict, c.note) for c in result.claims]
+
+
+def claims_line(result: PlanResult) -> str:
+    n = len(result.claims)
+    held = sum(1 for c in result.claims if c.holds)
+    return f"{held} of {n} stated figures hold"

@@ -1,9 +1,15 @@
-"""Rich terminal rendering of a plan: the build at a glance and the findings by severity."""
+"""Rich terminal rendering of a plan: the build at a glance and the findings by severity.
+
+Narrow terminals (under 100 columns) get a two-column findings table (the fix under the finding)
+and a compact capacity table (model named once per group, short engine and bound names, no
+prompt-speed or concurrency columns), so nothing is cut to "llam…".
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +21,110 @@ if TYPE_CHECKING:
     from rigkit.design.plan import PlanResult
 
 STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+VERDICT_STYLE = {"holds": "green", "does not hold": "yellow", "inflated": "yellow"}
+
+#: below this many columns the findings and capacity tables take their compact form
+NARROW_COLUMNS = 100
+
+_BOUND_SHORT = {
+    "memory-bandwidth": "VRAM bw",
+    "compute": "compute",
+    "interconnect": "GPU link",
+    "cpu-ram": "RAM bw",
+}
+_PLAUSIBLE = {
+    True: ("plausible", "green"),
+    False: ("NOT plausible", "red"),
+    None: ("unknown", "yellow"),
+}
+_RUNS_STYLE = {"fits": "green", "offload": "yellow", "no": "red"}
+
+
+def _num(x: float | None) -> str:
+    """Three significant digits, thousands separated: 59.4, 136, 10,200."""
+    if x is None:
+        return "-"
+    v = float(f"{x:.3g}")
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"
+
+
+def _ctx(n: int) -> str:
+    """Context length in tokens: 8192 -> 8k, 131072 -> 128k, 11264 -> 11k."""
+    return f"{n // 1024}k" if n >= 1024 else str(n)
+
+
+def compact_capacity(cap: Any) -> Table:
+    """The capacity table for a narrow terminal (``cap``: rigkit.estimate.capacity.Capacity)."""
+    t = Table(
+        title=f"Capacity: {cap.gpus}x {cap.gpu}, 8k context (more columns when wider)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    t.add_column("model", no_wrap=True)
+    t.add_column("format", no_wrap=True)
+    t.add_column("engine", no_wrap=True)
+    t.add_column("runs", no_wrap=True)
+    t.add_column("GB/GPU", justify="right", no_wrap=True)
+    t.add_column("tok/s", justify="right", no_wrap=True)
+    t.add_column("ctx", justify="right", no_wrap=True)
+    t.add_column("bound", no_wrap=True)
+    last = None
+    for r in cap.rows:
+        runs = "fits" if r.fits else ("offload" if r.offload and r.runnable else "no")
+        engine = r.engine + (" TP" if r.split == "tensor" else "")
+        t.add_row(
+            r.model if r.model != last else "",
+            r.quant,
+            engine,
+            Text(runs, style=_RUNS_STYLE[runs]),
+            _num(r.memory_gb_per_gpu),
+            _num(r.decode_tokens_per_s),
+            _ctx(r.max_context) if r.runnable else "-",
+            _BOUND_SHORT.get(r.bound, r.bound),
+            end_section=False,
+        )
+        last = r.model
+    return t
+
+
+def compact_expectations(cap: Any) -> Table:
+    """The estimator's check of the spec's performance claims, two columns wide."""
+    t = Table(title="Performance claims", title_justify="left", show_lines=True)
+    t.add_column("Claim", ratio=1)
+    t.add_column("Why", ratio=2)
+    for x in cap.expectations:
+        verdict, style = _PLAUSIBLE[x.plausible]
+        cell = Text(x.claim + "\n")
+        cell.append(verdict, style=style)
+        if x.estimate is not None:
+            cell.append(f"\nestimate {_num(x.estimate)} {x.unit}")
+        t.add_row(cell, x.reason)
+    return t
+
+
+def claims_table(result: PlanResult, narrow: bool) -> Table:
+    t = Table(
+        title=f"Stated figures: {tables.claims_line(result)}",
+        title_justify="left",
+        show_lines=True,
+    )
+    t.add_column("Claim")
+    if not narrow:
+        t.add_column("Stated", no_wrap=True)
+    t.add_column("The plan works out")
+    t.add_column("Verdict")
+    for claim, stated, plan, verdict, note in tables.claim_rows(result):
+        v = Text(verdict, style=VERDICT_STYLE.get(verdict, "yellow"))
+        if note:
+            v.append(f": {note}", style="dim" if verdict == "holds" else "default")
+        if narrow:
+            t.add_row(f"{claim}\n[dim]stated: {stated}[/dim]", plan, v)
+        else:
+            t.add_row(claim, stated, plan, v)
+    return t
 
 
 def render_text(
@@ -26,18 +136,23 @@ def render_text(
 ) -> None:
     """Print the plan. Information findings are listed only with ``verbose``."""
     b = result.build
+    narrow = console.width < NARROW_COLUMNS
     glance = Table(title=f"Plan: {b.name}", show_header=False, title_justify="left")
-    glance.add_column(style="bold")
+    glance.add_column(style="bold", no_wrap=not narrow)
     glance.add_column()
     for label, value in tables.glance_rows(result):
         glance.add_row(label, value)
     console.print(glance)
     psus = Table(title="PSUs", title_justify="left")
-    for h in ("PSU", "Feeds", "Load", "Peak", "Eff.", "Wall"):
-        psus.add_column(h)
+    heads = ("PSU", "Feeds", "Load", "Peak", "Eff.", "Wall")
+    keep = (0, 1, 2, 5) if narrow else tuple(range(len(heads)))  # narrow: no peak, efficiency
+    for i in keep:
+        psus.add_column(heads[i], no_wrap=heads[i] in ("Peak", "Eff.", "Wall"))
     for row in tables.psu_rows(result):
-        psus.add_row(*row)
+        psus.add_row(*(row[i] for i in keep))
     console.print(psus)
+    if result.claims:
+        console.print(claims_table(result, narrow))
     for sev, fs in tables.grouped(result):
         if sev is Severity.INFO and not verbose:
             console.print(Text(f"{len(fs)} notes (show them with --verbose)", style="dim"))
@@ -50,11 +165,25 @@ def render_text(
         )
         t.add_column("Rule", style=STYLES[sev], no_wrap=True)
         t.add_column("Finding")
-        t.add_column("Fix")
+        if not narrow:
+            t.add_column("Fix")
         for f in fs:
-            t.add_row(f.rule, f.message, "" if f.fix == "none needed" else f.fix)
+            fix = "" if f.fix == "none needed" else f.fix
+            if narrow:
+                cell = Text(f.message)
+                if fix:
+                    cell.append(f"\nFix: {fix}", style="italic")
+                t.add_row(f.rule, cell)
+            else:
+                t.add_row(f.rule, f.message, fix)
         console.print(t)
-    for renderable in capacity or []:
+    renderables = list(capacity or [])
+    if narrow and result.capacity is not None and renderables:
+        # the estimator's wide table first, then its claims table: swap both for narrow ones
+        renderables[0] = compact_capacity(result.capacity)
+        if len(renderables) > 1 and result.capacity.expectations:
+            renderables[1] = compact_expectations(result.capacity)
+    for renderable in renderables:
         console.print(renderable)
     c = result.counts()
     console.print(

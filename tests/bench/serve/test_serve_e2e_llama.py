@@ -30,8 +30,8 @@ pytestmark = pytest.mark.e2e
 
 SLOTS = 4
 CTX_PER_SLOT = 512
-PROMPT_TOKENS = 24
-GEN_TOKENS = 24
+PROMPT_TOKENS = 16
+GEN_TOKENS = 48
 REQUESTS = 8
 
 
@@ -88,7 +88,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "-c", str(SLOTS * CTX_PER_SLOT),
         "--metrics",
         "--no-webui",
-        "-t", str(min(2, os.cpu_count() or 1)),
+        "-t", "2",
+        "--poll", "0",  # idle threads sleep instead of spinning, leaving the CPU to the client
     ]  # fmt: skip
     with log.open("w") as fh:
         proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT)
@@ -140,16 +141,17 @@ def test_sweep_against_llama_server(llama_server: str, tmp_path: Path) -> None:
     assert sorted(runs) == [1, 2, 4, 8]
     for r in runs.values():
         assert (r["completed"], r["failed"], r["cancelled"]) == (REQUESTS, 0, 0)
-        # ignore_eos: every request generates exactly 24 tokens -> 8 x 24 = 192 per run
+        # ignore_eos: every request generates exactly 48 tokens -> 8 x 48 = 384 per run
         assert r["output_tokens"] == REQUESTS * GEN_TOKENS
         assert r["missing_token_counts"] == 0
-        # the measured prompt length lands near the 24-token target (words/token calibrated)
-        assert r["input_tokens"] / REQUESTS == pytest.approx(PROMPT_TOKENS, rel=0.25)
+        # the measured prompt length lands near the 16-token target (words/token calibrated)
+        assert r["input_tokens"] / REQUESTS == pytest.approx(PROMPT_TOKENS, rel=0.3)
     # 4 slots batch 4 streams: aggregate throughput rises from 1 to 4 ...
     assert runs[2]["output_tokens_per_s"] > runs[1]["output_tokens_per_s"]
-    assert runs[4]["output_tokens_per_s"] > 1.3 * runs[1]["output_tokens_per_s"]
+    assert runs[4]["output_tokens_per_s"] > 1.2 * runs[1]["output_tokens_per_s"]
     # ... while each stream waits longer between tokens (a decode step serves 4 sequences)
-    assert runs[4]["itl_ms"]["mean"] > runs[1]["itl_ms"]["mean"]
+    assert runs[2]["itl_ms"]["p50"] > runs[1]["itl_ms"]["p50"]
+    assert runs[4]["itl_ms"]["p50"] > runs[2]["itl_ms"]["p50"]
     # the client's TPOT agrees with the server's own per-token time within 10%
     for c in (1, 2, 4):
         server = runs[c]["server"]
@@ -158,7 +160,7 @@ def test_sweep_against_llama_server(llama_server: str, tmp_path: Path) -> None:
             server["predicted_per_token_ms"], rel=0.10
         )
         assert server["predicted_tokens"] == REQUESTS * GEN_TOKENS
-    # /metrics counts every generated token: 4 runs x 192 + the 24-token warm-up = 792
+    # /metrics counts every generated token: 4 runs x 384 + the 48-token warm-up = 1584
     predicted = _metric(after, "llamacpp:tokens_predicted_total") - _metric(
         before, "llamacpp:tokens_predicted_total"
     )
@@ -173,5 +175,5 @@ def test_chat_endpoint_against_llama_server(llama_server: str, tmp_path: Path) -
     )
     (run,) = data["runs"]
     assert (run["completed"], run["failed"]) == (REQUESTS, 0)
-    assert run["output_tokens"] == REQUESTS * GEN_TOKENS  # 8 x 24, from usage or timings
+    assert run["output_tokens"] == REQUESTS * GEN_TOKENS  # 8 x 48, from usage or timings
     assert run["ttft_ms"]["p50"] is not None and run["ttft_ms"]["p50"] > 0

@@ -73,7 +73,8 @@ def bandwidth(build: Build) -> Iterator[Finding]:
 @rule("MEM003", "Memory type, ECC and capacity", "memory", Severity.ERROR)
 def module_type(build: Build) -> Iterator[Finding]:
     """Modules must be the type the board and CPU take (RDIMM vs UDIMM, DDR generation), fit the
-    slots and the board's maximum capacity; ECC modules need a platform that uses ECC.
+    slots and the board's maximum capacity; ECC modules need a CPU and a board that enable ECC
+    (a board that does not -> warning; one whose maker does not say -> information).
 
     Fix: the module type from the board's QVL, fewer or smaller modules.
     """
@@ -113,4 +114,28 @@ def module_type(build: Build) -> Iterator[Finding]:
             severity=Severity.WARNING,
             ecc_kit=True,
             ecc_cpu=False,
+            ecc_board=board.ecc,
+        )
+    elif mem.ecc and board.ecc is False:
+        yield finding(
+            "MEM003",
+            f"{mem.name} is ECC but the {board.name} does not enable ECC: the modules run without "
+            "error correction",
+            "use a board that lists ECC support (workstation chipsets), or cheaper non-ECC modules",
+            severity=Severity.WARNING,
+            ecc_kit=True,
+            ecc_cpu=cpu.ecc,
+            ecc_board=False,
+        )
+    elif mem.ecc and board.ecc is None:
+        yield finding(
+            "MEM003",
+            f"{mem.name} is ECC; the {board.name}'s maker does not say whether the board enables "
+            "ECC",
+            "check the board manual, and after the build that the OS reports ECC "
+            "(edac-util or dmidecode -t memory)",
+            severity=Severity.INFO,
+            ecc_kit=True,
+            ecc_cpu=cpu.ecc,
+            ecc_board=None,
         )

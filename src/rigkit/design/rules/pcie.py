@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from rigkit.design.model import link_gb_s, pcie_links, slot_lanes, used_m2_names
+from rigkit.design.model import link_gb_s, pcie_links, sharing_in_use, slot_lanes
 from rigkit.design.registry import Finding, Severity, finding, rule
 
 if TYPE_CHECKING:
@@ -131,52 +131,60 @@ def chipset_gpu(build: Build) -> Iterator[Finding]:
             )
 
 
-@rule("PCI005", "M.2 drive shares lanes with a PCIe slot", "pcie", Severity.WARNING)
-def m2_sharing(build: Build) -> Iterator[Finding]:
-    """Some M.2 sockets borrow lanes from a PCIe slot: using them narrows or disables the slot.
+@rule("PCI005", "Lane sharing narrows a PCIe slot", "pcie", Severity.WARNING)
+def lane_sharing(build: Build) -> Iterator[Finding]:
+    """Some PCIe slots give up lanes when an M.2 socket or another slot they share with is in use
+    (e.g. on desktop boards PCIEX16_1 drops from x16 to x8 when PCIEX16_2 holds a card).
 
-    Why: the board manual's lane-sharing table; a GPU in a slot that drops to x8 or x0 loses half
-    its bandwidth or does not work. Fix: move the drive to an M.2 socket that shares nothing, or
-    leave the shared slot empty.
+    Why: the board manual's lane-sharing table; a GPU in a slot that drops to x8 loses half its
+    host bandwidth, one that drops to x0 does not work. Fix: move the drive to an M.2 socket that
+    shares nothing, leave the sharing slot empty, or choose a board (workstation class) that
+    wires every slot x16 from the CPU.
     """
-    used_m2 = used_m2_names(build)
-    occupants: dict[str, str] = {}
-    for g in build.gpus:
-        if g.slot is not None:
-            occupants[g.slot.name] = f"gpu{g.index}: {g.gpu.name}"
-    for i, n in enumerate(build.nics):
-        if n.slot is not None:
-            occupants[n.slot.name] = f"nic{i}: {n.part.name}"
+    links = {link.slot: link for link in pcie_links(build) if link.kind != "nvme" and link.slot}
+    occupants = {name: link.device for name, link in links.items()}
     for slot in build.motherboard.pcie_slots:
-        shared = sorted(used_m2 & set(slot.shares_with))
+        shared = sharing_in_use(build, slot)
         if not shared:
             continue
         left = slot_lanes(build, slot)
+        by = ", ".join(shared) + " in use"
         who = occupants.get(slot.name)
         if who is None:
             yield finding(
                 "PCI005",
-                f"M.2 {', '.join(shared)} in use: slot {slot.name} drops from x{slot.electrical_lanes} "
-                f"to x{left} (empty, so nothing is lost)",
+                f"{by}: slot {slot.name} drops from x{slot.electrical_lanes} to x{left} (empty, "
+                "so nothing is lost)",
                 "keep the slot empty or move the drive",
                 severity=Severity.INFO,
                 slot=slot.name,
-                m2=shared,
+                shared_with=shared,
                 lanes_before=slot.electrical_lanes,
                 lanes_after=left,
             )
             continue
         sev = Severity.ERROR if left == 0 else Severity.WARNING
-        bw = link_gb_s(slot.gen, left)
+        link = links.get(slot.name)
+        gets = (
+            f"PCIe {link.gen}.0 x{link.lanes} = {link.bandwidth_gb_s:.2f} GB/s"
+            if link is not None
+            else f"PCIe {slot.gen}.0 x{left} = {link_gb_s(slot.gen, left):.2f} GB/s"
+        )
+        m2 = [s for s in shared if s not in occupants]
+        fix = (
+            f"move the drive in {', '.join(m2)} to an M.2 socket that shares no lanes, or move "
+            f"{who.split(':')[0]} to another slot"
+            if m2
+            else f"accept x{left} for both cards, or use a board with x16 to every slot"
+        )
         yield finding(
             "PCI005",
-            f"M.2 {', '.join(shared)} in use: slot {slot.name} with {who} drops from "
-            f"x{slot.electrical_lanes} to x{left} ({bw:.1f} GB/s)",
-            f"move the drive in {', '.join(shared)} to an M.2 socket that shares no lanes, or move "
-            f"{who.split(':')[0]} to another slot",
+            f"{by}: slot {slot.name} with {who} drops from x{slot.electrical_lanes} to x{left}; "
+            f"the card gets {gets}",
+            fix,
             severity=sev,
             slot=slot.name,
-            m2=shared,
+            shared_with=shared,
             device=who,
             lanes_before=slot.electrical_lanes,
             lanes_after=left,

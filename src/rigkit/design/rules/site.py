@@ -79,6 +79,11 @@ def branch_circuit(build: Build) -> Iterator[Finding]:
         fix = f"cut {cut:.0f} W (lower GPU power limits) or run it on a dedicated circuit"
         if fits:
             fix += f" such as {fits[0]}"
+        if s.mains_voltage_v < 200 and load > circuit_usable_w(120.0, 20.0):
+            fix += (
+                f"; a dedicated 120 V 20 A circuit gives 120 x 20 x 0.8 = "
+                f"{circuit_usable_w(120.0, 20.0):.0f} W, not enough"
+            )
         yield finding("CIR001", msg + " exceeds it", fix, **data)
     elif not s.dedicated_circuit:
         yield finding(

@@ -48,19 +48,33 @@ def resolve_replay(name_or_path: str) -> Path:
 
 def iter_replay(path: Path) -> Iterator[tuple[int, Sample]]:
     """(line number, sample) for each sample line; bad lines raise MonitorError naming file:line."""
+    for lineno, sample, _age in _iter_lines(path):
+        yield lineno, sample
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, Sample, float]]:
+    """(line number, sample, age_s) for each sample line."""
     try:
         fh: IO[str] = path.open(encoding="utf-8")
     except OSError as err:
         raise MonitorError(f"cannot read replay file {path}: {err.strerror}") from err
     with fh:
         for lineno, line in enumerate(fh, start=1):
-            sample = parse_line(line, path, lineno)
-            if sample is not None:
-                yield lineno, sample
+            parsed = _parse(line, path, lineno)
+            if parsed is not None:
+                yield lineno, *parsed
 
 
 def parse_line(line: str, path: Path | str, lineno: int) -> Sample | None:
     """One replay line -> Sample; None for blank and ``#`` comment lines."""
+    parsed = _parse(line, path, lineno)
+    return None if parsed is None else parsed[0]
+
+
+def _parse(line: str, path: Path | str, lineno: int) -> tuple[Sample, float] | None:
+    """One replay line -> (Sample, age_s). ``age_s`` (optional, default 0) is how old the reading
+    already was when it was collected: a replay of a stuck collector (a hung driver call answered
+    from an old reading) sets it, and the agent treats such samples as stale."""
     text = line.strip()
     if not text or text.startswith("#"):
         return None
@@ -68,8 +82,11 @@ def parse_line(line: str, path: Path | str, lineno: int) -> Sample | None:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
         raise MonitorError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+    age = obj.get("age_s", 0) if isinstance(obj, dict) else 0
+    if isinstance(age, bool) or not isinstance(age, int | float) or not age >= 0:
+        raise MonitorError(f"{path}:{lineno}: age_s must be a number of seconds >= 0, got {age!r}")
     try:
-        return Sample.from_dict(obj, source=f"replay:{Path(path).name}")
+        return Sample.from_dict(obj, source=f"replay:{Path(path).name}"), float(age)
     except MonitorError as err:
         raise MonitorError(f"{path}:{lineno}: {err.message}", hint=err.hint) from err
 
@@ -95,32 +112,32 @@ class ReplaySource:
         self.loop = loop
         self._clock = clock
         self._sleep = sleep
-        self._it = iter_replay(self.path)
+        self._it = _iter_lines(self.path)
         self._t0_file: float | None = None
         self._t0_clock = 0.0
         self._offset = 0.0  # added to t when looping so time keeps increasing
         self._last_t: float | None = None
         self._closed = False
 
-    def _next(self) -> Sample:
+    def _next(self) -> tuple[Sample, float]:
         try:
-            return next(self._it)[1]
+            return next(self._it)[1:]
         except StopIteration:
             if not self.loop or self._last_t is None:
                 raise SourceExhausted(str(self.path)) from None
             self._offset = self._last_t + 1.0
-            self._it = iter_replay(self.path)
+            self._it = _iter_lines(self.path)
             try:
-                first = next(self._it)[1]
+                first = next(self._it)[1:]
             except StopIteration:
                 raise SourceExhausted(str(self.path)) from None
-            self._offset -= first.t
+            self._offset -= first[0].t
             return first
 
     def read(self) -> Sample:
         if self._closed:
             raise SourceExhausted(str(self.path))
-        raw = self._next()
+        raw, age = self._next()
         t = raw.t + self._offset
         if self.speed > 0:
             if self._t0_file is None:
@@ -131,7 +148,9 @@ class ReplaySource:
             if delay > 0:
                 self._sleep(delay)
         self._last_t = t
-        return Sample(t=t, gpus=raw.gpus, host=raw.host, source=self.name, wall_time=time.time())
+        return Sample(
+            t=t, gpus=raw.gpus, host=raw.host, source=self.name, wall_time=time.time() - age
+        )
 
     def close(self) -> None:
         self._closed = True
