@@ -20,7 +20,6 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/rigkit plan examples/reference-4x4090.yaml --out $(DEMO_OUT) || test $$? -eq 1
-	@echo "report written to $(DEMO_OUT)/report.html and $(DEMO_OUT)/report.md"
 
 llama-server: $(STAMP)
 	LLAMA_CACHE=$(LLAMA_CACHE) $(PY) scripts/build_llama_server.py

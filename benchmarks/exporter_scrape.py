@@ -56,6 +56,43 @@ while True:  # the agent's 1 Hz updates; the parent kills this process when done
     cache.update(samples[k % len(samples)])
 """
 
+# The floor: the smallest Python server that can answer, a selectors loop sending one prebuilt
+# response of the exporter's size to every request (no parsing, no rendering, no asyncio). The same
+# burst against it shows what this machine's scheduling and loopback cost on their own.
+BASELINE = r"""
+import selectors, socket, sys
+from rigkit.monitor.exporter import ExporterCache
+from rigkit.monitor.record import synthetic_samples
+
+cache = ExporterCache()
+cache.update(next(iter(synthetic_samples("loaded", gpus=8, seconds=1))))
+response = cache.response(gzip=True, keep=True)
+lsock = socket.create_server(("127.0.0.1", 0), backlog=1024)
+lsock.setblocking(False)
+sel = selectors.DefaultSelector()
+sel.register(lsock, selectors.EVENT_READ)
+print(lsock.getsockname()[1], flush=True)
+while True:
+    for key, _ in sel.select():
+        s = key.fileobj
+        if s is lsock:
+            conn, _ = lsock.accept()
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sel.register(conn, selectors.EVENT_READ)
+            continue
+        try:
+            data = s.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            sel.unregister(s)
+            s.close()
+            continue
+        for _ in range(data.count(b"\r\n\r\n")):
+            s.sendall(response)
+"""
+
 # What Prometheus sends (it asks for gzip).
 REQUEST = (
     b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: text/plain;version=0.0.4\r\n"
@@ -252,6 +289,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--clients", type=int, default=1, help="load-generator processes")
     ap.add_argument("--no-extra", action="store_true", help="burst only")
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run the burst against a minimal static server (the machine's floor)",
+    )
     args = ap.parse_args()
     print(f"machine: {_load()}")
     print(f"calibration: sum(range(1000)) takes {python_speed_us():.1f} us on this machine")
@@ -278,6 +320,23 @@ def main() -> int:
             proc.wait()
     label = f"{args.parallel} in parallel, {args.clients} client process(es)"
     p99 = _report(f"burst, keep-alive, {label}", burst, burst_cpu)
+    if args.baseline:
+        with subprocess.Popen(
+            [sys.executable, "-c", BASELINE], stdout=subprocess.PIPE, text=True
+        ) as base:
+            try:
+                assert base.stdout is not None
+                bport = int(base.stdout.readline())
+                b0 = _cpu_s(base.pid)
+                floor = _run_clients("burst", bport, args.parallel, args.clients, args.rounds)
+                b1 = _cpu_s(base.pid)
+            finally:
+                base.kill()
+                base.wait()
+        bcpu = (b1 - b0) * len(floor) / (len(floor) + WARMUP * args.parallel)
+        _report(
+            f"burst, keep-alive, minimal static server (the floor, not gated), {label}", floor, bcpu
+        )
     if not args.no_extra:
         _report(f"sustained closed loop, {label} (not gated)", sus, c2 - c1, sus_wall)
         _report(f"burst, fresh connections, {args.parallel} (not gated)", fr, c3 - c2)

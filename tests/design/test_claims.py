@@ -149,3 +149,14 @@ def test_claim_validation(tmp_path: Path) -> None:
     bad.write_text(base + "claims:\n  - {claim: x, figure: warp_speed, value: 7}\n")
     with pytest.raises(SpecError):
         load_build(bad)
+
+
+def test_every_figure_is_checked_and_documented() -> None:
+    from typing import get_args
+
+    from rigkit.design.claims import CHECKS, FIGURE_DOCS
+    from rigkit.spec import ClaimFigure
+
+    # the spec's list of figures, the checks and the docs name the same 15 figures
+    assert set(get_args(ClaimFigure)) == set(CHECKS) == set(FIGURE_DOCS)
+    assert len(CHECKS) == 15

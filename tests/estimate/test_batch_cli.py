@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -195,3 +196,19 @@ def test_reads_llama_bench_native_csv() -> None:
         ("rtx-4090", "prefill", 512, 0, 7138.99),
         ("rtx-4090", "decode", 0, 512, 130.58),
     ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"model": "llama-3-8b", "quant": "q4_k_m", "gpu": "rtx-4090", "prompt": 0, "gen": 16},
+        {"model": "llama-3-8b", "quant": "f16", "gpu": "rtx-3090", "prompt": 64, "gen": 0},
+        {"model": "llama-3.1-405b", "quant": "q4_k_m", "gpu": "rtx-4090", "gpus": 4, "ram_gb": 64},
+        {"model": "llama-3-70b", "quant": "f16", "gpu": "h100-sxm", "gpus": 4, "engine": "vllm"},
+    ],
+)
+def test_batch_json_fast_path_matches_to_dict(case: dict[str, Any]) -> None:
+    e = estimate(**case)
+    # batch mode writes to_json(); it must be the same text as encoding to_dict() (None speeds,
+    # offload, does-not-run and multi-GPU results included)
+    assert e.to_json() == json.dumps(e.to_dict(), separators=(",", ":"))

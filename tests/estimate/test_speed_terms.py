@@ -117,3 +117,15 @@ def test_decode_step_time_by_hand() -> None:
     assert terms["weights"] == pytest.approx(15.009e9 / 913.25e9 * 1e3, rel=2e-3)
     # 32 x 70 us = 2.24 ms
     assert terms["fixed_overhead"] == pytest.approx(2.24)
+
+
+def test_issue_bound_decode_reports_compute_and_says_why() -> None:
+    a100 = estimate("llama-3-8b", "f16", "a100-80gb-sxm", prompt=0, gen=16, params=_params())
+    # 913 GB/s from the SMs < 1835 GB/s from HBM: the SMs bound decode, reported as compute
+    assert a100.bound == "compute"
+    # 108 x 1.41 GHz = 152 G SM-cycles/s x 6 B = 914 GB/s (913.7), below 2039 x 0.9 = 1835 GB/s
+    assert any("152 G SM-cycles/s x 6 B = 914 GB/s, below 1835 GB/s" in a for a in a100.assumptions)
+    r4090 = estimate("llama-3-8b", "f16", "rtx-4090", prompt=0, gen=16, params=_params())
+    # 1935 GB/s of issue > 907 GB/s of DRAM: bandwidth-bound, no such note
+    assert r4090.bound == "memory-bandwidth"
+    assert not any("SM-cycles" in a for a in r4090.assumptions)

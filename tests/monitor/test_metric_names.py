@@ -154,6 +154,15 @@ def test_dashboard_queries_are_all_checked() -> None:
     assert sum(e.startswith("ALERTS{") for e in exprs) == 1  # the active-alerts table
 
 
+def _keep_tests(out: Path, prefix: str) -> None:
+    """Keep only the promtool test groups of one alert (promtool then runs in about a second)."""
+    path = out / "rigkit-alerts.test.yml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["tests"] = [t for t in doc["tests"] if t["name"].startswith(prefix)]
+    assert doc["tests"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
 def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run(
@@ -169,6 +178,9 @@ def test_promtool_tests_fail_when_a_rule_queries_a_name_its_tests_do_not_feed(
     # inputs keep the exporter's name: the XID alerts never fire and promtool says so. (Drift on
     # both sides at once passes promtool: the scrape check above catches that case.)
     write_config(tmp_path, default_rules(None))
+    _keep_tests(tmp_path, "RigkitGpuXidCritical:")
+    r = _promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr  # as generated: passes
     path = tmp_path / "rigkit-alerts.yml"
     path.write_text(
         path.read_text(encoding="utf-8").replace(XID_SERIES, "rigkit_gpu_xid"), encoding="utf-8"
@@ -185,6 +197,9 @@ def test_promtool_tests_fail_without_hysteresis(
     # Rules without the ALERTS branch, tests as generated: at 81.5 C (between clear 80 and
     # threshold 83 C) the firing alert resolves, which the generated hysteresis test forbids.
     write_config(tmp_path, default_rules(None))
+    _keep_tests(tmp_path, "RigkitGpuTempHigh: hysteresis")
+    r = _promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr  # as generated: passes
     monkeypatch.setattr(export_config, "has_hysteresis", lambda rule: False)
     doc = export_config.prometheus_rules(default_rules(None))
     assert "ALERTS{" not in json.dumps(doc)
@@ -192,3 +207,24 @@ def test_promtool_tests_fail_without_hysteresis(
     r = _promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
     assert r.returncode != 0
     assert "RigkitGpuTempHigh: hysteresis" in r.stdout + r.stderr
+
+
+@needs_promtool
+def test_promtool_tests_fail_when_the_pcie_rule_ignores_the_slot_map(tmp_path: Path) -> None:
+    # The rule as it was (NVML's maximum only): the GPU in an x8 slot, trained to x8 as it should,
+    # alerts, which the generated test forbids.
+    write_config(tmp_path, default_rules(None))
+    _keep_tests(tmp_path, "RigkitGpuPcieDegraded:")
+    path = tmp_path / "rigkit-alerts.yml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for r in doc["groups"][0]["rules"]:
+        if r["alert"] == "RigkitGpuPcieDegraded":
+            r["expr"] = (
+                "(rigkit_gpu_pcie_link_generation < rigkit_gpu_pcie_link_max_generation or "
+                "rigkit_gpu_pcie_link_width < rigkit_gpu_pcie_link_max_width) and "
+                "on(instance, job, gpu) rigkit_gpu_utilization_ratio >= 0.5"
+            )
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    r = _promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
+    assert r.returncode != 0
+    assert 'instance="ws5:9842"' in r.stdout + r.stderr  # the x8 slot, wrongly firing

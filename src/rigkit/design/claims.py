@@ -336,6 +336,29 @@ CHECKS: dict[str, tuple[str, Callable[[Build, Summary, dict[str, Any]], _Worked]
 }
 
 
+#: what each figure is checked against (docs/rules.md lists these)
+FIGURE_DOCS: dict[str, str] = {
+    "fp32_tflops": "sum of the GPUs' non-tensor FP32 TFLOPS",
+    "tensor_tflops": "sum of dense FP16 tensor TFLOPS (FP32 accumulate); a larger claim is named "
+    "when it matches FP16-accumulate, 2:4 sparse, FP8 or INT8 figures ('inflated')",
+    "vram_gb": "sum of the GPUs' memory",
+    "gpu_bandwidth_gb_s": "sum of the GPUs' memory bandwidths",
+    "memory_bandwidth_gb_s": "channels used x MT/s (min of kit and CPU) x 8 B; notes the fabric cap",
+    "pcie_lanes": "the CPU's PCIe lanes, with the lanes the devices use",
+    "psu_loading_pct": "every PSU's sustained loading inside value-max percent; notes where each "
+    "efficiency curve peaks",
+    "psu_capacity_w": "sum of the PSU ratings",
+    "sustained_power_w": "sustained DC load (GPUs at their power limit + the rest)",
+    "heat_btu_h": "wall power x 3.412",
+    "fans_cfm": "sum of the case fans' CFM; a claim equal to the m3/h figure is named",
+    "storage_read_gb_s": "the fastest volume's rated sequential read, capped by its M.2 links",
+    "load_time_s": "size_gb over the fastest volume's read, or over the GPUs' PCIe links when "
+    "slower; holds when at or under the claim (an ideal figure)",
+    "ups_runtime_min": "the UPS001 runtime estimate at the sustained wall load",
+    "total_cost_usd": "the claim's own items must add up to it; else the catalog total",
+}
+
+
 def _claimed_text(unit: str, value: float, vmax: float | None) -> str:
     rng = _num(value) if vmax is None else f"{_num(value)}-{_num(vmax)}"
     if unit == "USD":

@@ -28,7 +28,7 @@ from rigkit.estimate.resolve import (
     model_nums,
 )
 from rigkit.estimate.result import Estimate
-from rigkit.estimate.speed import decode_step, gpu_rates, prefill_time
+from rigkit.estimate.speed import decode_step, gpu_rates, issue_bytes_s, prefill_time
 
 SPLITS = ("layer", "row", "tensor", "pipeline")
 _GB = 1e9
@@ -430,6 +430,15 @@ def estimate(
             f"row split: every matrix split across {n} GPUs, the main GPU gathers the results after each of "
             f"{4 + m.mlp_matrices} matmuls per layer; KV cache on the main GPU"
         )
+    if gen > 0 and runnable:
+        issue = issue_bytes_s(m, g, p, ep)
+        dram = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale * p.quant_eff(m.kernel_class)
+        if issue is not None and issue < dram:
+            assumptions.append(
+                f"decode weight streaming is limited by the SMs, not DRAM: {(g.sm_hz or 0) / 1e9:.0f} G "
+                f"SM-cycles/s x {p.issue_rate(m.kernel_class):.2g} B = {issue / 1e9:.0f} GB/s, "
+                f"below {dram / 1e9:.0f} GB/s from memory ({engine}'s mat-vec kernels)"
+            )
     if p.source != "packaged":
         assumptions.append(f"efficiency parameters from profile {p.source}")
 
@@ -531,8 +540,13 @@ def _decode(
     aggregate = batch / step
     # pipeline micro-batches do not raise decode throughput while the step is bandwidth-bound:
     # each micro-batch reads the stage's weights again, so aggregate stays batch / step
-    mem_t = (t_w if t_w >= t_c else 0.0) + t_kv
-    comp_t = (t_c if t_c > t_w else 0.0) + t_attn
+    # weight streaming capped by the SMs' issue rate rather than DRAM counts as compute
+    issue = issue_bytes_s(m, g, p, ep)
+    dram = g.bw * p.bw_eff(g.arch) * ep.bandwidth_scale * p.quant_eff(m.kernel_class)
+    sm_bound = issue is not None and issue < dram
+    w_mem = t_w if t_w >= t_c and not sm_bound else 0.0
+    mem_t = w_mem + t_kv
+    comp_t = (t_c if t_c > t_w else t_w - w_mem) + t_attn
     bound, top = ("memory-bandwidth", mem_t) if mem_t >= comp_t else ("compute", comp_t)
     if comm > top:
         bound, top = "interconnect", comm

@@ -170,9 +170,11 @@ def _params_from(data: Any, where: str) -> Params:
 @functools.cache
 def packaged_params() -> Params:
     """The packaged parameters (``rigkit/estimate/data/efficiency.yaml``), loaded once."""
+    from rigkit.catalog.yamlcache import load_yaml  # parsed once per content, like the catalogs
+
     data_dir = resources.files("rigkit.estimate").joinpath("data")
-    fitted = yaml.load(data_dir.joinpath("efficiency.yaml").read_text("utf-8"), Loader=_Loader)
-    priors = yaml.load(data_dir.joinpath("priors.yaml").read_text("utf-8"), Loader=_Loader)
+    fitted = load_yaml(data_dir.joinpath("efficiency.yaml").read_text("utf-8"))
+    priors = load_yaml(data_dir.joinpath("priors.yaml").read_text("utf-8"))
     if not isinstance(fitted, dict) or not isinstance(priors, dict):
         raise EstimateError("efficiency.yaml and priors.yaml must be mappings")
     return _params_from({**priors, **fitted}, "efficiency.yaml")

@@ -27,6 +27,14 @@ from rigkit.estimate.params import EngineParams, Params
 from rigkit.estimate.resolve import GpuNums, ModelNums
 
 
+def issue_bytes_s(m: ModelNums, g: GpuNums, p: Params, ep: EngineParams) -> float | None:
+    """Bytes/s the SMs can issue for ``m``'s decode mat-vec kernels (None: no such limit)."""
+    k = p.issue_rate(m.kernel_class) if ep.issue_limited else None
+    if k is None or not g.sm_hz:
+        return None
+    return k * g.sm_hz
+
+
 def gpu_rates(g: GpuNums, p: Params, ep: EngineParams, kernel: str) -> tuple[float, float, float]:
     """(DRAM rate, decode weight-streaming rate in bytes/s, fixed seconds per layer) on ``g``.
 
