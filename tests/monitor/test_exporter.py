@@ -236,26 +236,62 @@ def test_series_constants_match_what_is_scraped() -> None:
 
 
 def test_idle_keep_alive_connections_are_closed() -> None:
-    import asyncio
+    import socket
 
-    from rigkit.monitor.exporter import _MetricsProtocol
-
-    async def scenario() -> bool:
-        cache = ExporterCache()
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: _MetricsProtocol(cache, idle_timeout_s=0.2), "127.0.0.1", 0
-        )
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        # no request for 0.2 s: the server closes the connection, the client reads EOF
-        data = await asyncio.wait_for(reader.read(), timeout=5)
-        writer.close()
+    server = ExporterServer(ExporterCache(), "127.0.0.1:0", idle_timeout_s=0.2)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            # no request for 0.2 s: the server closes the connection, the client reads EOF
+            # (the idle sweep runs every min(1, 0.2 / 2) = 0.1 s, so within about 0.3 s)
+            assert s.recv(1024) == b""
+    finally:
         server.close()
-        await server.wait_closed()
-        return data == b""
 
-    assert asyncio.run(scenario())
+
+def test_a_large_response_is_sent_whole_to_a_slow_reader() -> None:
+    import socket
+    import time
+
+    from rigkit.monitor.exporter import _Conn
+    from rigkit.monitor.sample import GPU_METRICS
+
+    class SmallBuffers(ExporterServer):
+        """Send buffers of a few KB, so that one send() cannot take the whole response."""
+
+        continued = 0
+
+        def _read(self, conn: _Conn) -> None:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            super()._read(conn)
+
+        def _flush(self, conn: _Conn) -> None:
+            self.continued += conn.writing
+            super()._flush(conn)
+
+    # 64 GPUs with every field: about 150 KB of text
+    gpu = {f: 50 for f in GPU_METRICS}
+    line = {"t": 1.0, "gpus": [dict(gpu, index=i, throttle_reasons=[]) for i in range(64)]}
+    cache = ExporterCache()
+    cache.update(Sample.from_dict(line))
+    expected = len(cache.render())
+    assert expected > 100_000
+    server = SmallBuffers(cache, "127.0.0.1:0")
+    try:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(5)
+            s.connect(("127.0.0.1", server.port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+            time.sleep(0.2)  # not reading: the server's send() fills the buffers and waits
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    finally:
+        server.close()
+    assert server.continued > 0  # the rest went out as the client read
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) == len(body)
+    assert abs(len(body) - expected) < 20  # the same text but the age line (to the ms)
 
 
 def test_expected_links_from_the_spec_are_exported_per_gpu() -> None:

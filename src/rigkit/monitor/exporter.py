@@ -7,7 +7,7 @@ gauge ``rigkit_sample_age_seconds`` is computed at each scrape.
 
 :func:`families` builds the metric families once; :class:`RigkitCollector` (a prometheus-client
 custom collector, for embedding in another registry) and the fast text renderer both read them,
-and a test checks that they agree. The HTTP server runs an asyncio loop in its own thread (one
+and a test checks that they agree. The HTTP server is a ``selectors`` loop in its own thread (one
 thread however many scrapers connect), binds 127.0.0.1 unless told otherwise, and answers only
 GET/HEAD of ``/metrics`` and ``/``.
 
@@ -17,9 +17,11 @@ docs/monitor.md.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import math
+import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -526,117 +528,93 @@ def _response(
     return head if head_only else head + body
 
 
-class _MetricsProtocol(asyncio.Protocol):
-    """A minimal HTTP/1.1 responder for /metrics (keep-alive, GET/HEAD only, no request bodies)."""
+class _Conn:
+    """One client connection: what came in, what is left to send, and when it was last active."""
 
-    def __init__(self, cache: ExporterCache, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
-        self.cache = cache
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
-        self.idle_timeout_s = idle_timeout_s
-        self._last = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+    __slots__ = ("closing", "inbuf", "last", "last_head", "last_plan", "out", "sock", "writing")
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock
+        self.inbuf = b""
+        self.out = b""
+        self.last = now
+        self.closing = False  # close once ``out`` is sent
+        self.writing = False  # registered for EVENT_WRITE (a partial send is pending)
         # a scraper sends the same request every time: remember what the last one asked for
-        self._last_head = b""
-        self._last_plan: tuple[bool, bool] = (False, False)  # (keep-alive, gzip)
+        self.last_head = b""
+        self.last_plan = (False, False)  # (keep-alive, gzip)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        loop = asyncio.get_running_loop()
-        self._last = loop.time()
-        self._timer = loop.call_later(self.idle_timeout_s, self._check_idle)
 
-    def _check_idle(self) -> None:
-        """Close connections idle for longer than the timeout (checked, not reset, per request)."""
-        if self.transport is None or self.transport.is_closing():
-            return
-        loop = asyncio.get_running_loop()
-        idle = loop.time() - self._last
-        if idle >= self.idle_timeout_s:
-            self.transport.close()
+def answer(cache: ExporterCache, conn: _Conn, head: bytes) -> tuple[bytes, bool]:
+    """The response to one request head, and whether the connection stays open."""
+    if head == conn.last_head:  # the same GET /metrics as before on this connection
+        keep, gzip = conn.last_plan
+        return cache.response(gzip, keep), keep
+    request_line, _, headers = head.partition(b"\r\n")
+    parts = request_line.split()
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        return _response(b"400 Bad Request", b"text/plain", b"bad request\n", False, False), False
+    method, target, version = parts
+    lowered = headers.lower()
+    keep = (version == b"HTTP/1.1" and b"connection: close" not in lowered) or (
+        b"connection: keep-alive" in lowered
+    )
+    head_only = method == b"HEAD"
+    path = target.split(b"?", 1)[0]
+    if method not in (b"GET", b"HEAD"):
+        out = _response(b"405 Method Not Allowed", b"text/plain", b"GET only\n", keep, head_only)
+    elif path == b"/metrics":
+        gzip = b"gzip" in lowered.partition(b"accept-encoding:")[2].split(b"\r\n", 1)[0]
+        if head_only:
+            body = cache.render(gzip=gzip)
+            out = _response(b"200 OK", _CT_METRICS, body, keep, head_only, gzip)
         else:
-            self._timer = loop.call_later(self.idle_timeout_s - idle, self._check_idle)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self._last = asyncio.get_running_loop().time()
-        self.buf += data
-        while b"\r\n\r\n" in self.buf:
-            head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-            if not self._answer(head):
-                self.transport.close()
-                return
-        if len(self.buf) > _MAX_HEAD:
-            self.transport.write(
-                _response(b"431 Request Header Fields Too Large", b"text/plain", b"", False, False)
-            )
-            self.transport.close()
-
-    def _answer(self, head: bytes) -> bool:
-        assert self.transport is not None
-        if head == self._last_head:  # the same GET /metrics as before on this connection
-            keep, gzip = self._last_plan
-            self.transport.write(self.cache.response(gzip, keep))
-            return keep
-        request_line, _, headers = head.partition(b"\r\n")
-        parts = request_line.split()
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            self.transport.write(
-                _response(b"400 Bad Request", b"text/plain", b"bad request\n", False, False)
-            )
-            return False
-        method, target, version = parts
-        lowered = headers.lower()
-        keep = (version == b"HTTP/1.1" and b"connection: close" not in lowered) or (
-            b"connection: keep-alive" in lowered
-        )
-        head_only = method == b"HEAD"
-        path = target.split(b"?", 1)[0]
-        if method not in (b"GET", b"HEAD"):
-            out = _response(
-                b"405 Method Not Allowed", b"text/plain", b"GET only\n", keep, head_only
-            )
-        elif path == b"/metrics":
-            gzip = b"gzip" in lowered.partition(b"accept-encoding:")[2].split(b"\r\n", 1)[0]
-            if head_only:
-                body = self.cache.render(gzip=gzip)
-                out = _response(b"200 OK", _CT_METRICS, body, keep, head_only, gzip)
-            else:
-                self._last_head, self._last_plan = head, (keep, gzip)
-                out = self.cache.response(gzip, keep)
-        elif path == b"/":
-            page = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
-            out = _response(b"200 OK", b"text/html; charset=utf-8", page, keep, head_only)
-        else:
-            out = _response(b"404 Not Found", b"text/plain", b"not found\n", keep, head_only)
-        self.transport.write(out)
-        return keep
+            conn.last_head, conn.last_plan = head, (keep, gzip)
+            out = cache.response(gzip, keep)
+    elif path == b"/":
+        page = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
+        out = _response(b"200 OK", b"text/html; charset=utf-8", page, keep, head_only)
+    else:
+        out = _response(b"404 Not Found", b"text/plain", b"not found\n", keep, head_only)
+    return out, keep
 
 
 class ExporterServer:
-    """The /metrics HTTP server, serving from ``cache`` on an asyncio loop in its own thread."""
+    """The /metrics HTTP server, serving from ``cache`` on its own thread.
 
-    def __init__(self, cache: ExporterCache, listen: str = DEFAULT_LISTEN) -> None:
+    A plain ``selectors`` loop (one thread however many scrapers connect): HTTP/1.1 keep-alive,
+    GET/HEAD only, no request bodies; partial sends are finished when the socket can take more;
+    connections idle for ``idle_timeout_s`` are closed. Measured against asyncio's transports it
+    costs about half the CPU per scrape (benchmarks/exporter_scrape.py).
+    """
+
+    def __init__(
+        self,
+        cache: ExporterCache,
+        listen: str = DEFAULT_LISTEN,
+        *,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
         host, port = parse_listen(listen)
         self.host = host
-        self._loop = asyncio.new_event_loop()
+        self.cache = cache
+        self.idle_timeout_s = idle_timeout_s
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._server = self._loop.run_until_complete(
-                self._loop.create_server(lambda: _MetricsProtocol(cache), host, port, backlog=1024)
-            )
+            self._lsock = socket.create_server((host, port), family=family, backlog=1024)
         except OSError as err:
-            self._loop.close()
             raise MonitorError(f"cannot listen on {listen}: {err.strerror}") from err
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="rigkit-exporter", daemon=True
-        )
+        self._lsock.setblocking(False)
+        self.port = int(self._lsock.getsockname()[1])
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._lsock, selectors.EVENT_READ, None)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._conns: dict[socket.socket, _Conn] = {}
+        self._stopping = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="rigkit-exporter", daemon=True)
         self._thread.start()
         log.info("exporter listening on %s", self.url)
 
@@ -645,18 +623,122 @@ class ExporterServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/metrics"
 
-    def close(self) -> None:
-        async def _stop() -> None:
-            self._server.close()
-            await self._server.wait_closed()
-
-        if self._loop.is_closed():
-            return
-        fut = asyncio.run_coroutine_threadsafe(_stop(), self._loop)
+    def _run(self) -> None:
+        sweep_every = min(1.0, self.idle_timeout_s / 2)
+        next_sweep = time.monotonic() + sweep_every
         try:
-            fut.result(timeout=5)
-        except TimeoutError:
-            log.warning("exporter did not stop within 5 s")
-        self._loop.call_soon_threadsafe(self._loop.stop)
+            while not self._stopping:
+                for key, mask in self._sel.select(timeout=sweep_every):
+                    if key.fileobj is self._lsock:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            self._wake_r.recv(64)
+                    else:
+                        conn = key.data
+                        assert isinstance(conn, _Conn)
+                        if mask & selectors.EVENT_READ:
+                            self._read(conn)
+                        if mask & selectors.EVENT_WRITE and conn.sock in self._conns:
+                            self._flush(conn)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + sweep_every
+                    for conn in [c for c in self._conns.values()]:
+                        if now - conn.last >= self.idle_timeout_s:
+                            self._drop(conn)
+        except Exception:  # process boundary: the exporter thread must log why it stopped
+            log.exception("exporter stopped")
+        finally:
+            for conn in list(self._conns.values()):
+                self._drop(conn)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # e.g. too many open files: keep serving the others
+                log.warning("exporter: accept failed: %s", err)
+                return
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(sock, time.monotonic())
+            self._conns[sock] = conn
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not data:
+            self._drop(conn)
+            return
+        conn.last = time.monotonic()
+        if conn.closing:
+            return  # answering nothing more on a connection that is closing
+        conn.inbuf += data
+        while b"\r\n\r\n" in conn.inbuf:
+            head, _, conn.inbuf = conn.inbuf.partition(b"\r\n\r\n")
+            out, keep = answer(self.cache, conn, head)
+            conn.out += out
+            if not keep:
+                conn.closing = True
+                conn.inbuf = b""
+                break
+        if len(conn.inbuf) > _MAX_HEAD:
+            conn.out += _response(
+                b"431 Request Header Fields Too Large", b"text/plain", b"", False, False
+            )
+            conn.closing = True
+            conn.inbuf = b""
+        self._flush(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        if conn.out:
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._drop(conn)
+                return
+            conn.out = conn.out[sent:]
+        if conn.out:
+            if not conn.writing:
+                conn.writing = True
+                self._sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            return
+        if conn.closing:
+            self._drop(conn)
+        elif conn.writing:
+            conn.writing = False
+            self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def _drop(self, conn: _Conn) -> None:
+        if self._conns.pop(conn.sock, None) is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(conn.sock)
+        conn.sock.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
         self._thread.join(timeout=5)
-        self._loop.close()
+        if self._thread.is_alive():
+            log.warning("exporter did not stop within 5 s")
+            return
+        self._sel.close()
+        for sock in (self._lsock, self._wake_r, self._wake_w):
+            sock.close()
