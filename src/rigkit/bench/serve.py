@@ -120,7 +120,14 @@ async def _warmup(
         async with sem:
             return await send_request(session, cfg.client, p)
 
-    results = list(await asyncio.gather(*(one() for _ in range(cfg.warmup))))
+    tasks = [asyncio.create_task(one()) for _ in range(cfg.warmup)]
+    # the warm-up is bounded by --duration too, so a stalled server cannot hold the run
+    _, pending = await asyncio.wait(tasks, timeout=cfg.duration_s)
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    results = [t.result() for t in tasks if t.done() and not t.cancelled()]
     if rp is not None and cfg.client.endpoint == "completions":
         words = sum(w for _, w in bodies[: len(results)])
         measured = [r.prompt_tokens for r in results if r.ok and r.prompt_tokens]
@@ -205,6 +212,10 @@ def _version() -> str:
 # Predicted vs measured
 
 
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
 def _ratio(measured: float | None, predicted: float | None) -> float | None:
     if measured is None or predicted is None or predicted <= 0:
         return None
@@ -218,7 +229,7 @@ class Predictor:
         self.spec = spec
         try:
             from rigkit import estimate as est_mod
-            from rigkit import spec as spec_mod  # type: ignore[attr-defined,unused-ignore]
+            from rigkit import spec as spec_mod
         except ImportError as err:
             raise BenchError(
                 f"predictions need rigkit's spec loader and estimator, which are missing ({err})"
@@ -236,8 +247,7 @@ class Predictor:
         self.gpus = len(gpus)
         cpu = getattr(self.build, "cpu", None)
         self.cpu = str(cpu.id) if cpu is not None and hasattr(cpu, "id") else None
-        mem = getattr(self.build, "memory_gb", None)
-        self.ram_gb = float(mem) if isinstance(mem, int | float) else None
+        self.ram_gb = _num(getattr(self.build, "memory_gb", None))
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -265,15 +275,15 @@ class Predictor:
             ram_gb=self.ram_gb,
         )
         d: dict[str, Any] = est.to_dict()
-        decode = d.get("decode_tokens_per_s")
-        ttft_s = d.get("ttft_s")
-        # The estimate's decode rate is the aggregate over the batch; one stream gets 1/batch.
-        tpot_ms = (
-            1000.0 * batch / decode if isinstance(decode, int | float) and decode > 0 else None
-        )
-        ttft_ms = 1000.0 * ttft_s if isinstance(ttft_s, int | float) else None
-        out = {
-            "output_tokens_per_s": decode,
+        per_seq = _num(d.get("decode_tokens_per_s"))  # one sequence's decode rate
+        total = _num(d.get("aggregate_tokens_per_s"))  # all sequences of the batch
+        if total is None and per_seq is not None:
+            total = per_seq * batch
+        ttft_s = _num(d.get("ttft_s"))
+        tpot_ms = 1000.0 / per_seq if per_seq else None
+        ttft_ms = 1000.0 * ttft_s if ttft_s is not None else None
+        out: dict[str, Any] = {
+            "output_tokens_per_s": total,
             "ttft_ms": ttft_ms,
             "tpot_ms": tpot_ms,
             "fits": d.get("fits"),
@@ -282,7 +292,7 @@ class Predictor:
             "prompt_tokens": prompt,
         }
         out["ratio"] = {
-            "output_tokens_per_s": _ratio(run.output_tokens_per_s, decode),
+            "output_tokens_per_s": _ratio(run.output_tokens_per_s, total),
             "ttft_ms": _ratio(run.ttft_ms.mean, ttft_ms),
             "tpot_ms": _ratio(run.tpot_ms.mean, tpot_ms),
         }
@@ -376,6 +386,8 @@ def failure_lines(result: ServeResult) -> list[str]:
             lines.append(f"{what}: {n} x {reason}: {r.failure_examples.get(reason, '')}")
         if r.cancelled:
             lines.append(f"{what}: {r.cancelled} requests cut at the time bound")
+        if not r.completed:
+            lines.append(f"{what}: no request completed; nothing was measured")
         if r.missing_token_counts:
             lines.append(
                 f"{what}: {r.missing_token_counts} requests had no token counts from the server "

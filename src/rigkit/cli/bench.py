@@ -95,7 +95,8 @@ def serve(
 ) -> None:
     """Load-test an OpenAI-compatible server and report TTFT, ITL, TPOT, latency and throughput.
 
-    Exit status 1 when any request failed (reasons are listed), 2 for unusable input.
+    Exit status 1 when any request failed (reasons are listed) or a run completed none,
+    2 for unusable input.
     """
     from rich.console import Console
 
@@ -174,7 +175,7 @@ def serve(
                 raise BenchError(f"cannot write {json_out}: {e.strerror or e}") from None
     if plot_out is not None:
         plot(result, plot_out)
-    if any(r.failed for r in result.runs):
+    if any(r.failed or not r.completed for r in result.runs):
         raise typer.Exit(1)
 
 

@@ -687,7 +687,7 @@ class ExporterServer:
         while b"\r\n\r\n" in conn.inbuf:
             head, _, conn.inbuf = conn.inbuf.partition(b"\r\n\r\n")
             out, keep = answer(self.cache, conn, head)
-            conn.out += out
+            conn.out = conn.out + out if conn.out else out  # usually empty: no copy
             if not keep:
                 conn.closing = True
                 conn.inbuf = b""

@@ -115,8 +115,14 @@ def test_predictions_with_a_stub_estimator(
 
     class Est:
         def to_dict(self) -> dict[str, Any]:
-            # aggregate decode 400 tok/s, TTFT 50 ms
-            return {"decode_tokens_per_s": 400.0, "ttft_s": 0.05, "fits": True, "bound": "memory"}
+            # 100 tok/s per sequence, 400 tok/s for the batch of 4, TTFT 50 ms
+            return {
+                "decode_tokens_per_s": 100.0,
+                "aggregate_tokens_per_s": 400.0,
+                "ttft_s": 0.05,
+                "fits": True,
+                "bound": "memory",
+            }
 
     def estimate(model: str, quant: str, gpu: str, **kw: Any) -> Est:
         calls.append({"model": model, "quant": quant, "gpu": gpu, **kw})
@@ -144,9 +150,10 @@ def test_predictions_with_a_stub_estimator(
     assert calls[0]["model"] == "llama-3.1-8b" and calls[0]["batch"] == 4 and calls[0]["gen"] == 8
     (run,) = data["runs"]
     p = run["predicted"]
-    # TPOT predicted = 1000 ms x batch 4 / 400 tok/s = 10 ms per token per stream
+    # TPOT predicted = 1000 ms / 100 tok/s per sequence = 10 ms per token per stream
     assert p["tpot_ms"] == pytest.approx(10.0)
     assert p["ttft_ms"] == pytest.approx(50.0)
+    assert p["output_tokens_per_s"] == pytest.approx(400.0)
     assert p["ratio"]["output_tokens_per_s"] == pytest.approx(run["output_tokens_per_s"] / 400.0)
     assert p["ratio"]["ttft_ms"] == pytest.approx(run["ttft_ms"]["mean"] / 50.0)
     assert "estimate vs measured" in res.output
@@ -155,3 +162,24 @@ def test_predictions_with_a_stub_estimator(
 def test_mock_server_rejects_bad_fault() -> None:
     res = CliRunner().invoke(app, ["bench", "mock-server", "--fault", "explode"])
     assert isinstance(res.exception, BenchError)
+
+
+def test_stalling_server_ends_within_the_time_bound(tmp_path: Path) -> None:
+    import time
+
+    out = tmp_path / "r.json"
+    with mock_process(MockConfig(ttft_ms=5, itl_ms=1, fault="stall", stall_s=600)) as url:
+        t0 = time.monotonic()
+        res = _invoke(
+            "--url", url, "--model", "m", "--concurrency", "1,2", "--duration", "1",
+            "--warmup", "1", "--json", str(out),
+        )  # fmt: skip
+        wall = time.monotonic() - t0
+    # warm-up cut at 1 s, then two runs cut at 1 s each: about 3 s, far below the 60 s stall
+    # timeout and the 600 s stall
+    assert wall < 10
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["completed"], r["cancelled"]) for r in runs] == [(0, 1), (0, 2)]
+    # nothing failed (the requests were cut at the bound), but nothing was measured either
+    assert res.exit_code == 1
+    assert "no request completed" in res.output
