@@ -1,7 +1,9 @@
 """Build llama.cpp's ``llama-server`` once into ``$LLAMA_CACHE/bin`` (``make llama-server``).
 
 The sources come from the llama-cpp-python source package on PyPI, which vendors llama.cpp
-under ``vendor/llama.cpp``. The build is CPU-only, static, without the web UI and without curl.
+under ``vendor/llama.cpp``. The build is CPU-only, static and without curl; web UI switches
+(``LLAMA_BUILD_UI``, ``LLAMA_USE_PREBUILT_UI``, ...) are turned off where the vendored version
+has them (0.3.16's llama.cpp has none: run the server with ``--no-webui``).
 It is skipped when ``$LLAMA_CACHE/bin/llama-server --version`` already runs and was built on a
 CPU with the same instruction-set flags (the build uses ``GGML_NATIVE=ON`` for speed, so a cache
 carried to a different CPU is rebuilt rather than trusted).
@@ -199,6 +201,9 @@ def main() -> int:
         build(cache)
     except BuildFailed as err:
         sys.stderr.write(f"llama-server build failed: {err}\n")
+        return 1
+    except (OSError, tarfile.TarError) as err:
+        sys.stderr.write(f"llama-server build failed: {type(err).__name__}: {err}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("llama-server build interrupted\n")

@@ -373,6 +373,19 @@ async def serve_forever(config: MockConfig, host: str, port: int) -> None:
         await runner.cleanup()
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child process: on Linux it gets SIGTERM when its parent dies, so a
+    killed test run leaves no server behind."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not glibc: the server is still stopped by the normal clean-up
+
+
 @contextmanager
 def mock_process(config: MockConfig, *, timeout_s: float = 30.0) -> Iterator[str]:
     """Run the mock server in its own process (so it does not share the client's CPU time
@@ -381,7 +394,13 @@ def mock_process(config: MockConfig, *, timeout_s: float = 30.0) -> Iterator[str
     for key, value in asdict(config).items():
         if value is not None:
             args += [f"--{key.replace('_', '-')}", str(value)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
+    )
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + timeout_s

@@ -21,7 +21,7 @@ import asyncio
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -433,8 +433,3 @@ def plot(result: ServeResult, path: Path) -> None:
         raise BenchError(f"cannot write plot {path}: {err.strerror or err}") from None
     finally:
         plt.close(fig)
-
-
-def with_client(cfg: ServeConfig, **changes: Any) -> ServeConfig:
-    """A copy of ``cfg`` with client settings changed (handy in tests)."""
-    return replace(cfg, client=replace(cfg.client, **changes))
