@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -19,6 +18,7 @@ import typer
 from rigkit.errors import MonitorError
 
 if TYPE_CHECKING:
+    from rigkit.build import Build
     from rigkit.monitor.sample import Event, Sample
     from rigkit.monitor.store import Store
 
@@ -33,12 +33,6 @@ _DB_HELP = "Monitor database (SQLite). Default: $XDG_DATA_HOME/rigkit/monitor.db
 
 def register(app: typer.Typer) -> None:
     """Add `rigkit monitor` and its commands to the root app."""
-    try:  # `monitor export-config` lives with the alert rules
-        export_config = importlib.import_module("rigkit.monitor.export_config")
-    except ImportError:
-        pass
-    else:
-        export_config.register_export_config(monitor_app)
     app.add_typer(monitor_app, name="monitor")
 
 
@@ -459,3 +453,40 @@ def record_cmd(
     finally:
         src.close()
     typer.echo(f"{n} samples written to {out}")
+
+
+@monitor_app.command("export-config")
+def export_config(
+    spec: Path | None = typer.Option(
+        None, "--spec", help="Build spec: thresholds from its GPUs' catalog entries."
+    ),
+    out: Path = typer.Option(
+        Path("rigkit-prometheus"), "--out", help="Directory to write the files into."
+    ),
+    rules: Path | None = typer.Option(
+        None, "--rules", help="YAML overrides (`rules:`), as for `monitor run`."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Write Prometheus alert rules (+ promtool tests), a scrape config and a Grafana
+    dashboard derived from the agent's alert rules."""
+    from rigkit.monitor.alerts import load_rules
+    from rigkit.monitor.export_config import write_config
+
+    build: Build | None = None
+    if spec is not None:
+        from rigkit.monitor.agent import load_build
+
+        build = load_build(spec)
+    result = write_config(out, load_rules(rules, build), source=str(spec) if spec else None)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo(f"wrote {len(result.files)} files to {result.out_dir}:")
+    for f in result.files:
+        typer.echo(f"  {f}")
+    typer.echo(
+        f"{result.alerts} alerts, {result.tests} promtool test groups. Check with:\n"
+        f"  promtool check rules {result.out_dir}/rigkit-alerts.yml\n"
+        f"  (cd {result.out_dir} && promtool test rules rigkit-alerts.test.yml)"
+    )

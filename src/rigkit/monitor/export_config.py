@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
 from rigkit.monitor.exporter import (
     AGE_SERIES,
     ALERT_SERIES,
@@ -51,7 +49,6 @@ from rigkit.monitor.exporter import (
 )
 
 if TYPE_CHECKING:
-    from rigkit.build import Build
     from rigkit.monitor.alerts import AlertRule
 
 JOB = "rigkit"
@@ -998,42 +995,3 @@ def write_config(
         alerts=len(alerts["groups"][0]["rules"]),
         tests=len(tests["tests"]),
     )
-
-
-def register_export_config(monitor_app: typer.Typer) -> None:
-    """Add ``rigkit monitor export-config`` to the monitor sub-app."""
-
-    @monitor_app.command("export-config")
-    def export_config(
-        spec: Path | None = typer.Option(
-            None, "--spec", help="Build spec: thresholds from its GPUs' catalog entries."
-        ),
-        out: Path = typer.Option(
-            Path("rigkit-prometheus"), "--out", help="Directory to write the files into."
-        ),
-        rules: Path | None = typer.Option(
-            None, "--rules", help="YAML overrides (`rules:`), as for `monitor run`."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
-    ) -> None:
-        """Write Prometheus alert rules (+ promtool tests), a scrape config and a Grafana
-        dashboard derived from the agent's alert rules."""
-        from rigkit.monitor.alerts import load_rules
-
-        build: Build | None = None
-        if spec is not None:
-            from rigkit.monitor.agent import load_build
-
-            build = load_build(spec)
-        result = write_config(out, load_rules(rules, build), source=str(spec) if spec else None)
-        if as_json:
-            typer.echo(json.dumps(result.to_dict(), indent=2))
-            return
-        typer.echo(f"wrote {len(result.files)} files to {result.out_dir}:")
-        for f in result.files:
-            typer.echo(f"  {f}")
-        typer.echo(
-            f"{result.alerts} alerts, {result.tests} promtool test groups. Check with:\n"
-            f"  promtool check rules {result.out_dir}/rigkit-alerts.yml\n"
-            f"  (cd {result.out_dir} && promtool test rules rigkit-alerts.test.yml)"
-        )
