@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m compileall -q src >/dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,6 +37,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
 
 bench: $(STAMP)
+	$(PY) -m compileall -q src >/dev/null
 	for f in benchmarks/*.py; do $(PY) $$f || exit 1; done
 
 clean:

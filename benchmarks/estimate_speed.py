@@ -12,6 +12,7 @@ Prints the measurements and exits 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import compileall
 import itertools
 import json
 import os
@@ -66,6 +67,8 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--target-s", type=float, default=3.0)
     args = ap.parse_args()
+    # An installed package ships bytecode; an editable checkout may not (PYTHONDONTWRITEBYTECODE).
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "src", quiet=1)
     exe = shutil.which("rigkit", path=str(Path(sys.executable).parent)) or "rigkit"
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "cases.jsonl")

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
 
 from rigkit import __version__
 from rigkit.errors import RigkitError
-
-app = typer.Typer(
-    name="rigkit",
-    help="Plan, estimate, benchmark and monitor multi-GPU workstations for local LLM inference.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 
 def _version(value: bool) -> None:
@@ -24,7 +17,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -33,24 +25,57 @@ def _root(
     """rigkit: the build as data, its checks as code, the machine measured against the plan."""
 
 
-def _register() -> None:
-    # Each module adds its commands to `app`. Imports of heavy libraries stay inside commands.
-    from rigkit.cli import bench, calibrate, catalog, estimate, monitor, plan, qa
+#: command name -> the module that registers it, in the order `rigkit --help` lists them
+COMMAND_MODULES = {
+    "plan": "plan",
+    "rules": "plan",
+    "catalog": "catalog",
+    "estimate": "estimate",
+    "monitor": "monitor",
+    "bench": "bench",
+    "qa": "qa",
+    "calibrate": "calibrate",
+}
 
-    plan.register(app)
-    catalog.register(app)
-    estimate.register(app)
-    monitor.register(app)
-    bench.register(app)
-    qa.register(app)
-    calibrate.register(app)
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The root app with its command groups.
+
+    Building a command costs an evaluation of its signature, so when ``argv`` names a known command
+    only the module that defines it is registered; otherwise (help, no command) all of them are.
+    """
+    import importlib
+
+    root = typer.Typer(
+        name="rigkit",
+        help="Plan, estimate, benchmark and monitor multi-GPU workstations for local LLM inference.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    root.callback()(_root)
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    wanted = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else COMMAND_MODULES.values()
+    for name in dict.fromkeys(wanted):
+        importlib.import_module(f"rigkit.cli.{name}").register(root)
+    return root
 
 
-_register()
+@functools.cache
+def _full_app() -> typer.Typer:
+    return build_app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `from rigkit.cli.main import app`: the app with every command (tests, documentation tools)
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run() -> None:
     """Console-script entry: user errors become one line on stderr and exit status 2."""
+    app = build_app(sys.argv[1:])
     try:
         # Without standalone mode, click returns the code of `typer.Exit(code)` instead of raising.
         rc = app(standalone_mode=False)
