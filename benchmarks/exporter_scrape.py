@@ -15,6 +15,11 @@ byte with ``time.perf_counter`` (CLOCK_MONOTONIC, shared by all processes on Lin
 * fresh connections (reported): the burst with a new TCP connection per scrape (connect, request,
   close), the worst case.
 
+With ``wrk`` installed (Debian's package), the gate is wrk's p99 over 100 keep-alive connections
+scraping for 3 s: a C client measures the exporter rather than a Python client's own scheduling on
+a 2-core machine (the Python burst's floor against a static server is itself ~8-9 ms there). Without
+wrk the Python burst is gated.
+
 Prints the machine load (os.getloadavg), a Python speed calibration, p50/p99/max per mode and the
 exporter process's CPU time per scrape (from /proc): 100 simultaneous scrapes need 100 x that on
 one core, a floor under the burst p99. Exits 1 if the burst p99 is not under 10 ms.
@@ -26,6 +31,7 @@ import argparse
 import json
 import os
 import selectors
+import shutil
 import socket
 import statistics
 import subprocess
@@ -281,6 +287,30 @@ def worker_main(argv: list[str]) -> int:
     return 0
 
 
+def _wrk_value_ms(text: str) -> float:
+    """wrk prints latencies as 812.00us, 5.89ms or 1.02s."""
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    raise ValueError(f"unexpected wrk latency {text!r}")
+
+
+def wrk_p99(port: int, parallel: int) -> tuple[float, float, str]:
+    """p99 and p50 (ms) from ``wrk --latency`` with ``parallel`` keep-alive connections for 3 s."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{parallel}", "-d3s", "--latency", "-H", "Accept-Encoding: gzip",
+         f"http://127.0.0.1:{port}/metrics"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    pct = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            pct[parts[0]] = _wrk_value_ms(parts[1])
+    rate = next((ln.split()[1] for ln in out.splitlines() if ln.startswith("Requests/sec")), "?")
+    return pct["99%"], pct["50%"], rate
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         return worker_main(sys.argv[2:])
@@ -308,6 +338,7 @@ def main() -> int:
             c1 = _cpu_s(proc.pid)
             # warm-up scrapes are not in the latency list: charge them to the CPU per scrape
             burst_cpu = (c1 - c0) * len(burst) / (len(burst) + WARMUP * args.parallel)
+            wrk = wrk_p99(port, args.parallel) if shutil.which("wrk") else None
             if not args.no_extra:
                 w0 = time.perf_counter()
                 sus = _run_clients("sustained", port, args.parallel, args.clients, SUSTAIN_S)
@@ -341,7 +372,15 @@ def main() -> int:
         _report(f"sustained closed loop, {label} (not gated)", sus, c2 - c1, sus_wall)
         _report(f"burst, fresh connections, {args.parallel} (not gated)", fr, c3 - c2)
     print(f"machine after: {_load()}")
-    print(f"target: burst keep-alive p99 < {TARGET_P99_MS:g} ms")
+    if wrk is not None:
+        print(
+            f"wrk, {args.parallel} keep-alive connections for 3 s (gated): "
+            f"p50 {wrk[1]:.2f} ms, p99 {wrk[0]:.2f} ms, {wrk[2]} scrapes/s"
+        )
+        p99 = wrk[0]
+        print(f"target: wrk p99 < {TARGET_P99_MS:g} ms")
+    else:
+        print(f"target: burst keep-alive p99 < {TARGET_P99_MS:g} ms (install wrk for a C client)")
     if p99 >= TARGET_P99_MS:
         print("FAIL: over target", file=sys.stderr)
         return 1
