@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,20 +126,15 @@ def test_predictions_with_a_stub_estimator(
         calls.append({"model": model, "quant": quant, "gpu": gpu, **kw})
         return Est()
 
-    gpu = types.SimpleNamespace(gpu=types.SimpleNamespace(id="rtx-4090"))
-    build = types.SimpleNamespace(
-        gpus=(gpu, gpu), cpu=types.SimpleNamespace(id="cpu-x"), memory_gb=512
-    )
-    fake_spec = types.ModuleType("rigkit.spec")
-    fake_spec.load_build = lambda path: build  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rigkit.spec", fake_spec)
+    # a real spec with 2x RTX 4090; only the estimator is replaced
+    spec = Path(__file__).resolve().parents[2] / "fixtures/specs/rules/ok-2x4090.yaml"
     import rigkit.estimate
 
     monkeypatch.setattr(rigkit.estimate, "estimate", estimate, raising=False)
     out = tmp_path / "r.json"
     res = _invoke(
         "--url", mock_url, "--model", "served-name", "--concurrency", "4", "--requests", "4",
-        "--gen-tokens", "8", "--warmup", "0", "--spec", "b.yaml", "--engine", "llama.cpp",
+        "--gen-tokens", "8", "--warmup", "0", "--spec", str(spec), "--engine", "llama.cpp",
         "--quant", "q4_k_m", "--model-id", "llama-3.1-8b", "--json", str(out),
     )  # fmt: skip
     assert res.exit_code == 0, res.output
