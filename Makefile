@@ -25,7 +25,9 @@ demo: $(STAMP)
 llama-server: $(STAMP)
 	LLAMA_CACHE=$(LLAMA_CACHE) $(PY) scripts/build_llama_server.py
 
-test: $(STAMP) llama-server
+# The end-to-end tests need llama-server; without a C++ compiler they are skipped with the reason.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory llama-server || echo "warning: llama-server could not be built; its end-to-end tests will be skipped"
 	RIGKIT_LLAMA_SERVER=$(LLAMA_SERVER) $(PY) -m pytest -q
 
 lint: $(STAMP)

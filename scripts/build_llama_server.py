@@ -154,14 +154,30 @@ def cmake_options(src: Path) -> list[str]:
     return opts
 
 
+def find_cmake() -> str:
+    """cmake from PATH, or the `cmake` package from the Python package index in this environment."""
+    found = shutil.which("cmake")
+    if found:
+        return found
+    bindir = Path(sys.executable).parent
+    if not (bindir / "cmake").exists():
+        log("cmake is not installed: installing the `cmake` package with pip")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "cmake"], check=False
+        )
+        if proc.returncode != 0 or not (bindir / "cmake").exists():
+            raise BuildFailed("cmake is not installed and `pip install cmake` failed")
+    return str(bindir / "cmake")
+
+
 def build(cache: Path) -> Path:
     binary = cache / "bin" / "llama-server"
     stamp_file = cache / "bin" / "llama-server.stamp"
     if existing_ok(binary, stamp_file):
         return binary
-    for tool in ("cmake", "c++"):
-        if shutil.which(tool) is None:
-            raise BuildFailed(f"`{tool}` is not installed; install cmake and a C++ compiler")
+    if shutil.which("c++") is None:
+        raise BuildFailed("no C++ compiler (`c++`) is installed; install g++ or clang")
+    cmake = find_cmake()
     cache.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rigkit-llama-") as tmp:
@@ -173,12 +189,12 @@ def build(cache: Path) -> Path:
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
         log(f"configuring (log: {log_file})")
         run(
-            ["cmake", "-S", str(src), "-B", str(build_dir), *gen, *cmake_options(src)],
+            [cmake, "-S", str(src), "-B", str(build_dir), *gen, *cmake_options(src)],
             log_file=log_file,
         )
         log(f"building llama-server with -j{JOBS} (several minutes on 2 cores)")
         run(
-            ["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", JOBS],
+            [cmake, "--build", str(build_dir), "--target", "llama-server", "-j", JOBS],
             log_file=log_file,
         )
         built = next(iter(sorted(build_dir.rglob("llama-server"))), None)

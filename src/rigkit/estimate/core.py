@@ -28,7 +28,13 @@ from rigkit.estimate.resolve import (
     model_nums,
 )
 from rigkit.estimate.result import Estimate
-from rigkit.estimate.speed import decode_step, gpu_rates, issue_bytes_s, prefill_time
+from rigkit.estimate.speed import (
+    decode_step,
+    gpu_rates,
+    issue_bytes_s,
+    prefill_time,
+    tensor_flops,
+)
 
 SPLITS = ("layer", "row", "tensor", "pipeline")
 _GB = 1e9
@@ -181,7 +187,9 @@ def _make_setup(
         caps=caps,
         usable=usable,
         kv_total_tok=kv_total_tok,
-        flops_peak=g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate),
+        flops_peak=tensor_flops(
+            g, p, ep, g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate)
+        ),
         rates=gpu_rates(g, p, ep, m.kernel_class),
     )
 

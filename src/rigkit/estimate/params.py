@@ -47,6 +47,7 @@ class EngineParams:
     bandwidth_scale: float = 1.0  # x bandwidth_efficiency for this engine's decode kernels
     extra_formats: tuple[str, ...] = ()  # formats the engine loads beyond the catalog's list
     issue_limited: bool = True  # decode mat-vec kernels limited by SMs x clock (llama.cpp's are)
+    mma_sync: bool = False  # GEMMs use mma.sync-class kernels only (no Hopper wgmma): llama.cpp
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,13 @@ class Params:
     default_disk_read_gb_s: float = 3.5
     page_cache_read_gb_s: float = 10.0
     init_s: float = 2.0
+    power_clock_exponent: float = 3.0  # tensor power ~ clock^k (dynamic C V^2 f, V ~ f)
+    # chip class -> dense FP16 tensor FLOP per SM per clock (FP16 accumulate), whitepapers
+    tensor_flops_per_sm_clock: dict[str, float] = field(default_factory=dict)
+    # chip class -> tensor FLOP per SM per clock of mma.sync-class kernels, where below the datasheet
+    mma_sync_flops_per_sm_clock: dict[str, float] = field(default_factory=dict)
+    # chip class -> catalog id of the card whose TDP holds its boost clock under tensor load
+    power_reference_gpu: dict[str, str] = field(default_factory=dict)
     engines: dict[str, EngineParams] = field(default_factory=dict)
     source: str = "packaged"
     fit_info: dict[str, Any] = field(default_factory=dict)
@@ -150,6 +158,25 @@ def _params_from(data: Any, where: str) -> Params:
         if isinstance(v, dict):  # {value: x, why: "..."}
             v = v.get("value")
         kw[str(k)] = _num({"v": v}, "v", f"{where}: priors.{k}")
+    tensor = data.get("tensor") or {}
+    if not isinstance(tensor, dict):
+        raise EstimateError(f"{where}: tensor must be a mapping")
+    per_sm = tensor.get("tensor_flops_per_sm_clock") or {}
+    mma = tensor.get("mma_sync_flops_per_sm_clock") or {}
+    ref = tensor.get("power_reference_gpu") or {}
+    if not isinstance(mma, dict) or not isinstance(ref, dict) or not isinstance(per_sm, dict):
+        raise EstimateError(f"{where}: tensor.* must be mappings")
+    kw["mma_sync_flops_per_sm_clock"] = {
+        str(k): _num(mma, k, f"{where}: tensor.mma_sync_flops_per_sm_clock")
+        for k in mma
+        if k != "why"
+    }
+    kw["tensor_flops_per_sm_clock"] = {
+        str(k): _num(per_sm, k, f"{where}: tensor.tensor_flops_per_sm_clock")
+        for k in per_sm
+        if k != "why"
+    }
+    kw["power_reference_gpu"] = {str(k): str(v) for k, v in ref.items() if k != "why"}
     engines: dict[str, EngineParams] = {}
     for eid, raw in (data.get("engines") or {}).items():
         if not isinstance(raw, dict):

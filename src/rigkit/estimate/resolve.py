@@ -125,6 +125,7 @@ class GpuNums:
         "arch",
         "bf16",
         "bw",
+        "chip_class",
         "f16_acc16",
         "f16_acc32",
         "fp8",
@@ -137,6 +138,7 @@ class GpuNums:
         "p2p",
         "pcie_bw_raw",
         "sm_hz",
+        "tdp",
         "vram",
     )
 
@@ -156,6 +158,8 @@ class GpuNums:
     nvlink: bool
     nvlink_bw: float | None
     sm_hz: float | None  # streaming multiprocessors x boost clock (SM-cycles per second)
+    tdp: float | None  # board power limit, W
+    chip_class: str  # arch, or arch + "-dc" for chips with 2048+ FP16 tensor FLOP per SM-cycle
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -280,10 +284,12 @@ def gpu_nums_from(g: Any) -> GpuNums:
     sms = getattr(g, "sm_count", None)
     clock = getattr(g, "boost_clock_mhz", None)
     acc16 = (g.fp16_acc16_tflops or g.fp16_tflops) * 1e12
+    arch = _arch_key(g.architecture)
+    sm_hz = sms * clock * 1e6 if sms and clock else None
     return GpuNums(
         id=g.id,
         name=g.name,
-        arch=_arch_key(g.architecture),
+        arch=arch,
         vram=g.vram_gb * 1e9,
         bw=g.bandwidth_gb_s * 1e9,
         f16_acc16=acc16,
@@ -296,8 +302,19 @@ def gpu_nums_from(g: Any) -> GpuNums:
         p2p=bool(g.p2p),
         nvlink=bool(g.nvlink),
         nvlink_bw=g.nvlink_bandwidth_gb_s * 1e9 if g.nvlink_bandwidth_gb_s else None,
-        sm_hz=sms * clock * 1e6 if sms and clock else None,
+        sm_hz=sm_hz,
+        tdp=float(g.tdp_w) if getattr(g, "tdp_w", None) else None,
+        chip_class=chip_class(arch, max(acc16, acc32), sm_hz),
     )
+
+
+def chip_class(arch: str, fp16_flops: float, sm_hz: float | None) -> str:
+    """``arch``, or ``arch-dc`` for datacenter chips (GA100, GH100) whose SMs do 2048+ FP16
+    tensor FLOP per cycle: a different SM design and power budget from the graphics chips
+    (GA102, AD102) of the same architecture."""
+    if sm_hz and fp16_flops / sm_hz >= 1536.0:
+        return f"{arch}-dc"
+    return arch
 
 
 def cpu_bandwidth(

@@ -173,3 +173,56 @@ def prefill_time(
     t_attn = sequences * layers * s * share * per_pos
     t_fix = n_ub * layers * fix
     return t_lin, t_dq, t_attn, t_fix
+
+
+def tensor_flops(g: GpuNums, p: Params, ep: EngineParams, datasheet: float) -> float:
+    """Tensor FLOP/s an engine's prompt GEMMs can reach on ``g`` (before ``e_prefill``).
+
+    ``datasheet`` is the maker's dense rate for the precision and accumulate mode. It is put on
+    the SMs x boost clock footing of the architecture whitepapers, then two physical caps apply:
+
+    * per-SM rate: the FP16 tensor FLOP per SM per clock of the chip class
+      (``tensor_flops_per_sm_clock``) x SMs x boost clock replaces the datasheet's FP16 figure
+      where a datasheet quotes it at a lower clock (RTX 4000 Ada); other precisions scale with it;
+    * kernels: an engine restricted to mma.sync-class instructions (``ep.mma_sync``) reaches at
+      most SMs x clock x ``mma_sync_flops_per_sm_clock[chip class]`` (Hopper without wgmma);
+    * power: a board whose TDP is below what its SMs draw at boost clock (energy per SM-cycle of
+      the class's reference card x SMs x boost) sustains a lower clock, rate x
+      (TDP / needed)^(1 / power_clock_exponent).
+    """
+    rate = datasheet
+    if g.sm_hz is None:
+        return rate
+    per_sm = p.tensor_flops_per_sm_clock.get(g.chip_class)
+    fp16 = max(g.f16_acc16, g.f16_acc32)
+    if per_sm is not None and fp16 > 0:
+        rate *= g.sm_hz * per_sm / fp16
+    if ep.mma_sync:
+        cap = p.mma_sync_flops_per_sm_clock.get(g.chip_class)
+        if cap is not None:
+            rate = min(rate, g.sm_hz * cap)
+    return rate * sustained_clock_share(g, p)
+
+
+def sustained_clock_share(g: GpuNums, p: Params) -> float:
+    """Share of the boost clock ``g`` holds under tensor load within its TDP (1: all of it)."""
+    ref_id = p.power_reference_gpu.get(g.chip_class)
+    if ref_id is None or g.tdp is None or g.sm_hz is None:
+        return 1.0
+    ref = _reference_gpu(ref_id)
+    if ref is None or ref.tdp is None or ref.sm_hz is None:
+        return 1.0
+    need = g.sm_hz * ref.tdp / ref.sm_hz  # W at boost with the reference's energy per SM-cycle
+    if g.tdp >= need:
+        return 1.0
+    return float((g.tdp / need) ** (1.0 / p.power_clock_exponent))
+
+
+def _reference_gpu(gpu_id: str) -> GpuNums | None:
+    from rigkit.errors import RigkitError
+    from rigkit.estimate.resolve import gpu_nums
+
+    try:
+        return gpu_nums(gpu_id)
+    except RigkitError:
+        return None
