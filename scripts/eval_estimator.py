@@ -7,7 +7,8 @@ Prints the mean absolute percentage error (MAPE) of decode and prefill speed:
   2. leave-one-GPU-out: fit on one GPU's rows, predict the other GPU's rows,
   3. fit on F16 rows, predict Q4_K_M rows (and the reverse),
   4. baselines: a bare roofline (peak bandwidth / bytes per token, peak FLOPS / FLOPs per token)
-     and the same with the usual 80% / 50% efficiency factors.
+     and the same with the usual 80% / 50% efficiency factors,
+  5. the prompt GEMM peak the model takes for llama.cpp on every catalog GPU (TFLOPS).
 Exits 1 when the packaged parameters miss the targets.
 """
 
@@ -52,6 +53,24 @@ def line(label: str, rows: Sequence[Measurement], params: Params) -> tuple[float
     return d, p
 
 
+def tensor_rates(params: Params) -> None:
+    """The tensor rate llama.cpp's prompt GEMMs are modelled to reach on each catalog GPU."""
+    from rigkit.catalog import load_catalog
+    from rigkit.estimate.speed import sustained_clock_share, tensor_flops
+
+    ep = params.engine("llama.cpp")
+    print("5. prompt GEMM peak for llama.cpp (no measurements: what the model assumes per GPU)")
+    print(f"  {'gpu':<16} {'class':<10} {'datasheet':>9} {'modelled':>9}  clock held")
+    for gid in load_catalog().gpus:
+        g = gpu_nums(gid)
+        sheet = g.gemm_flops("f16", "dense-f16", ep.gemm_accumulate)
+        rate = tensor_flops(g, params, ep, sheet)
+        share = sustained_clock_share(g, params)
+        print(
+            f"  {gid:<16} {g.chip_class:<10} {sheet / 1e12:9.0f} {rate / 1e12:9.0f}  {share:7.0%}"
+        )
+
+
 def main() -> int:
     rows = packaged_calibration_rows()
     print("1. packaged parameters (src/rigkit/estimate/data/efficiency.yaml), all rows")
@@ -78,6 +97,7 @@ def main() -> int:
     ):
         rd, rp = roofline_mape(rows, bwf, ff)
         print(f"  {label:<44} decode {rd:5.1f}%   prefill {rp:5.1f}%")
+    tensor_rates(packaged_params())
     ok = d <= DECODE_TARGET and p <= PREFILL_TARGET
     print(
         f"targets: decode <= {DECODE_TARGET:g}%, prefill <= {PREFILL_TARGET:g}%: {'met' if ok else 'MISSED'}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rigkit.errors import EstimateError, UnknownIdError
 from rigkit.estimate import estimate
 from rigkit.estimate.params import packaged_params
 
-HOST = {"cpu": "threadripper-pro-7975wx", "ram_gb": 512}
+HOST: dict[str, Any] = {"cpu": "threadripper-pro-7975wx", "ram_gb": 512}
 
 
 def test_70b_f16_does_not_fit_without_offload() -> None:
@@ -32,6 +34,7 @@ def test_70b_q4_fits_layer_and_tensor_split() -> None:
     assert tt["interconnect"] == pytest.approx(5.112, rel=0.01)
     # every GPU reads a quarter of the weights at once: the weights term is 1/4 of the layer split's
     assert tt["weights"] == pytest.approx(lt["weights"] / 4, rel=0.02)
+    assert tensor.decode_tokens_per_s is not None and layer.decode_tokens_per_s is not None
     assert tensor.decode_tokens_per_s > layer.decode_tokens_per_s
     assert any("160 per token" in a and "5.1 ms" in a for a in tensor.assumptions)
     assert any("sum over GPUs" in a for a in layer.assumptions)

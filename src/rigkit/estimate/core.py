@@ -33,6 +33,7 @@ from rigkit.estimate.speed import (
     gpu_rates,
     issue_bytes_s,
     prefill_time,
+    sustained_clock_share,
     tensor_flops,
 )
 
@@ -446,6 +447,19 @@ def estimate(
                 f"decode weight streaming is limited by the SMs, not DRAM: {(g.sm_hz or 0) / 1e9:.0f} G "
                 f"SM-cycles/s x {p.issue_rate(m.kernel_class):.2g} B = {issue / 1e9:.0f} GB/s, "
                 f"below {dram / 1e9:.0f} GB/s from memory ({engine}'s mat-vec kernels)"
+            )
+    if prompt > 0 and runnable:
+        sheet = g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate)
+        if abs(flops_peak - sheet) > 0.02 * sheet:
+            share = sustained_clock_share(g, p)
+            causes = ["SMs x boost clock x the whitepaper rate per SM"]
+            if ep.mma_sync and g.chip_class in p.mma_sync_flops_per_sm_clock:
+                causes.append(f"{engine}'s GEMMs use mma.sync, not wgmma")
+            if share < 1.0:
+                causes.append(f"{g.tdp or 0:.0f} W holds ~{share:.0%} of the boost clock")
+            assumptions.append(
+                f"prompt GEMMs reach {flops_peak / 1e12:.0f} TFLOPS peak, not the datasheet's "
+                f"{sheet / 1e12:.0f} ({'; '.join(causes)})"
             )
     if p.source != "packaged":
         assumptions.append(f"efficiency parameters from profile {p.source}")

@@ -15,10 +15,12 @@ Decode step time (batch ``B`` sequences at context depth ``d``)::
 
 Prompt time (N tokens in micro-batches of U)::
 
-    linear   = per micro-batch max(weights read, U x 2 x params / (tensor FLOPS x e_prefill))
+    F        = the tensor rate the engine's GEMMs reach (tensor_flops: SMs x clock x FLOP per
+               SM-cycle, capped for mma.sync-only engines and by the board's power limit)
+    linear   = per micro-batch max(weights read, U x 2 x params / (F x e_prefill))
     dequant  = micro-batches x F16-sized weight passes x dequant_passes / (BW x e_bw)   (GGUF quants)
     attn     = sum over tokens of depth x (score bytes / (BW x e_bw) + 4 x heads x head_dim /
-               (tensor FLOPS x e_prefill_attn))                       -- grows as N^2
+               (F x e_prefill_attn))                                  -- grows as N^2
 """
 
 from __future__ import annotations
