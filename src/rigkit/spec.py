@@ -106,7 +106,8 @@ ClaimFigure = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.nan` and `.inf` are valid YAML floats but never a usable figure
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _id_shorthand(value: Any) -> Any:
@@ -118,7 +119,7 @@ class PartRef(_Strict):
     """A catalog id and how many."""
 
     id: str
-    quantity: int = Field(default=1, ge=1)
+    quantity: int = Field(default=1, ge=1, strict=True)  # strict: `true` is not 1
 
     @_model_validator(mode="before")
     @classmethod
@@ -130,7 +131,7 @@ class MemoryRef(_Strict):
     """One module type and the number of modules (required: no sensible default)."""
 
     id: str
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, strict=True)
 
     @_model_validator(mode="before")
     @classmethod

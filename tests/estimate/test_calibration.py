@@ -35,7 +35,7 @@ def test_fitted_params_are_physical() -> None:
     assert 0 < p.layer_overhead_us < 500
 
 
-def test_fit_recovers_known_parameters() -> None:
+def test_fit_reproduces_synthetic_rows() -> None:
     # without SM issue limits (one GPU cannot tell them from bandwidth efficiency)
     base = replace(packaged_params(), issue_bytes_per_sm_clock={})
     truth = base.with_fitted({"bandwidth_efficiency": {"ada": 0.8}, "layer_overhead_us": 40.0})
@@ -50,6 +50,26 @@ def test_fit_recovers_known_parameters() -> None:
     rows = [replace(r, value=v) for r, v in zip(rows, values, strict=True)]  # type: ignore[arg-type]
     start = base.with_fitted({"bandwidth_efficiency": {"ada": 0.9}, "layer_overhead_us": 60.0})
     fitted, record = fit(rows, start, ridge=0.0, tol=1e-5)
-    # synthetic rows from known parameters: the fit reproduces them
-    assert record["mape_decode_pct"] < 0.5
-    assert fitted.bw_eff("ada") == pytest.approx(0.8, rel=0.1)
+    # synthetic rows from known parameters: the fit reproduces them to well under 0.01 %
+    # (the search stops at a step of 1e-5 in log space)
+    assert record["mape_decode_pct"] < 0.01
+    # One model at one weight size cannot tell bandwidth efficiency, the GGUF kernel factor and
+    # the per-layer overhead apart (each token's time is weights / (bw x q) + layers x overhead):
+    # the fit lands on another point of that valley, so the parameters themselves are not
+    # compared with the truth. What must hold is that the fitted set predicts configurations
+    # it did not see as the truth does: f16 at depth 4096 and q4_k_m at depth 2048, within 0.01 %.
+    held = [
+        Measurement("rtx-4090", 1, "llama-3-8b", q, "llama.cpp", None, 0, g, 1, "decode", 1.0)
+        for q, g in (("f16", 4096), ("q4_k_m", 2048))
+    ]
+    for want, got in zip(predict(held, truth), predict(held, fitted), strict=True):
+        assert want is not None and got is not None
+        assert got == pytest.approx(want, rel=1e-4)
+    # and the start (bandwidth efficiency 0.9, 60 us per layer) does not: on f16, where the
+    # GGUF kernel factor cannot compensate, it is 7.6 % off (0.98 % on q4_k_m)
+    off = [
+        abs(got / want - 1)
+        for want, got in zip(predict(held, truth), predict(held, start), strict=True)
+        if want is not None and got is not None
+    ]
+    assert max(off) > 0.05

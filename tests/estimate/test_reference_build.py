@@ -114,3 +114,14 @@ def test_unknown_model_hint() -> None:
     with pytest.raises(UnknownIdError) as info:
         estimate("llama-3-71b", "q4_k_m", "rtx-4090")
     assert "llama-3-70b" in str(info.value)
+
+
+def test_context_beyond_the_model_is_noted() -> None:
+    # llama-3-8b was trained on 8,192 tokens; 9,000 + 128 = 9,128 is past it
+    e = estimate("llama-3-8b", "q4_k_m", "rtx-4090", prompt=9000, gen=128)
+    assert e.max_context == 8192
+    assert any(
+        "context 9,128 is above the model's trained context of 8,192" in a for a in e.assumptions
+    )
+    inside = estimate("llama-3-8b", "q4_k_m", "rtx-4090", prompt=8000, gen=128)
+    assert not any("trained context" in a for a in inside.assumptions)

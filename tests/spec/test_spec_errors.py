@@ -55,6 +55,10 @@ CASES: list[tuple[str, int, str | None, str, str | None]] = [
     ("negative-power.yaml", 7, "parts.gpus[0].power_limit_w", "greater than 0 (got -300)", None),
     # line 1: a YAML list where a mapping should be
     ("not-a-mapping.yaml", 1, None, "must be a mapping", None),
+    # line 7: "    - {id: rtx-4090, quantity: true}"; YAML's true is not the count 1
+    ("bool-quantity.yaml", 7, "parts.gpus[0].quantity", "valid integer (got True)", None),
+    # line 14: "    max: .nan"; every comparison with NaN is false, so no figure could miss it
+    ("nan-bound.yaml", 14, "expectations[0].max", "finite number (got nan)", None),
 ]
 
 

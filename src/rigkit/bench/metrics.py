@@ -130,8 +130,8 @@ def parse_slos(specs: Iterable[str]) -> dict[str, float]:
             ms = float(value)
         except ValueError:
             raise BenchError(f"SLO {spec!r}: {value!r} is not a number of milliseconds") from None
-        if not ms > 0:
-            raise BenchError(f"SLO {spec!r}: the limit must be above 0 ms")
+        if not 0 < ms < math.inf:
+            raise BenchError(f"SLO {spec!r}: the limit must be a number of milliseconds above 0")
         slos[name] = ms
     return slos
 

@@ -125,6 +125,8 @@ def load_dataset(path: Path) -> list[Prompt]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise BenchError(f"cannot read dataset {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"cannot read dataset {path}: not UTF-8 text") from None
     items: list[tuple[Any, str]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,14 +72,23 @@ class ServeConfig:
     def check(self) -> None:
         if any(c < 1 for c in self.concurrencies):
             raise BenchError("every concurrency must be at least 1")
-        if any(not r > 0 for r in self.rates):
-            raise BenchError("every request rate must be above 0")
+        # an infinite rate would draw gaps from a zero-mean gamma distribution
+        if any(not 0 < r < math.inf for r in self.rates):
+            raise BenchError("every request rate must be a number above 0")
         if self.requests is None and self.duration_s is None:
             raise BenchError("give --requests or --duration so each run ends")
         if self.requests is not None and self.requests < 1:
             raise BenchError("--requests must be at least 1")
-        if self.duration_s is not None and not self.duration_s > 0:
+        if self.duration_s is not None and not 0 < self.duration_s < math.inf:
             raise BenchError("--duration must be above 0 seconds")
+        if not 0 < self.burstiness < math.inf:
+            raise BenchError(f"--burstiness must be above 0, not {self.burstiness}")
+        for name, value in (
+            ("--request-timeout", self.client.request_timeout_s),
+            ("--stall-timeout", self.client.stall_timeout_s),
+        ):
+            if value is not None and not 0 < value < math.inf:
+                raise BenchError(f"{name} must be a number of seconds above 0, not {value}")
         if self.client.gen_tokens < 1:
             raise BenchError("--gen-tokens must be at least 1")
         if self.warmup < 0:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from rigkit.errors import BenchError
+
+if TYPE_CHECKING:
+    from rigkit.bench.metrics import RunResult
 
 bench_app = typer.Typer(
     name="bench",
@@ -35,6 +40,36 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
     if not values:
         raise BenchError(f"{what}: give at least one value")
     return values
+
+
+def _check_url(url: str) -> None:
+    """An http(s) URL with a host, else unusable input (exit 2) before any request is sent."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as err:
+        raise BenchError(f"--url {url!r} is not a valid URL: {err}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BenchError(
+            f"--url {url!r} is not an http(s) URL", hint="e.g. --url http://127.0.0.1:8080"
+        )
+
+
+#: failure reasons that mean the server was never reached
+_UNREACHED = frozenset({"connection_refused", "connect_timeout"})
+
+
+def _check_reached(runs: Sequence[RunResult], url: str) -> None:
+    """No request completed and every failure was a refused or timed-out connection: nothing at
+    the URL to measure, which is unusable input (exit 2) rather than a failed measurement."""
+    if not runs or any(r.completed for r in runs):
+        return
+    reasons = {reason for r in runs for reason in r.failures}
+    if reasons and reasons <= _UNREACHED:
+        how = " / ".join(sorted(x.replace("_", " ") for x in reasons))
+        raise BenchError(f"cannot connect to {url} ({how})", hint="is the server running?")
 
 
 @bench_app.command("serve")
@@ -96,7 +131,7 @@ def serve(
     """Load-test an OpenAI-compatible server and report TTFT, ITL, TPOT, latency and throughput.
 
     Exit status 1 when any request failed (reasons are listed) or a run completed none,
-    2 for unusable input.
+    2 for unusable input (also a URL where every connection is refused or times out).
     """
     from rich.console import Console
 
@@ -114,6 +149,7 @@ def serve(
 
     if endpoint not in ("completions", "chat"):
         raise BenchError(f"--endpoint must be completions or chat, not {endpoint!r}")
+    _check_url(url)
     prediction = None
     if spec is not None or engine is not None or quant is not None:
         if spec is None or engine is None or quant is None:
@@ -157,6 +193,7 @@ def serve(
             err.print(f"[dim]{line}[/dim]", highlight=False)
 
     result = run_serve(cfg, progress=progress)
+    _check_reached(result.runs, url)
     out.print(render_table(result))
     pred = render_predictions(result)
     if pred is not None:

@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
         from rigkit.estimate.fit import check_rows, fit, mape, read_measurements
         from rigkit.estimate.params import packaged_params, params_to_yaml
 
+        if gpus is not None and gpus < 1:
+            raise EstimateError(f"--gpus must be 1 or more, got {gpus}")
         defaults = {"model": model, "quant": quant, "gpu": gpu, "gpus": gpus, "engine": engine}
         defaults = {k: v for k, v in defaults.items() if v is not None}
         rows = [r for path in results for r in read_measurements(path, defaults)]

@@ -127,10 +127,19 @@ def register(app: typer.Typer) -> None:
             from rigkit.estimate.batch import run_batch, run_batch_parallel
 
             if batch == "-":
-                run_batch(sys.stdin, sys.stdout, profile)
+                try:
+                    run_batch(sys.stdin, sys.stdout, profile)
+                except UnicodeDecodeError:
+                    raise EstimateError("cannot read standard input: not UTF-8 text") from None
             else:
-                with open(batch, encoding="utf-8") as fh:
-                    run_batch_parallel(fh.readlines(), sys.stdout, profile)
+                try:
+                    with open(batch, encoding="utf-8") as fh:
+                        lines = fh.readlines()
+                except OSError as err:
+                    raise EstimateError(f"cannot read {batch}: {err.strerror or err}") from None
+                except UnicodeDecodeError:
+                    raise EstimateError(f"cannot read {batch}: not UTF-8 text") from None
+                run_batch_parallel(lines, sys.stdout, profile)
             sys.stdout.flush()
             return
         missing = [n for n, v in (("--model", model), ("--quant", quant), ("--gpu", gpu)) if not v]

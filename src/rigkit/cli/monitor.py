@@ -86,7 +86,22 @@ def parse_since(text: str | None, latest_t: float | None) -> float | None:
     return dt.timestamp()
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_run_limits(interval: float, duration: float | None, count: int | None) -> None:
+    """--interval, --duration and --count: positive, finite numbers (NaN is refused too)."""
+    if not 0 < interval < math.inf:
+        raise MonitorError(f"--interval must be a number of seconds above 0, got {interval}")
+    if duration is not None and not 0 < duration < math.inf:
+        raise MonitorError(f"--duration must be a number of seconds above 0, got {duration}")
+    if count is not None and count < 1:
+        raise MonitorError(f"--count must be 1 or more, got {count}")
+
+
 def _setup_logging(level: str) -> None:
+    if level.lower() not in _LOG_LEVELS:
+        raise MonitorError(f"--log-level must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -141,6 +156,7 @@ def run_cmd(
     from rigkit.monitor.store import Store
 
     _setup_logging(log_level)
+    _check_run_limits(interval, duration, count)
     log = logging.getLogger("rigkit.monitor")
     if speed < 0:
         raise MonitorError(f"--speed must be 0 or more, got {speed}")
@@ -343,6 +359,8 @@ def events_cmd(
     for k in kind:
         if k not in ("raised", "resolved", "action"):
             raise MonitorError(f"--kind: unknown kind {k!r} (raised, resolved, action)")
+    if limit is not None and limit < 1:
+        raise MonitorError(f"--limit must be 1 or more, got {limit}")
     with _open_store(db) as store:
         latest = store.latest()
         lo = parse_since(since, latest.t if latest else None)
@@ -440,6 +458,7 @@ def record_cmd(
 
     if duration is None and count is None and not source.startswith("replay:"):
         raise MonitorError("record: give --duration or --count for a live source")
+    _check_run_limits(interval, duration, count)
     src = open_source(source, speed=speed)
     try:
         n = record(

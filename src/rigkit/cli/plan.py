@@ -67,9 +67,13 @@ def plan_cmd(
             result, console, verbose=verbose, capacity=capacity_part(result, "capacity_rich")
         )
     if out is not None:
+        from rigkit.errors import RigkitError
         from rigkit.report.render import write_report
 
-        paths = write_report(result, out)
+        try:
+            paths = write_report(result, out)
+        except OSError as err:
+            raise RigkitError(f"cannot write the report to {out}: {err.strerror or err}") from err
         msg = "report written: " + ", ".join(str(p) for p in paths[:2])
         # keep stdout clean for machine-readable formats
         typer.echo(msg, err=fmt is not PlanFormat.text)

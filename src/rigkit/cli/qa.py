@@ -135,7 +135,10 @@ def qa(
         raise BenchError(f"baseline file {baseline} does not exist", hint="add --save-baseline")
     build = _load_build(spec) if spec is not None else None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BenchError(f"cannot create --out directory {out}: {err.strerror or err}") from err
     ctx = QaContext(
         build=build,
         storage_path=storage_path,

@@ -253,9 +253,10 @@ def estimate(
         _check_ints(gpus=gpus, prompt=prompt, gen=gen, batch=batch)
     if prompt == 0 and gen == 0:
         raise EstimateError("prompt and gen are both 0: nothing to estimate")
-    if ram_gb is not None and ram_gb <= 0:
+    # `not 0 < x < inf` rather than `x <= 0`: NaN and infinity are refused too
+    if ram_gb is not None and not 0 < ram_gb < math.inf:
         raise EstimateError(f"ram_gb must be > 0, got {ram_gb}")
-    if disk_read_gb_s is not None and disk_read_gb_s <= 0:
+    if disk_read_gb_s is not None and not 0 < disk_read_gb_s < math.inf:
         raise EstimateError(f"disk_read_gb_s must be > 0, got {disk_read_gb_s}")
     if ctx is None:
         ctx = max(1, prompt + gen)
@@ -270,6 +271,8 @@ def estimate(
     else:
         su = _make_setup(model, quant, gpu, gpus, engine, split, params)
     p, en, ep, m, g = su.p, su.en, su.ep, su.m, su.g
+    if cpu is not None:  # an unknown id is an error even when nothing is offloaded (cached lookup)
+        cpu_nums(cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
     llama_like, split, mode, n = su.llama_like, su.split, su.mode, su.n
     layers, w, kvf, fixed, caps = su.layers, list(su.w), su.kvf, su.fixed, su.caps
     usable = su.usable
@@ -350,6 +353,11 @@ def estimate(
     if math.isinf(cap_tokens):
         cap_tokens = float(m.max_context)
     max_context = int(min(cap_tokens, m.max_context))
+    if ctx > m.max_context:
+        assumptions.append(
+            f"context {ctx:,} is above the model's trained context of {m.max_context:,} tokens:"
+            " the figures assume it could run, quality beyond it is not modelled"
+        )
     max_conc = int(cap_tokens // ctx) if runnable else 0
     if not runnable:
         max_context = 0 if not fits and not offload else max_context

@@ -256,9 +256,15 @@ def rows_from_records(
                     return rec[k]
             return None
 
-        gpu = field("gpu") or defaults.get("gpu")
-        if gpu is None and field("gpu_info"):
-            gpu = str(field("gpu_info")).split("/")[0].split(",")[0]
+        # a row's own GPU name (a marketing name such as "RTX 4090 24GB") is normalised to an id;
+        # --gpu, for rows that lack one, is an id already and comes before llama-bench's gpu_info
+        gpu = field("gpu")
+        if gpu is not None:
+            gpu = _norm_gpu(str(gpu))
+        elif defaults.get("gpu") is not None:
+            gpu = defaults["gpu"]
+        elif field("gpu_info"):
+            gpu = _norm_gpu(str(field("gpu_info")).split("/")[0].split(",")[0])
         model = defaults.get("model") or field("model")
         quant = defaults.get("quant") or field("quant")
         if gpu is None or model is None or quant is None:
@@ -280,7 +286,7 @@ def rows_from_records(
             raise EstimateError(f"{where}: neither a prompt (pp) nor a generation (tg) row")
         out.append(
             Measurement(
-                gpu=_norm_gpu(str(gpu)) if defaults.get("gpu") is None else str(gpu),
+                gpu=str(gpu),
                 gpus=_int(field("n_gpus") or defaults.get("gpus"), 1) or 1,
                 model=_norm_id(str(model)),
                 quant=_norm_id(str(quant)),
@@ -366,6 +372,8 @@ def read_measurements(
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise EstimateError(f"cannot read {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise EstimateError(f"cannot read {p}: not a text file (not UTF-8)") from None
     label = p.name
     stripped = text.lstrip()
     if stripped.startswith("{") or stripped.startswith("["):

@@ -214,6 +214,8 @@ def _profile_cached(path: str, mtime: float) -> Params:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise EstimateError(f"cannot read profile {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise EstimateError(f"cannot read profile {path}: not a text file (not UTF-8)") from None
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:

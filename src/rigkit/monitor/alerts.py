@@ -496,7 +496,8 @@ def parse_duration(value: object, where: str) -> float:
 
 
 def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # NaN would make a rule that never fires; infinity one that never clears
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise MonitorError(f"{where}: expected a number, got {value!r}")
     return float(value)
 
@@ -516,6 +517,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise MonitorError(f"{p}: cannot read rules file: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise MonitorError(f"{p}: not a text file (not UTF-8)") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -20,6 +20,7 @@ once per episode, not once per sample.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -130,7 +131,7 @@ def _cond(d: object, where: str, default: TierCondition) -> TierCondition:
     if rel not in ("slowdown", "shutdown"):
         raise MonitorError(f"{where}.relative_to: expected slowdown or shutdown, got {rel!r}")
     off = d.get("offset_c", default.offset_c)
-    if isinstance(off, bool) or not isinstance(off, int | float):
+    if isinstance(off, bool) or not isinstance(off, int | float) or not math.isfinite(off):
         raise MonitorError(f"{where}.offset_c: expected a number of degrees, got {off!r}")
     for_s = parse_duration(d["for"], f"{where}.for") if "for" in d else default.for_s
     return TierCondition(rel, float(off), for_s)
@@ -174,7 +175,7 @@ def policy_from_dict(
     for key in ("slowdown_temp_c", "shutdown_temp_c"):
         if key in data:
             v = data[key]
-            if isinstance(v, bool) or not isinstance(v, int | float):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise MonitorError(f"{where}.{key}: expected a number")
             changes[key] = float(v)
     t1 = _section(
@@ -189,7 +190,7 @@ def policy_from_dict(
         changes["tier1"] = _cond(cond, f"{where}.tier1", base.tier1)
         if "power_fraction" in t1:
             pf = t1["power_fraction"]
-            if isinstance(pf, bool) or not isinstance(pf, int | float):
+            if isinstance(pf, bool) or not isinstance(pf, int | float) or not math.isfinite(pf):
                 raise MonitorError(f"{where}.tier1.power_fraction: expected a number")
             changes["tier1_power_fraction"] = float(pf)
         if "restore_below" in t1:

@@ -33,10 +33,13 @@ def default_baseline_path(spec_name: str | None) -> Path:
 
 
 def save_baseline(report: QaReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        raise BenchError(f"cannot save baseline {path}: {err.strerror or err}") from err
     return path
 
 
@@ -45,6 +48,8 @@ def load_baseline(path: Path) -> QaReport:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise BenchError(f"cannot read baseline {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise BenchError(f"baseline {path} is not a text file (not UTF-8)") from err
     except json.JSONDecodeError as err:
         raise BenchError(
             f"baseline {path} is not valid JSON ({err.msg}, line {err.lineno})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import subprocess
 import time
@@ -125,7 +126,7 @@ def validate(ctx: QaContext, names: Sequence[str]) -> None:
         raise BenchError(f"storage path {ctx.storage_path} does not exist")
     if ctx.storage_mb <= 0:
         raise BenchError(f"--storage-mb must be positive, got {ctx.storage_mb}")
-    if ctx.soak_seconds < 0:
+    if not 0 <= ctx.soak_seconds < math.inf:  # NaN and infinity too: a soak must end
         raise BenchError(f"--soak-seconds must be 0 or more, got {ctx.soak_seconds:g}")
     if "soak" in names and ctx.soak_replay is not None and not ctx.soak_replay.is_file():
         raise BenchError(f"soak replay file {ctx.soak_replay} does not exist")

@@ -59,10 +59,13 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, Sample, float]]:
     except OSError as err:
         raise MonitorError(f"cannot read replay file {path}: {err.strerror}") from err
     with fh:
-        for lineno, line in enumerate(fh, start=1):
-            parsed = _parse(line, path, lineno)
-            if parsed is not None:
-                yield lineno, *parsed
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                parsed = _parse(line, path, lineno)
+                if parsed is not None:
+                    yield lineno, *parsed
+        except UnicodeDecodeError as err:
+            raise MonitorError(f"{path}: not a replay file (not UTF-8 text)") from err
 
 
 def parse_line(line: str, path: Path | str, lineno: int) -> Sample | None:
