@@ -49,35 +49,39 @@ def test_llama3_8b_f16_on_one_4090_memory_terms() -> None:
 
 def test_context_capacity_llama3_8b_f16_4090() -> None:
     e = estimate("llama-3-8b", "f16", "rtx-4090", prompt=4000, gen=96, ctx=4096)
-    # free for KV + scores: 24e9 - 15,010,381,824 - 0.4e9 (CUDA) - 0.05e9 (base) = 8,539,618,176 B;
-    # each context token costs 131,072 (KV) + 512 x 32 x 4 = 65,536 (scores) = 196,608 B
-    # -> 43,435 tokens -> 43,435 // 4096 = 10 sequences of 4096
-    assert e.max_concurrent_sequences == 10
+    # a "24 GB" card has 24 GiB = 25,769,803,776 B; free for KV + scores: 25,769,803,776
+    # - 15,010,381,824 - 0.4e9 (CUDA) - 0.05e9 (base) = 10,309,421,952 B; each context token costs
+    # 131,072 (KV) + 512 x 32 x 4 = 65,536 (scores) = 196,608 B
+    # -> 52,436 tokens -> 52,436 // 4096 = 12 sequences of 4096
+    assert e.max_concurrent_sequences == 12
     # the model's own limit (8192) caps the single-sequence context
     assert e.max_context == 8192
 
 
 def test_fit_boundary_16gb_gpu() -> None:
-    # rtx-4080, 16 GB: free for KV = 16e9 - 15,010,381,824 (weights) - 0.4e9 (CUDA) - 0.05e9 (base)
-    #   - 262,668,288 (logits buffer) = 276,949,888 B; / 131,072 B per token = 2,112.9 tokens
-    #   (scores then need 2,113 x 65,536 = 138 MB < 263 MB of logits, so the logits term counts)
-    at = estimate("llama-3-8b", "f16", "rtx-4080", prompt=2000, gen=100, ctx=2112)
+    # rtx-4080, 16 GiB = 17,179,869,184 B; llama-3.1-8b f16 (same weights as llama-3-8b,
+    # 15,010,381,824 B, but a 131,072-token limit). Past 262,668,288 / 65,536 = 4,008 tokens the
+    # attention scores (65,536 B per token) outgrow the logits buffer, so each context token costs
+    # 131,072 (KV) + 65,536 = 196,608 B of the 17,179,869,184 - 15,010,381,824 - 0.4e9 (CUDA)
+    # - 0.05e9 (base) = 1,719,487,360 B left: 8,745 x 196,608 = 1,719,336,960 fits, 8,746 does not
+    at = estimate("llama-3.1-8b", "f16", "rtx-4080", prompt=2000, gen=100, ctx=8745)
     assert at.fits
-    assert at.max_context == 2112
+    assert at.max_context == 8745
     over = estimate(
-        "llama-3-8b",
+        "llama-3.1-8b",
         "f16",
         "rtx-4080",
         prompt=2000,
         gen=100,
-        ctx=2114,
+        ctx=8746,
         cpu="threadripper-pro-7975wx",
         ram_gb=64,
     )
     assert not over.fits and over.offload and over.runnable
-    # per layer 436,240,896 B + KV 131,072 x 2114 / 32 = 8,658,944 -> 444,899,840 B; room
-    # 16e9 - 0.4e9 - 312,668,288 = 15,287,331,712 -> all 32 layers fit, leaving 1,050,536,832 B,
-    # 136,320 B short of the 1,050,673,152 B LM head: the head runs from RAM
+    # per layer 436,240,896 B + KV 131,072 x 8,746 / 32 = 35,823,616 -> 472,064,512 B; room
+    # 17,179,869,184 - 0.4e9 - (0.05e9 + 65,536 x 8,746 = 623,177,856) = 16,156,691,328 -> all 32
+    # layers fit, leaving 1,050,626,944 B, 46,208 B short of the 1,050,673,152 B LM head: the head
+    # runs from RAM
     assert (over.gpu_layers, over.cpu_layers) == (32, 0)
     assert over.cpu_ram_gb == pytest.approx(2 * 1.050673152, rel=1e-9)  # head + embedding table
 
@@ -88,12 +92,12 @@ def test_offload_split_llama3_70b_f16_on_4x4090() -> None:
     )
     assert not e.fits and e.offload and e.runnable
     # per layer on a GPU: 1,711,341,977.6 B weights + KV 327,680 x 640 / 80 = 2,621,440 B
-    #   = 1,713,963,417.6 B; room per GPU: 24e9 - 0.4e9 - 312,668,288 (buffer) = 23,287,331,712 B
-    #   -> 13.59 -> 13 layers per GPU, 52 on the GPUs, 80 - 52 = 28 on the CPU
-    assert (e.gpu_layers, e.cpu_layers) == (52, 28)
-    # RAM: 28 x 1,711,341,977.6 + LM head 2,101,346,304 (on the CPU in a partial offload)
-    #   + embedding 2,101,346,304 + KV 28 x 4096 B x 640 = 73,400,320 -> 52.19 GB
-    assert e.cpu_ram_gb == pytest.approx(52.1936683008, rel=1e-6)
+    #   = 1,713,963,417.6 B; room per GPU: 24 GiB = 25,769,803,776 - 0.4e9 - 312,668,288 (buffer)
+    #   = 25,057,135,488 B -> 14.62 -> 14 layers per GPU, 56 on the GPUs, 80 - 56 = 24 on the CPU
+    assert (e.gpu_layers, e.cpu_layers) == (56, 24)
+    # RAM: 24 x 1,711,341,977.6 + LM head 2,101,346,304 (on the CPU in a partial offload)
+    #   + embedding 2,101,346,304 + KV 24 x 4096 B x 640 = 62,914,560 -> 45.34 GB
+    assert e.cpu_ram_gb == pytest.approx(45.3378146304, rel=1e-6)
 
 
 def test_offload_not_runnable_without_ram() -> None:

@@ -40,6 +40,9 @@ METRICS = {
 }
 
 
+_GIB_PER_GB = 2**30 / 1e9  # GPU memory is marketed in GiB ("24 GB" = 24 GiB)
+
+
 @dataclass(frozen=True)
 class CapacityRow:
     model: str
@@ -183,8 +186,9 @@ def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> Expecta
     vram = kw["gpus"] * e.vram_gb_per_gpu
     if not e.runnable:
         reason = (
-            f"{model} {quant} needs ~{_fmt(weights_gb, 3)} GB of weights; {kw['gpus']}x{e.vram_gb_per_gpu:g} GB = "
-            f"{vram:g} GB: does not fit with {e.engine}"
+            f"{model} {quant} needs ~{_fmt(weights_gb, 3)} GB of weights; "
+            f"{kw['gpus']}x{e.vram_gb_per_gpu / _GIB_PER_GB:.3g} GiB = {vram / _GIB_PER_GB:.3g} GiB "
+            f"({vram:.3g} GB): does not fit with {e.engine}"
         )
         try:
             alt = estimate(

@@ -290,7 +290,7 @@ def gpu_nums_from(g: Any) -> GpuNums:
         id=g.id,
         name=g.name,
         arch=arch,
-        vram=g.vram_gb * 1e9,
+        vram=g.vram_gb * 2**30,  # marketed "24 GB" of GDDR/HBM is 24 GiB (24,564 MiB in nvidia-smi)
         bw=g.bandwidth_gb_s * 1e9,
         f16_acc16=acc16,
         f16_acc32=acc32,
