@@ -479,6 +479,21 @@ class _Ctx:
             raise self.error(exc.message, loc, hint=exc.hint) from None
 
 
+def _check_expectation_ids(ctx: _Ctx) -> None:
+    """The model, format and engine of every expectation must be in the LLM catalog."""
+    if not ctx.spec.expectations:
+        return
+    from rigkit.catalog.llm import load_llm_catalog
+
+    llm = load_llm_catalog()
+    for k, e in enumerate(ctx.spec.expectations):
+        for key, find in (("model", llm.model), ("quant", llm.format), ("engine", llm.engine)):
+            try:
+                find(getattr(e, key))
+            except UnknownIdError as exc:
+                raise ctx.error(exc.message, ("expectations", k, key), hint=exc.hint) from None
+
+
 def _id_loc(base: Loc) -> Loc:
     """Where the id of a PartRef sits (a bare id maps to ``base`` through the nearest-line rule)."""
     return (*base, "id")
@@ -746,6 +761,7 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
         psu_assignment = tuple(parts.psu_assignment)
 
     site, preset = _build_site(ctx)
+    _check_expectation_ids(ctx)
     expectations = tuple(
         {**e.model_dump(), "gpus": e.gpus if e.gpus is not None else len(placed_gpus)}
         for e in spec.expectations

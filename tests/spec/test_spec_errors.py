@@ -49,6 +49,14 @@ CASES: list[tuple[str, int, str | None, str, str | None]] = [
     ("duplicate-key.yaml", 8, "parts.cpu", "duplicate key 'cpu' (first on line 3)", None),
     # line 9: "  - claim: backwards" starts the expectation whose min 44 > max 36
     ("expectation-bounds.yaml", 9, "expectations[0]", "min 44 is above max 36", None),
+    # line 10 is `model: llama-3.1-450b`; the closest catalog id is the 405B
+    (
+        "expectation-unknown-model.yaml",
+        10,
+        "expectations[0].model",
+        "unknown model id 'llama-3.1-450b'",
+        "llama-3.1-405b",
+    ),
     # line 9: "  preset: eu-230-16a"
     ("bad-preset.yaml", 9, "site.preset", "unknown site preset 'eu-230-16a'", "eu-230v-16a"),
     # line 7: "    - {id: rtx-4090, power_limit_w: -300}"
