@@ -27,7 +27,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -700,6 +700,35 @@ class Store:
         )
         return len(data)
 
+    def _minute_rows(
+        self,
+        from_sql: str,
+        key: str | None,
+        prefix: str,
+        metrics: Sequence[str],
+        series: Callable[[Any, str], str],
+        cut: float,
+    ) -> list[tuple[str, int, Any, Any, Any, int]]:
+        """MIN/AVG/MAX/COUNT per whole minute (and per ``key``) of ``metrics`` sampled before
+        ``cut``, one row per series named ``series(key value, metric)``."""
+        cols = ", ".join(
+            f"MIN({prefix}{m}), AVG({prefix}{m}), MAX({prefix}{m}), COUNT({prefix}{m})"
+            for m in metrics
+        )
+        keys = f", {key}" if key else ""
+        first = 2 if key else 1
+        out: list[tuple[str, int, Any, Any, Any, int]] = []
+        for row in self._db.execute(
+            f"SELECT CAST(s.t / 60 AS INTEGER) * 60 AS b{keys}, {cols} FROM {from_sql}"
+            f" WHERE s.t < ? GROUP BY b{keys}",
+            (cut,),
+        ):
+            b, k = int(row[0]), (row[1] if key else None)
+            for i, m in enumerate(metrics):
+                mn, mean, mx, n = row[first + 4 * i : first + 4 + 4 * i]
+                out.append((series(k, m), b, mn, mean, mx, int(n)))
+        return out
+
     def compact(self, now: float) -> CompactResult:
         """Fold raw samples older than ``raw_s`` into 1-minute aggregates, 1-minute rows older than
         ``minute_s`` into 1-hour aggregates, and drop what is past ``hour_s`` / ``events_s``.
@@ -714,43 +743,19 @@ class Store:
         with self._lock:
             try:
                 self._db.execute("BEGIN")
-                minute_rows: list[tuple[str, int, Any, Any, Any, int]] = []
-                cols = ", ".join(
-                    f"MIN(g.{m}), AVG(g.{m}), MAX(g.{m}), COUNT(g.{m})" for m in AGG_GPU_METRICS
-                )
-                for row in self._db.execute(
-                    f"SELECT CAST(s.t / 60 AS INTEGER) * 60 AS b, g.gpu, {cols} FROM gpu_samples g"
-                    " JOIN samples s ON s.id = g.sample_id WHERE s.t < ? GROUP BY b, g.gpu",
-                    (raw_cut,),
-                ):
-                    b, g = int(row[0]), int(row[1])
-                    for i, m in enumerate(AGG_GPU_METRICS):
-                        mn, mean, mx, n = row[2 + 4 * i : 6 + 4 * i]
-                        minute_rows.append((f"gpu{g}.{m}", b, mn, mean, mx, int(n)))
-                cols = ", ".join(
-                    f"MIN({m}), AVG({m}), MAX({m}), COUNT({m})" for m in AGG_HOST_METRICS
-                )
-                for row in self._db.execute(
-                    f"SELECT CAST(t / 60 AS INTEGER) * 60 AS b, {cols} FROM samples"
-                    " WHERE t < ? GROUP BY b",
-                    (raw_cut,),
-                ):
-                    b = int(row[0])
-                    for i, m in enumerate(AGG_HOST_METRICS):
-                        mn, mean, mx, n = row[1 + 4 * i : 5 + 4 * i]
-                        minute_rows.append((f"host.{m}", b, mn, mean, mx, int(n)))
-                cols = ", ".join(
-                    f"MIN(d.{m}), AVG(d.{m}), MAX(d.{m}), COUNT(d.{m})" for m in AGG_DISK_METRICS
-                )
-                for row in self._db.execute(
-                    f"SELECT CAST(s.t / 60 AS INTEGER) * 60 AS b, d.name, {cols} FROM disk_samples d"
-                    " JOIN samples s ON s.id = d.sample_id WHERE s.t < ? GROUP BY b, d.name",
-                    (raw_cut,),
-                ):
-                    b, name = int(row[0]), str(row[1])
-                    for i, m in enumerate(AGG_DISK_METRICS):
-                        mn, mean, mx, n = row[2 + 4 * i : 6 + 4 * i]
-                        minute_rows.append((f"disk.{name}.{m}", b, mn, mean, mx, int(n)))
+                minute_rows = [
+                    *self._minute_rows(
+                        "gpu_samples g JOIN samples s ON s.id = g.sample_id", "g.gpu", "g.",
+                        AGG_GPU_METRICS, lambda gpu, m: f"gpu{int(gpu)}.{m}", raw_cut,
+                    ),
+                    *self._minute_rows(
+                        "samples s", None, "s.", AGG_HOST_METRICS, lambda _, m: f"host.{m}", raw_cut
+                    ),
+                    *self._minute_rows(
+                        "disk_samples d JOIN samples s ON s.id = d.sample_id", "d.name", "d.",
+                        AGG_DISK_METRICS, lambda name, m: f"disk.{name}.{m}", raw_cut,
+                    ),
+                ]  # fmt: skip
                 minute_written = self._upsert_agg(60, minute_rows)
                 self._db.execute(
                     "DELETE FROM gpu_samples WHERE sample_id IN (SELECT id FROM samples WHERE t < ?)",
