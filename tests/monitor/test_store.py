@@ -261,3 +261,29 @@ def test_kill_9_during_writes_loses_no_committed_sample(tmp_path: Path, kill_aft
     assert missing == set()
     # at most one sample committed after the last number printed (killed between commit and print)
     assert len(stored - set(committed)) <= 1
+
+
+def test_disk_and_host_fold_into_minutes(tmp_path: Path) -> None:
+    # 12 samples 5 s apart in the minute at T0; disk temperature 40..51, CPU 60 throughout
+    ret = Retention(raw_s=60, minute_s=7200, hour_s=None)
+    with Store(tmp_path / "m.db", retention=ret) as st:
+        for k in range(12):
+            st.write_sample(
+                Sample(
+                    t=T0 + 5 * k,
+                    gpus=(),
+                    host=HostSample(
+                        cpu_temp_c=60, disks=(DiskSample(name="nvme0n1", temp_c=40 + k),)
+                    ),
+                    source="test",
+                    wall_time=T0 + 5 * k,
+                )
+            )
+        r = st.compact(T0 + 180)  # raw cut: floor((T0 + 180 - 60) / 60) * 60 = T0 + 120
+        # series with data: host.cpu_temp_c and disk.nvme0n1.temp_c, one minute each
+        assert (r.raw_samples_folded, r.minute_rows_written) == (12, 2)
+        (d,) = st.history("disk.temp_c")
+        # disk: min 40, mean (40 + 51) / 2 = 45.5, max 51 over 12 samples
+        assert (d.t, d.min, d.value, d.max, d.n, d.resolution_s) == (T0, 40, 45.5, 51, 12, 60)
+        (c,) = st.history("cpu_temp_c")
+        assert (c.t, c.min, c.value, c.max, c.n) == (T0, 60, 60, 60, 12)
