@@ -31,23 +31,9 @@ def _batch_fast_path(argv: list[str]) -> bool:
     batch = opts.get("--batch")
     if batch is None or (batch != "-" and not os.path.isfile(batch)):
         return False  # a batch size, or a missing file: the CLI explains it
-    from rigkit.errors import EstimateError
-    from rigkit.estimate.batch import run_batch_parallel
+    from rigkit.estimate.batch import run_batch_source
 
-    profile = opts.get("--profile")
-    where = "standard input" if batch == "-" else batch
-    try:
-        if batch == "-":
-            lines = sys.stdin.readlines()
-        else:
-            with open(batch, encoding="utf-8") as fh:
-                lines = fh.readlines()
-    except OSError as err:
-        raise EstimateError(f"cannot read {where}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise EstimateError(f"cannot read {where}: not UTF-8 text") from None
-    run_batch_parallel(lines, sys.stdout, profile)
-    sys.stdout.flush()
+    run_batch_source(batch, sys.stdout, opts.get("--profile"))
     return True
 
 

@@ -124,23 +124,9 @@ def register(app: typer.Typer) -> None:
                     hint="--batch 8 for 8 concurrent sequences; --batch cases.jsonl or --batch - for batch mode",
                 ) from None
         if batch_size is None:
-            from rigkit.estimate.batch import run_batch, run_batch_parallel
+            from rigkit.estimate.batch import run_batch_source
 
-            if batch == "-":
-                try:
-                    run_batch(sys.stdin, sys.stdout, profile)
-                except UnicodeDecodeError:
-                    raise EstimateError("cannot read standard input: not UTF-8 text") from None
-            else:
-                try:
-                    with open(batch, encoding="utf-8") as fh:
-                        lines = fh.readlines()
-                except OSError as err:
-                    raise EstimateError(f"cannot read {batch}: {err.strerror or err}") from None
-                except UnicodeDecodeError:
-                    raise EstimateError(f"cannot read {batch}: not UTF-8 text") from None
-                run_batch_parallel(lines, sys.stdout, profile)
-            sys.stdout.flush()
+            run_batch_source(batch, sys.stdout, profile)
             return
         missing = [n for n, v in (("--model", model), ("--quant", quant), ("--gpu", gpu)) if not v]
         if missing:

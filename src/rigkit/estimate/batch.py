@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rigkit.errors import RigkitError
+from rigkit.errors import EstimateError, RigkitError
 from rigkit.estimate.core import estimate
 
 CASE_KEYS = frozenset(
@@ -142,3 +142,29 @@ def run_batch_parallel(
             ok += k
             err += e
     return ok, err
+
+
+def run_batch_source(
+    source: str, out: TextIO, profile: str | Path | None = None
+) -> tuple[int, int]:
+    """Batch mode over ``source``: ``-`` (standard input) or a JSON Lines file path.
+
+    The whole input is read first so large inputs can use :func:`run_batch_parallel`. An unreadable
+    or non-UTF-8 input raises :class:`EstimateError` naming it.
+    """
+    import sys
+
+    where = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            lines = sys.stdin.readlines()
+        else:
+            with open(source, encoding="utf-8") as fh:
+                lines = fh.readlines()
+    except OSError as err:
+        raise EstimateError(f"cannot read {where}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise EstimateError(f"cannot read {where}: not UTF-8 text") from None
+    result = run_batch_parallel(lines, out, profile)
+    out.flush()
+    return result
