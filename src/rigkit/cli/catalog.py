@@ -203,22 +203,45 @@ def listing(kind: str) -> dict[str, Any]:
 
 
 def _print_listing(kind: str) -> None:
+    from rich import box
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     from rigkit.catalog import load_catalog
 
     entries = load_catalog().kind(kind)
     fields = KEY_FIELDS[kind]
-    table = Table(title=f"{kind}: {len(entries)} entries", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    for f in fields:
-        # fold rather than cut a figure short when the terminal is narrow
-        table.add_column(HEADINGS.get(f, f), justify="right", overflow="fold")
-    for part_id in sorted(entries):
-        part = entries[part_id]
-        table.add_row(part_id, *(cell(getattr(part, f)) for f in fields))
+    rows = [(pid, [cell(getattr(entries[pid], f)) for f in fields]) for pid in sorted(entries)]
+    heads = [HEADINGS.get(f, f) for f in fields]
+
+    def build(keep: bool) -> Table:
+        table = Table(
+            title=f"{kind}: {len(entries)} entries",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,  # no vertical rules or edges: the figures get the width
+            pad_edge=False,
+            show_edge=False,
+        )
+        table.add_column("id", no_wrap=keep, overflow="fold")
+        for head in heads:
+            table.add_column(
+                head.replace(" ", "\n") if keep else head,
+                justify="right",
+                no_wrap=keep,
+                overflow="fold",
+            )
+        for part_id, cells in rows:
+            table.add_row(part_id, *cells)
+        return table
+
+    # figures keep their width and headings break at spaces when the terminal is narrower than
+    # the table; when even that does not fit, cells fold (never crop: a cropped 15000 reads 15)
     console = Console()
+    table = build(keep=True)
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if natural > console.width:
+        table = build(keep=False)
     console.print(table)
     console.print("`rigkit catalog show ID` prints one entry with its sources.", markup=False)
 

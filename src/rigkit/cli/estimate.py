@@ -16,6 +16,8 @@ import typer
 
 from rigkit.errors import EstimateError
 
+SPEED_DIGITS = 2  # significant figures of speeds and times in the text view
+
 
 def _fmt(x: float | None, unit: str = "", digits: int = 3) -> str:
     if x is None:
@@ -46,7 +48,7 @@ def _render(d: dict[str, Any]) -> None:
         verdict = "[red]does not fit[/red]"
     con.print(verdict)
     mem = Table(
-        title=f"memory on the fullest GPU (GB of {d['vram_gb_per_gpu']:g})", show_header=False
+        title=f"memory on the fullest GPU (GB of {_fmt(d['vram_gb_per_gpu'])})", show_header=False
     )
     for k, v in d["breakdown"]["memory_gb"].items():
         mem.add_row(k.replace("_", " "), _fmt(v))
@@ -54,12 +56,14 @@ def _render(d: dict[str, Any]) -> None:
     if d["offload"]:
         mem.add_row("system RAM (CPU part)", _fmt(d["cpu_ram_gb"]))
     con.print(mem)
-    sp = Table(title="speed", show_header=False)
-    sp.add_row("prefill", _fmt(d["prefill_tokens_per_s"], " tok/s"))
-    sp.add_row("decode (per sequence)", _fmt(d["decode_tokens_per_s"], " tok/s"))
+    # speeds at two significant figures: on GPUs outside the calibration set the model is good to
+    # about 10% (decode) and 15% (prompt), so a third digit would claim more than it knows
+    sp = Table(title="speed (about ±10% decode, ±15% prompt)", show_header=False)
+    sp.add_row("prefill", _fmt(d["prefill_tokens_per_s"], " tok/s", SPEED_DIGITS))
+    sp.add_row("decode (per sequence)", _fmt(d["decode_tokens_per_s"], " tok/s", SPEED_DIGITS))
     if d["batch"] > 1:
-        sp.add_row("decode (aggregate)", _fmt(d["aggregate_tokens_per_s"], " tok/s"))
-    sp.add_row("time to first token", _fmt(d["ttft_s"], " s"))
+        sp.add_row("decode (aggregate)", _fmt(d["aggregate_tokens_per_s"], " tok/s", SPEED_DIGITS))
+    sp.add_row("time to first token", _fmt(d["ttft_s"], " s", SPEED_DIGITS))
     sp.add_row("decode bound by", d["bound"] if d["decode_tokens_per_s"] is not None else "-")
     sp.add_row("max context", f"{d['max_context']:,}")
     sp.add_row(f"max sequences of {d['ctx']:,} tokens", f"{d['max_concurrent_sequences']:,}")
@@ -72,7 +76,7 @@ def _render(d: dict[str, Any]) -> None:
         t = Table(title="decode step (ms)", show_header=False)
         for k, v in d["breakdown"]["decode_ms_per_step"].items():
             if v or k == "total":
-                t.add_row(k.replace("_", " "), _fmt(v))
+                t.add_row(k.replace("_", " "), _fmt(v, "", SPEED_DIGITS))
         con.print(t)
     if d["assumptions"]:
         con.print("[bold]assumptions[/bold]")

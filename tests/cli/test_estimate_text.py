@@ -1,0 +1,31 @@
+"""The text view of `rigkit estimate` prints no more digits than the model supports."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from rigkit.cli.estimate import SPEED_DIGITS, _fmt
+from rigkit.cli.main import build_app
+
+
+def test_speeds_print_at_two_significant_figures() -> None:
+    assert SPEED_DIGITS == 2
+    # 17.66 -> 18; 1236 -> 1,200 (1.236e3 at 2 figures = 1.2e3); 0.829 s -> 0.83 s
+    assert _fmt(17.66, " tok/s", SPEED_DIGITS) == "18 tok/s"
+    assert _fmt(1236.0, " tok/s", SPEED_DIGITS) == "1,200 tok/s"
+    assert _fmt(0.829, " s", SPEED_DIGITS) == "0.83 s"
+    # memory stays at 3 figures: 25.7698 GB (24 GiB) -> 25.8
+    assert _fmt(25.7698) == "25.8"
+
+
+def test_text_view_states_accuracy_and_rounds_vram() -> None:
+    res = CliRunner().invoke(
+        build_app(["estimate"]),
+        ["estimate", "--model", "llama-3-8b", "--quant", "q4_k_m", "--gpu", "rtx-4090"],
+        env={"COLUMNS": "120"},
+    )
+    assert res.exit_code == 0, res.output
+    # the RTX 4090's 24 GiB = 25.77 GB, printed at 3 figures, not as 25.7698
+    assert "GB of 25.8" in res.output
+    assert "25.7698" not in res.output
+    assert "±10% decode" in res.output
