@@ -193,3 +193,19 @@ def test_slot_line() -> None:
         "PCIEX16_1: position 1, x16 gen 5, cpu shares with PCIEX16_2 (x8 when they are used)"
     )
     assert slot_line(board.m2_slots[2]) == "M.2_3: x4 gen 4, chipset"
+
+
+def test_gpu_listing_never_crops_a_figure() -> None:
+    def listing(columns: str) -> str:
+        res = runner.invoke(fresh_app(), ["catalog", "gpus"], env={"COLUMNS": columns})
+        assert res.exit_code == 0, res.output
+        assert "…" not in res.output
+        return str(res.output)
+
+    wide, narrow = listing("100"), listing("60")
+    # 100 columns is wide enough (the table needs 81): one line per GPU, the price whole
+    row = next(ln for ln in wide.splitlines() if ln.startswith("a100-80gb-pcie"))
+    assert row.split()[-1] == "15000"
+    # 60 columns: cells fold onto more lines, but not one digit of any figure is dropped
+    assert len(narrow.splitlines()) > len(wide.splitlines())
+    assert sum(c.isdigit() for c in narrow) == sum(c.isdigit() for c in wide)
