@@ -8,12 +8,18 @@ Prints the mean absolute percentage error (MAPE) of decode and prefill speed:
   3. fit on F16 rows, predict Q4_K_M rows (and the reverse),
   4. baselines: a bare roofline (peak bandwidth / bytes per token, peak FLOPS / FLOPs per token)
      and the same with the usual 80% / 50% efficiency factors,
-  5. the prompt GEMM peak the model takes for llama.cpp on every catalog GPU (TFLOPS).
-Exits 1 when the packaged parameters miss the targets.
+  5. the prompt GEMM peak the model takes for llama.cpp on every catalog GPU (TFLOPS),
+  6. with --heldout FILE.csv (repeatable): rows the parameters were not fitted on (other GPUs,
+     multi-GPU layer split, other models), in the calibration CSV's columns (gpu, n_gpus, model,
+     quant, metric ppN/tgN, tokens_per_s), scored by GPU count and by GPU, worst rows listed.
+Exits 1 when the packaged parameters miss the targets (on the held-out rows too, when given).
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_estimator import start_params
 
-from rigkit.estimate.fit import Measurement, fit, mape, packaged_calibration_rows
+from rigkit.errors import RigkitError
+from rigkit.estimate.fit import (
+    Measurement,
+    fit,
+    mape,
+    packaged_calibration_rows,
+    predict,
+    rows_from_records,
+)
 from rigkit.estimate.params import Params, packaged_params
 from rigkit.estimate.resolve import gpu_nums, model_nums
 
@@ -71,7 +85,58 @@ def tensor_rates(params: Params) -> None:
         )
 
 
-def main() -> int:
+def heldout(paths: Sequence[str], params: Params) -> tuple[float, float]:
+    """Score ``params`` on held-out CSV rows; (decode MAPE, prefill MAPE) over the rows that run."""
+    rows: list[Measurement] = []
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows += rows_from_records(list(csv.DictReader(f)), {"split": "layer"}, Path(path).name)
+    preds = predict(rows, params)
+    errs = [
+        (r, y, math.nan if y is None else (y - r.value) / r.value * 100.0)
+        for r, y in zip(rows, preds, strict=True)
+    ]
+    print(f"6. held-out rows ({len(rows)} from {', '.join(Path(p).name for p in paths)})")
+
+    def score(
+        label: str, sel: list[tuple[Measurement, float | None, float]]
+    ) -> tuple[float, float]:
+        out = []
+        for metric in ("decode", "prefill"):
+            e = [abs(x) for r, _, x in sel if r.metric == metric and not math.isnan(x)]
+            out.append(sum(e) / len(e) if e else math.nan)
+        n_run = sum(1 for _, y, _ in sel if y is not None)
+        print(
+            f"  {label:<44} decode {out[0]:5.1f}%   prefill {out[1]:5.1f}%   "
+            f"({n_run} of {len(sel)} rows run)"
+        )
+        return out[0], out[1]
+
+    d, p = score("all held-out rows", errs)
+    for n in sorted({r.gpus for r in rows}):
+        score(f"  {n} GPU{'s' if n > 1 else ''}", [e for e in errs if e[0].gpus == n])
+    for gpu in sorted({r.gpu for r in rows}):
+        score(f"  {gpu}", [e for e in errs if e[0].gpu == gpu])
+    for r, y, _ in errs:
+        if y is None:
+            print(f"  does not run here: {r.gpus}x {r.gpu} {r.model} {r.quant} ({r.label})")
+    worst = sorted((e for e in errs if not math.isnan(e[2])), key=lambda e: -abs(e[2]))[:8]
+    print("  largest errors:")
+    for r, y, x in worst:
+        ph = f"pp{r.prompt}" if r.metric == "prefill" else f"tg{r.gen}"
+        print(
+            f"    {r.gpus}x {r.gpu:<16} {r.model:<12} {r.quant:<7} {ph:<7} "
+            f"measured {r.value:8.1f}  estimated {y:8.1f}  {x:+6.1f}%"
+        )
+    return d, p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--heldout", action="append", default=[], metavar="CSV", help="held-out rows to score"
+    )
+    args = ap.parse_args(argv)
     rows = packaged_calibration_rows()
     print("1. packaged parameters (src/rigkit/estimate/data/efficiency.yaml), all rows")
     d, p = line("all rows", rows, packaged_params())
@@ -99,6 +164,13 @@ def main() -> int:
         print(f"  {label:<44} decode {rd:5.1f}%   prefill {rp:5.1f}%")
     tensor_rates(packaged_params())
     ok = d <= DECODE_TARGET and p <= PREFILL_TARGET
+    if args.heldout:
+        try:
+            hd, hp = heldout(args.heldout, packaged_params())
+        except (OSError, RigkitError) as e:
+            print(f"eval_estimator: {e}", file=sys.stderr)
+            return 2
+        ok = ok and not hd > DECODE_TARGET and not hp > PREFILL_TARGET
     print(
         f"targets: decode <= {DECODE_TARGET:g}%, prefill <= {PREFILL_TARGET:g}%: {'met' if ok else 'MISSED'}"
     )

@@ -48,9 +48,29 @@ class Measurement:
 
 
 def _norm_gpu(name: str) -> str:
+    """A catalog GPU id for a marketing name: "NVIDIA GeForce RTX 4090 24GB" -> "rtx-4090".
+
+    The memory size is dropped, unless only an id with it is in the catalog ("A100 PCIe 80GB"
+    -> "a100-80gb-pcie", "RTX 4060 Ti 16GB" -> "rtx-4060-ti-16gb"); an unknown name stays as
+    normalised, and the estimator then names the closest ids.
+    """
     s = name.lower().replace("nvidia", "").replace("geforce", "")
-    s = re.sub(r"\b\d+\s*gb\b", "", s)
-    return "-".join(s.split())
+    size = re.search(r"\b(\d+)\s*gb\b", s)
+    words = re.sub(r"\b\d+\s*gb\b", "", s).split()
+    base = "-".join(words)
+    if size is None or not words:
+        return base
+    from rigkit.catalog import load_catalog
+
+    gpus = load_catalog().gpus
+    if base in gpus:
+        return base
+    tag = f"{size.group(1)}gb"
+    for k in range(1, len(words) + 1):  # a100-80gb-pcie, rtx-4060-ti-16gb
+        sized = "-".join([*words[:k], tag, *words[k:]])
+        if sized in gpus:
+            return sized
+    return base
 
 
 def _norm_id(name: str) -> str:
