@@ -189,6 +189,10 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
     ("UPS001", lambda: rp.ref(ups=rp.ups()), W),  # 2613 / 2700 = 97% loaded
     ("UPS001", lambda: rp.ref(ups=rp.ups(watts=3300, va=3500, battery_wh=200)), W),  # 3.3 min
     ("UPS001", lambda: rp.ref(ups=rp.ups(watts=2000, va=2200)), E),
+    # UPS002 (more in test_ups_plug.py): an L5-30P needs a 30 A circuit
+    ("UPS002", rp.ref, None),  # no UPS
+    ("UPS002", lambda: rp.ref(ups=rp.ups(input_plug="L5-30P")), E),  # 30 A plug > 15 A circuit
+    ("UPS002", lambda: rp.ref(ups=rp.ups(input_plug="L5-30P"), site=Site(breaker_a=30.0)), INFO),
     # memory
     ("MEM001", rp.ref, None),  # 8 modules, 8 channels
     ("MEM001", lambda: rp.ref(memory_modules=4), W),

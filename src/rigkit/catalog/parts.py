@@ -8,6 +8,7 @@ has a ``source`` (spec sheet, manual or standard it was taken from) and may add 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -178,15 +179,87 @@ class Psu(Part):
     )
 
 
+#: AC input plugs (or inlets) of UPS units, by the id used in the catalog's ``input_plug``
+InputPlug = Literal[
+    "5-15P",
+    "5-20P",
+    "L5-20P",
+    "L5-30P",
+    "6-20P",
+    "L6-20P",
+    "L6-30P",
+    "IEC-60320-C14",
+    "IEC-60320-C20",
+    "CEE-7/7",
+    "BS-1363",
+]
+
+
+@dataclass(frozen=True)
+class PlugRating:
+    """What a UPS input plug is rated for and what it plugs into.
+
+    ``detachable``: the plug is an appliance inlet (IEC 60320) on the unit; the cord, and so the
+    wall plug, is chosen for the country. ``nema``: a North American NEMA plug, whose receptacle
+    may only sit on a circuit of the ratings NEC Table 210.21(B)(3) allows.
+    """
+
+    name: str  # as printed for people: "NEMA L5-30P"
+    current_a: float  # rated current of the plug / inlet
+    voltage_v: float  # rated voltage of the plug / inlet
+    receptacle: str  # what it mates with: "NEMA L5-30R", "IEC 60320 C19 cord connector"
+    nema: bool = False
+    detachable: bool = False
+    source: str = ""
+
+
+_NEMA = "NEMA WD 6 (dimensional and rating standard) / UL 498"
+_IEC = "IEC 60320-1 (appliance couplers); UL rating 15 A (C14) / 20 A (C20)"
+
+#: rated current and voltage of every :data:`InputPlug` (their standards, in ``source``)
+INPUT_PLUGS: dict[str, PlugRating] = {
+    "5-15P": PlugRating("NEMA 5-15P", 15, 125, "NEMA 5-15R", nema=True, source=_NEMA),
+    "5-20P": PlugRating("NEMA 5-20P", 20, 125, "NEMA 5-20R", nema=True, source=_NEMA),
+    "L5-20P": PlugRating("NEMA L5-20P", 20, 125, "NEMA L5-20R", nema=True, source=_NEMA),
+    "L5-30P": PlugRating("NEMA L5-30P", 30, 125, "NEMA L5-30R", nema=True, source=_NEMA),
+    "6-20P": PlugRating("NEMA 6-20P", 20, 250, "NEMA 6-20R", nema=True, source=_NEMA),
+    "L6-20P": PlugRating("NEMA L6-20P", 20, 250, "NEMA L6-20R", nema=True, source=_NEMA),
+    "L6-30P": PlugRating("NEMA L6-30P", 30, 250, "NEMA L6-30R", nema=True, source=_NEMA),
+    "IEC-60320-C14": PlugRating(
+        "IEC 60320 C14 inlet", 10, 250, "a C13 cord", detachable=True, source=_IEC
+    ),
+    "IEC-60320-C20": PlugRating(
+        "IEC 60320 C20 inlet", 16, 250, "a C19 cord", detachable=True, source=_IEC
+    ),
+    "CEE-7/7": PlugRating(
+        "CEE 7/7 (Schuko) plug", 16, 250, "a CEE 7/3 or 7/5 socket", source="IEC/TR 60083 (CEE 7)"
+    ),
+    "BS-1363": PlugRating(
+        "BS 1363 plug", 13, 250, "a BS 1363 socket (13 A fuse)", source="BS 1363-1"
+    ),
+}
+
+
 class Ups(Part):
     va: float = Field(gt=0)
     watts: float = Field(gt=0)
     battery_wh: float = Field(gt=0)
     topology: Literal["online", "line-interactive", "standby"]
-    output_voltage_v: float = 120
+    output_voltage_v: float = Field(
+        default=120, description="nominal output voltage; also the unit's nominal input voltage"
+    )
+    input_plug: InputPlug | None = Field(
+        default=None,
+        description="AC input plug or inlet (rating in INPUT_PLUGS); None: not taken down yet",
+    )
     runtime_chart: list[tuple[float, float]] = Field(
         default_factory=list, description="(load W, minutes) from the maker's runtime chart"
     )
+
+    @property
+    def plug(self) -> PlugRating | None:
+        """The rating of :attr:`input_plug` (None when the entry does not state it)."""
+        return None if self.input_plug is None else INPUT_PLUGS[self.input_plug]
 
 
 # --- storage, network, cooling, case ----------------------------------------------------------

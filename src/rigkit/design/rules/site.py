@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,13 @@ from rigkit.design.model import (
     power_budget,
 )
 from rigkit.design.registry import Finding, Severity, finding, rule
+from rigkit.errors import CatalogError
 
 if TYPE_CHECKING:
     from rigkit.build import Build
-    from rigkit.catalog.parts import Ups
+    from rigkit.catalog.parts import PlugRating, Ups
+
+log = logging.getLogger(__name__)
 
 #: a UPS should give at least this many minutes at the sustained load for a clean shutdown
 UPS_MIN_RUNTIME_MIN = 5.0
@@ -281,3 +285,184 @@ def ups_capacity(build: Build) -> Iterator[Finding]:
             severity=Severity.INFO,
             **data,
         )
+
+
+#: NEC Table 210.21(B)(3): the circuit ratings (A) on which a receptacle of each rating may sit
+NEC_RECEPTACLE_CIRCUITS_A: dict[float, tuple[float, ...]] = {
+    15.0: (15.0, 20.0),
+    20.0: (20.0,),
+    30.0: (30.0,),
+}
+#: mains below this are the 100-127 V class (North America, Japan); at or above, 200-240 V
+LOW_VOLTAGE_CLASS_MAX_V = 160.0
+
+
+def _voltage_class(v: float) -> str:
+    return "100-127 V" if v < LOW_VOLTAGE_CLASS_MAX_V else "200-240 V"
+
+
+def _label(plug: PlugRating) -> str:
+    """``NEMA L5-30P plug``, ``IEC 60320 C20 inlet``, ``CEE 7/7 (Schuko) plug``."""
+    return f"{plug.name} plug" if plug.nema else plug.name
+
+
+def _plug_problem(ups: Ups, plug: PlugRating, volts: float, amps: float) -> tuple[str, str] | None:
+    """Why ``ups`` cannot be plugged in at ``volts`` / ``amps`` as ``(kind, reason)``: kind
+    ``voltage``, ``current`` (an error) or ``circuit`` (a warning); None when it fits."""
+    if volts > plug.voltage_v:
+        return "voltage", (
+            f"its {_label(plug)} is rated {plug.voltage_v:g} V and the site's mains is {volts:g} V"
+        )
+    if _voltage_class(volts) != _voltage_class(ups.output_voltage_v):
+        return "voltage", (
+            f"it is a {ups.output_voltage_v:g} V unit ({_voltage_class(ups.output_voltage_v)} "
+            f"input) and the site's mains is {volts:g} V"
+        )
+    if plug.nema:
+        allowed = NEC_RECEPTACLE_CIRCUITS_A.get(plug.current_a, (plug.current_a,))
+        circuits = " or ".join(f"{a:g} A" for a in allowed)
+        if amps < min(allowed):
+            return "current", (
+                f"its {_label(plug)} needs a {plug.current_a:g} A {plug.receptacle} receptacle "
+                f"on a {circuits} circuit; the site has {amps:g} A at {volts:g} V"
+            )
+        if amps not in allowed:
+            return "circuit", (
+                f"its {_label(plug)} needs a {plug.receptacle} receptacle, which NEC Table "
+                f"210.21(B)(3) allows only on a {circuits} circuit; the site's circuit is "
+                f"{amps:g} A at {volts:g} V, whose receptacles it does not fit"
+            )
+        return None
+    if amps < plug.current_a:
+        return "circuit", (
+            f"its {_label(plug)} is rated {plug.current_a:g} A, more than the site's {amps:g} A "
+            f"circuit: at full load while recharging the unit may draw more than the breaker allows"
+        )
+    return None
+
+
+def _catalog_ups() -> list[Ups]:
+    try:
+        from rigkit.catalog import load_catalog
+
+        cat = load_catalog()
+    except (ImportError, CatalogError) as err:  # no catalog: no alternatives to suggest
+        log.debug("catalog unavailable for UPS alternatives: %s", err)
+        return []
+    return list(cat.ups.values())
+
+
+def ups_alternatives(build: Build, wall_w: float) -> list[Ups]:
+    """Catalog UPS units whose plug fits the site's circuit and which carry ``wall_w`` (W and VA),
+    cheapest first."""
+    s = build.site
+    current = build.ups.id if build.ups is not None else None
+    fits = [
+        u
+        for u in _catalog_ups()
+        if u.id != current
+        and u.plug is not None
+        and _plug_problem(u, u.plug, s.mains_voltage_v, s.breaker_a) is None
+        and u.watts >= wall_w
+        and u.va >= wall_w / PSU_POWER_FACTOR
+    ]
+    return sorted(fits, key=lambda u: (u.price_usd is None, u.price_usd or 0.0, u.watts))
+
+
+@rule("UPS002", "UPS input plug vs the site's circuit", "ups", Severity.ERROR)
+def ups_input_plug(build: Build) -> Iterator[Finding]:
+    """The UPS's input plug must fit a receptacle the site's circuit may have, at its voltage:
+    a NEMA plug needs a receptacle of its own rating, and NEC Table 210.21(B)(3) allows a 15 A
+    receptacle only on a 15 or 20 A circuit, a 20 A one only on 20 A, a 30 A one (L5-30R) only on
+    30 A. The plug's voltage rating and the unit's input class (100-127 V or 200-240 V) must
+    match the mains.
+
+    Why: a 2700 W 120 V UPS draws over 2700 / 120 = 22.5 A at full load, so its maker fits an
+    L5-30P that no 15 or 20 A circuit has a socket for; a 120 V unit at 230 V is destroyed, a
+    230 V unit at 120 V never leaves battery. A circuit that matches the plug is rated for the unit's full input current;
+    CIR001 checks the machine's actual load on it. Fix: an electrician adds a dedicated circuit
+    with the plug's receptacle (e.g. 30 A 120 V with an L5-30R), or a UPS whose plug fits the
+    circuit and which still carries the load. Never use plug adapters to bridge the difference.
+    """
+    ups = build.ups
+    if ups is None:
+        return
+    s = build.site
+    volts, amps = s.mains_voltage_v, s.breaker_a
+    wall = power_budget(build).wall_w
+    plug = ups.plug
+    alts = ups_alternatives(build, wall)
+    data: dict[str, Any] = {
+        "ups": ups.id,
+        "input_plug": ups.input_plug,
+        "plug_a": plug.current_a if plug else None,
+        "plug_v": plug.voltage_v if plug else None,
+        "ups_voltage_v": ups.output_voltage_v,
+        "voltage_v": volts,
+        "breaker_a": amps,
+        "wall_w": round(wall, 1),
+        "alternatives": [u.id for u in alts],
+    }
+    if plug is None:
+        yield finding(
+            "UPS002",
+            f"{ups.name}: its input plug is not in the catalog, so it is not checked against the "
+            f"site's {amps:g} A {volts:g} V circuit",
+            "look up the input plug on the maker's sheet and check that the circuit has its "
+            "receptacle",
+            severity=Severity.INFO,
+            **data,
+        )
+        return
+    problem = _plug_problem(ups, plug, volts, amps)
+    if problem is None:
+        where = (
+            f"fits a {plug.receptacle}"
+            if not plug.detachable
+            else f"takes {plug.receptacle} with the local plug"
+        )
+        yield finding(
+            "UPS002",
+            f"{ups.name}: its {_label(plug)} ({plug.current_a:g} A, {plug.voltage_v:g} V) {where} on "
+            f"the site's {amps:g} A {volts:g} V circuit",
+            "none needed",
+            severity=Severity.INFO,
+            **data,
+        )
+        return
+    kind, reason = problem
+    usable = circuit_usable_w(volts, amps)
+    such = " or ".join(f"{u.id} ({u.input_plug}, {u.watts:g} W)" for u in alts[:2])
+    none = (
+        f"no UPS in the catalog with a plug for a {amps:g} A {volts:g} V circuit carries the "
+        f"{wall:.0f} W load"
+    )
+    if wall + s.other_load_w > usable:
+        none += f" (nor does the circuit itself: {usable:.0f} W continuous, see CIR001)"
+    if kind == "voltage":
+        fix = f"choose a UPS for {volts:g} V mains" + (f", such as {such}" if alts else f"; {none}")
+    else:
+        need_a = (
+            min(NEC_RECEPTACLE_CIRCUITS_A.get(plug.current_a, (plug.current_a,)))
+            if plug.nema
+            else plug.current_a
+        )
+        fix = (
+            f"have an electrician add a dedicated {need_a:g} A {volts:g} V circuit"
+            + (f" with a {plug.receptacle}" if plug.nema else "")
+            + f" ({volts:g} x {need_a:g} x 0.8 = {circuit_usable_w(volts, need_a):.0f} W "
+            "continuous)"
+            + (
+                f", or choose a UPS whose plug fits this circuit and carries the {wall:.0f} W "
+                f"load, such as {such}"
+                if alts
+                else f"; {none}"
+            )
+        )
+    yield finding(
+        "UPS002",
+        f"{ups.name}: {reason}",
+        fix,
+        severity=Severity.WARNING if kind == "circuit" else Severity.ERROR,
+        **data,
+    )
