@@ -150,72 +150,97 @@ def run_cmd(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error."),
 ) -> None:
     """Run the monitor agent until the source ends, --duration/--count is reached, or Ctrl-C."""
-    from rigkit.monitor.agent import Agent, load_build, make_engine, make_notifier, make_responder
-    from rigkit.monitor.exporter import DEFAULT_LISTEN, ExporterCache, ExporterServer
+    from rigkit.monitor.agent import (
+        Agent,
+        NewDbGuard,
+        load_build,
+        make_engine,
+        make_notifier,
+        make_responder,
+    )
+    from rigkit.monitor.exporter import ExporterCache, ExporterServer
     from rigkit.monitor.sources import open_source
-    from rigkit.monitor.store import Store
 
+    # Everything that can be checked is checked before the database is created or opened.
     _setup_logging(log_level)
     _check_run_limits(interval, duration, count)
+    _check_speed(speed)
     log = logging.getLogger("rigkit.monitor")
-    if speed < 0:
-        raise MonitorError(f"--speed must be 0 or more, got {speed}")
     if enforce and not source.startswith(("nvml", "live")):
         raise MonitorError(
             "--enforce acts on this machine's GPUs and services; it needs --source nvml",
             hint="run replays without --enforce: every decision is still logged as a dry run",
         )
+    address = _listen_address(listen, source)
+    _check_notify_targets(notify)
     build = load_build(spec) if spec is not None else None
     db_path = _db_path(db)
-    src = open_source(source, speed=speed, loop=loop)
-    store = Store(db_path)
+    if db_path.is_dir():
+        raise MonitorError(f"--db {db_path} is a directory", hint="give a file path")
     engine = None if no_rules else make_engine(rules, build)
     responder = None if no_rules else make_responder(rules, build, enforce=enforce)
-    notifier = make_notifier(db_path, notify)
     expected: tuple[tuple[int, int, int], ...] = ()
     if build is not None:
         from rigkit.monitor.alerts import expected_pcie
 
         expected = expected_pcie(build)
     cache = ExporterCache(expected_pcie=expected)
-    server = None
-    if listen == "auto":
-        listen = "off" if source.startswith("replay:") else DEFAULT_LISTEN
-    if listen != "off":
-        server = ExporterServer(cache, listen)
-    agent = Agent(
-        src,
-        store,
-        engine=engine,
-        responder=responder,
-        notifier=notifier,
-        cache=cache,
-        interval_s=interval,
-    )
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        log.info("signal %d: stopping after the current sample", signum)
-        stop.set()
-
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    log.info(
-        "monitor: source=%s db=%s rules=%s response=%s%s",
-        src.name,
-        db_path,
-        "off" if engine is None else (rules or "defaults"),
-        "off" if responder is None else ("ENFORCING" if enforce else "dry run"),
-        f" metrics={server.url}" if server else "",
-    )
+    # a replay source reads up to its first sample here: a missing, unreadable or bad file stops
+    # the run before the database exists
+    src = open_source(source, speed=speed, loop=loop)
+    guard = NewDbGuard(db_path)
+    server: ExporterServer | None = None
+    store: Store | None = None
+    agent: Agent | None = None
+    ok = False
     try:
-        summary = agent.run(duration_s=duration, count=count, stop=stop)
+        if address is not None:
+            server = ExporterServer(cache, address)
+        store = guard.open_store()
+        notifier = make_notifier(db_path, notify)
+        agent = Agent(
+            src,
+            store,
+            engine=engine,
+            responder=responder,
+            notifier=notifier,
+            cache=cache,
+            interval_s=interval,
+        )
+        stop = threading.Event()
+
+        def _on_signal(signum: int, frame: object) -> None:
+            log.info("signal %d: stopping after the current sample", signum)
+            stop.set()
+
+        old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        log.info(
+            "monitor: source=%s db=%s rules=%s response=%s%s",
+            src.name,
+            db_path,
+            "off" if engine is None else (rules or "defaults"),
+            "off" if responder is None else ("ENFORCING" if enforce else "dry run"),
+            f" metrics={server.url}" if server else "",
+        )
+        try:
+            summary = agent.run(duration_s=duration, count=count, stop=stop)
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        ok = True
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        agent.close()
+        if agent is not None:
+            agent.close()  # the notifier and the source
+        else:
+            src.close()
         if server is not None:
             server.close()
-        store.close()
+        if store is not None:
+            keep = ok or _has_samples(store)
+            store.close()
+            if not keep:
+                for path in guard.remove_created():
+                    log.debug("removed %s: the run failed before its first sample", path)
     if as_json:
         typer.echo(json.dumps({"db": str(db_path), **summary.to_dict()}, indent=2))
     else:
@@ -224,6 +249,47 @@ def run_cmd(
             f" {summary.resolved} resolved, {summary.actions} response decisions;"
             f" {summary.cpu_per_sample_ms:.2f} ms CPU per sample; db: {db_path}"
         )
+
+
+def _check_speed(speed: float) -> None:
+    """--speed: 0 (as fast as possible) or a finite factor above 0 (NaN is refused too)."""
+    if not 0 <= speed < math.inf:
+        raise MonitorError(f"--speed must be 0 (as fast as possible) or more, got {speed}")
+
+
+def _listen_address(listen: str, source: str) -> str | None:
+    """The exporter's HOST:PORT, checked, or None for no exporter."""
+    from rigkit.monitor.exporter import DEFAULT_LISTEN, parse_listen
+
+    if listen == "auto":
+        return None if source.startswith("replay:") else DEFAULT_LISTEN
+    if listen == "off":
+        return None
+    parse_listen(listen)
+    return listen
+
+
+def _check_notify_targets(targets: list[str]) -> None:
+    """Each --notify URL parses (a webhook or an SMTP server with from/to)."""
+    if not targets:
+        return
+    from rigkit.monitor.notify import parse_target
+
+    for t in targets:
+        parse_target(t)
+
+
+def _has_samples(store: Store) -> bool:
+    """Whether the store holds a sample; True when that cannot be told (keep the file)."""
+    import sqlite3
+
+    try:
+        return store.count_samples() > 0
+    except (MonitorError, sqlite3.Error) as err:
+        logging.getLogger("rigkit.monitor").warning(
+            "cannot count samples in %s: %s", store.path, err
+        )
+        return True
 
 
 def _v(v: float | int | None, unit: str = "") -> str:
@@ -451,15 +517,29 @@ def record_cmd(
     duration: float | None = typer.Option(None, "--duration", help="Stop after S seconds."),
     count: int | None = typer.Option(None, "--count", help="Stop after N samples."),
     speed: float = typer.Option(0.0, "--speed", help="Replay source speed (0: fast)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace --out if it exists (only once the recording completes)."
+    ),
 ) -> None:
-    """Write samples from any source in the replay format (one JSON object per line)."""
-    from rigkit.monitor.record import record
+    """Write samples from any source in the replay format (one JSON object per line).
+
+    The file appears when the recording ends (Ctrl-C ends it too, keeping what was recorded); on
+    an error nothing is written and an existing file stays as it was."""
+    from rigkit.monitor.record import check_output, record
     from rigkit.monitor.sources import open_source
 
     if duration is None and count is None and not source.startswith("replay:"):
         raise MonitorError("record: give --duration or --count for a live source")
     _check_run_limits(interval, duration, count)
-    src = open_source(source, speed=speed)
+    _check_speed(speed)
+    check_output(out, overwrite=force)
+    src = open_source(source, speed=speed)  # a replay is read up to its first sample here
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         n = record(
             src,
@@ -468,10 +548,17 @@ def record_cmd(
             duration_s=duration,
             count=count,
             header=f"recorded by rigkit monitor record from {src.name}",
+            overwrite=force,
+            stop=stop,
         )
     finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
         src.close()
-    typer.echo(f"{n} samples written to {out}")
+    if n == 0 and stop.is_set():
+        typer.echo(f"stopped before the first sample; {out} not written")
+    else:
+        typer.echo(f"{n} samples written to {out}" + (" (stopped)" if stop.is_set() else ""))
 
 
 @monitor_app.command("export-config")

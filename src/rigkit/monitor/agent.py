@@ -16,11 +16,12 @@ Rules, responder and notifier are optional: without them the agent only records 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -302,7 +303,8 @@ def make_engine(rules_path: str | Path | None, build: Build | None) -> Engine | 
     except ImportError:
         log.warning("alert rules are not available in this installation; recording only")
         return None
-    return alerts.AlertEngine(alerts.load_rules(rules_path, build))
+    with _rules_error_on_one_line(rules_path):
+        return alerts.AlertEngine(alerts.load_rules(rules_path, build))
 
 
 def make_responder(
@@ -314,8 +316,34 @@ def make_responder(
     except ImportError:
         log.warning("thermal response is not available in this installation")
         return None
-    policy = respond.load_policy(rules_path, build)
+    with _rules_error_on_one_line(rules_path):
+        policy = respond.load_policy(rules_path, build)
     return respond.Responder(policy, enforce=enforce)
+
+
+@contextlib.contextmanager
+def _rules_error_on_one_line(rules_path: str | Path | None) -> Iterator[None]:
+    """A YAML syntax error in the rules file as one line, ``FILE:LINE: not valid YAML: PROBLEM``
+    (the parser's own message spans several lines, with a picture of the spot)."""
+    try:
+        yield
+    except MonitorError as err:
+        if "\n" not in err.message:
+            raise
+        cause = err.__cause__
+        mark = getattr(cause, "problem_mark", None) or getattr(cause, "context_mark", None)
+        problem = getattr(cause, "problem", None) or getattr(cause, "context", None)
+        line = getattr(mark, "line", None)
+        if rules_path is not None and isinstance(line, int) and problem:
+            where = f"{rules_path}:{line + 1}"
+            text = f"{where}: not valid YAML: {' '.join(str(problem).split())}"
+            context = getattr(cause, "context", None)
+            start = getattr(getattr(cause, "context_mark", None), "line", None)
+            if context and isinstance(start, int) and context != problem:
+                text += f" ({context} that starts on line {start + 1})"
+        else:
+            text = " ".join(err.message.split())
+        raise MonitorError(text, hint=err.hint) from cause
 
 
 def make_notifier(db_path: str | Path, targets: Sequence[str]) -> Notifier | None:
@@ -328,3 +356,56 @@ def make_notifier(db_path: str | Path, targets: Sequence[str]) -> Notifier | Non
         raise MonitorError("--notify is not supported by this installation") from err
     notifier: Notifier = notify.Notifier(db_path, list(targets))
     return notifier
+
+
+class NewDbGuard:
+    """Which files of a database exist before a run opens it, so that a run that fails before its
+    first sample can remove what it created. A database that was there before is never removed."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.existed = self.path.exists() or self.path.is_symlink()
+        # SQLite in WAL mode keeps two files beside the database
+        self._files = [self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")]
+        self._absent = [f for f in self._files if not (f.exists() or f.is_symlink())]
+        self._new_dirs: list[Path] = []  # deepest first: what the store's mkdir will create
+        d = self.path.parent
+        while not d.exists() and d != d.parent:
+            self._new_dirs.append(d)
+            d = d.parent
+
+    def open_store(self) -> Store:
+        """``Store(path)``; an error is a MonitorError and leaves nothing behind."""
+        if self.path.is_dir():
+            raise MonitorError(f"cannot open monitor database {self.path}: it is a directory")
+        try:
+            return Store(self.path)
+        except OSError as err:  # the directory cannot be made (a file in the way, no permission)
+            self.remove_created()
+            raise MonitorError(
+                f"cannot create monitor database {self.path}: {err.strerror or err}"
+            ) from err
+        except MonitorError:
+            self.remove_created()
+            raise
+
+    def remove_created(self) -> list[Path]:
+        """Remove the files (and directories) this run created; nothing when the database existed
+        before. Returns what was removed."""
+        if self.existed:
+            return []
+        removed: list[Path] = []
+        for f in self._absent:
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                log.warning("cannot remove %s: %s", f, err.strerror)
+                continue
+            removed.append(f)
+        for d in self._new_dirs:
+            with contextlib.suppress(OSError):  # not empty (someone else's files): keep it
+                d.rmdir()
+                removed.append(d)
+        return removed

@@ -8,10 +8,13 @@ src/rigkit/monitor/data/README.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,16 +37,57 @@ def dumps_sample(sample: Sample) -> str:
     return json.dumps(sample.to_dict(), separators=(",", ":"), allow_nan=False)
 
 
+def check_output(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Refuse an output path that a recording cannot (or must not) replace: a directory, a file in
+    a directory that does not exist, or an existing file unless ``overwrite``. Returns the path."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise MonitorError(f"cannot write replay file {out}: it is a directory")
+    parent = out.parent
+    if not parent.is_dir():
+        raise MonitorError(
+            f"cannot write replay file {out}: directory {parent} does not exist",
+            hint="create the directory first or choose another --out",
+        )
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise MonitorError(
+            f"replay file {out} already exists",
+            hint="pass --force to replace it; it is replaced only when the recording completes",
+        )
+    return out
+
+
 class Recorder:
-    """Appends samples to a replay file; each line is flushed so a crash loses at most one line."""
+    """Writes samples to a replay file; each line is flushed so a crash loses at most one line.
+
+    ``atomic=True`` writes to a temporary file beside ``path`` (``.NAME.PID.tmp``) and moves it onto
+    ``path`` in one step (:func:`os.replace`) on :meth:`commit`; :meth:`discard`, or leaving a
+    ``with`` block by an exception, removes it instead, so ``path`` is never left half written and
+    a file already there stays as it was unless the recording completes.
+    """
 
     def __init__(
-        self, path: str | Path, *, header: str | None = None, append: bool = False
+        self,
+        path: str | Path,
+        *,
+        header: str | None = None,
+        append: bool = False,
+        atomic: bool = False,
     ) -> None:
         self.path = Path(path).expanduser()
+        if atomic and append:
+            raise MonitorError("a replay file is appended to in place or replaced, not both")
+        self.atomic = atomic
+        self._tmp: Path | None = None
+        self._done = False
         try:
-            self._fh: IO[str] = self.path.open("a" if append else "w", encoding="utf-8")
+            if atomic:
+                self._tmp = self._make_temp()
+                self._fh: IO[str] = self._tmp.open("w", encoding="utf-8")
+            else:
+                self._fh = self.path.open("a" if append else "w", encoding="utf-8")
         except OSError as err:
+            self._remove_temp()
             raise MonitorError(f"cannot write replay file {self.path}: {err.strerror}") from err
         self.count = 0
         if header:
@@ -51,19 +95,86 @@ class Recorder:
                 self._fh.write(f"# {line}\n")
             self._fh.flush()
 
+    def _make_temp(self) -> Path:
+        """A new file beside ``path`` (same file system, so the final rename is atomic), created
+        with the permissions a plain ``open`` would give (0666 less the umask)."""
+        for k in range(100):
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{k}.tmp")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            self._tmp = tmp
+            return tmp
+        raise MonitorError(f"cannot write replay file {self.path}: no free temporary name")
+
     def write(self, sample: Sample) -> None:
         self._fh.write(dumps_sample(sample) + "\n")
         self._fh.flush()
         self.count += 1
 
-    def close(self) -> None:
+    def commit(self) -> None:
+        """Finish the file: for an atomic recorder, sync it and move it onto ``path``."""
+        if self._done:
+            return
+        self._done = True
+        if self._tmp is None:
+            self._fh.close()
+            return
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            self._fh.close()
+            self._remove_temp()
+            raise MonitorError(f"cannot write replay file {self.path}: {err.strerror}") from err
+        self._tmp = None
+        _sync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        """Give up: an atomic recorder removes its temporary file (``path`` is not touched); a
+        plain one keeps what it wrote."""
+        if self._done:
+            return
+        self._done = True
         self._fh.close()
+        self._remove_temp()
+
+    def _remove_temp(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+            self._tmp = None
+
+    def close(self) -> None:
+        """Commit (kept for callers that write a plain file and close it)."""
+        self.commit()
 
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every platform opens directories)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def record(
@@ -74,16 +185,26 @@ def record(
     duration_s: float | None = None,
     count: int | None = None,
     header: str | None = None,
+    overwrite: bool = False,
+    stop: threading.Event | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Read ``source`` every ``interval_s`` seconds (a replay paces itself: interval 0) and write
-    each sample to ``path``; stops after ``count`` samples, ``duration_s`` seconds or the end of a
-    finite source. Returns the number of samples written."""
+    each sample to ``path``; stops after ``count`` samples, ``duration_s`` seconds, the end of a
+    finite source, or when ``stop`` is set. Returns the number of samples written.
+
+    The file appears at ``path`` only when the recording ends normally (written beside it, then
+    renamed). An existing ``path`` is refused unless ``overwrite``; on an error it stays as it was.
+    Stopped by ``stop`` before the first sample, nothing is written and 0 is returned.
+    """
+    out = check_output(path, overwrite=overwrite)
     start = clock()
-    with Recorder(path, header=header) as rec:
+    with Recorder(out, header=header, atomic=True) as rec:
         next_due = start
         while count is None or rec.count < count:
+            if stop is not None and stop.is_set():
+                break
             if duration_s is not None and clock() - start >= duration_s:
                 break
             try:
@@ -95,9 +216,16 @@ def record(
                 next_due += interval_s
                 delay = next_due - clock()
                 if delay > 0:
-                    sleep(delay)
+                    if stop is not None:
+                        stop.wait(delay)
+                    else:
+                        sleep(delay)
                 else:
                     next_due = clock()
+        if rec.count == 0 and stop is not None and stop.is_set():
+            rec.discard()
+            log.info("stopped before the first sample: nothing written to %s", out)
+            return 0
         log.info("recorded %d samples to %s", rec.count, rec.path)
         return rec.count
 

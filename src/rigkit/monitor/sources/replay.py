@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import IO
@@ -52,7 +52,7 @@ def iter_replay(path: Path) -> Iterator[tuple[int, Sample]]:
         yield lineno, sample
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, Sample, float]]:
+def _iter_lines(path: Path) -> Generator[tuple[int, Sample, float], None, None]:
     """(line number, sample, age_s) for each sample line."""
     try:
         fh: IO[str] = path.open(encoding="utf-8")
@@ -115,14 +115,30 @@ class ReplaySource:
         self.loop = loop
         self._clock = clock
         self._sleep = sleep
+        # Read up to the first sample now, so that a file that cannot be read, is not UTF-8 text,
+        # has a bad first line or holds no sample at all is reported before anything else (a
+        # database, an output file) is opened. A bad line further on is reported when reached.
         self._it = _iter_lines(self.path)
+        self._pending: tuple[Sample, float] | None = self._first()
         self._t0_file: float | None = None
         self._t0_clock = 0.0
         self._offset = 0.0  # added to t when looping so time keeps increasing
         self._last_t: float | None = None
         self._closed = False
 
+    def _first(self) -> tuple[Sample, float]:
+        try:
+            return next(self._it)[1:]
+        except StopIteration:
+            raise MonitorError(
+                f"replay file {self.path} has no samples",
+                hint="one JSON object per line; blank lines and lines starting with # are skipped",
+            ) from None
+
     def _next(self) -> tuple[Sample, float]:
+        if self._pending is not None:
+            first, self._pending = self._pending, None
+            return first
         try:
             return next(self._it)[1:]
         except StopIteration:
@@ -157,3 +173,5 @@ class ReplaySource:
 
     def close(self) -> None:
         self._closed = True
+        self._pending = None
+        self._it.close()  # closes the file
