@@ -50,6 +50,7 @@ from rigkit.catalog.parts import (
     Ups,
 )
 from rigkit.errors import SpecError, UnknownIdError
+from rigkit.yamlerrors import yaml_problem
 
 __all__ = [
     "SITE_PRESETS",
@@ -405,18 +406,9 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     """Validate spec text. ``file`` is used in error messages."""
     try:
         root = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "malformed YAML").replace("\n", " ")
-        if exc.problem and exc.context and exc.context_mark is not None:
-            problem += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
-        raise SpecError(
-            f"not valid YAML: {problem}",
-            file=file,
-            line=mark.line + 1 if mark is not None else None,
-        ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"not valid YAML: {exc}".replace("\n", " "), file=file) from None
+        line, problem = yaml_problem(exc)
+        raise SpecError(problem, file=file, line=line) from None
     if root is None:
         raise SpecError("the spec is empty", file=file, line=1, hint="see examples/*.yaml")
     if not isinstance(root, yaml.MappingNode):

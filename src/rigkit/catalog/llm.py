@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rigkit.catalog.yamlcache import load_yaml
 from rigkit.errors import CatalogError, EstimateError, UnknownIdError
+from rigkit.yamlerrors import yaml_error_text
 
 __all__ = [
     "Engine",
@@ -614,7 +615,7 @@ def _read_yaml(name: str) -> Any:
     try:
         return load_yaml(text)
     except yaml.YAMLError as e:
-        raise CatalogError(f"catalog file {name} is not valid YAML: {e}") from None
+        raise CatalogError(yaml_error_text(f"catalog file {name}", e)) from None
 
 
 def _entries(name: str, key: str) -> list[dict[str, Any]]:

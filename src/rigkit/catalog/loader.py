@@ -35,6 +35,7 @@ from rigkit.catalog.parts import (
 )
 from rigkit.catalog.yamlcache import load_yaml
 from rigkit.errors import CatalogError, UnknownIdError
+from rigkit.yamlerrors import yaml_error_text
 
 # the C loader is several times faster; fall back to the pure-Python one
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -161,7 +162,7 @@ def parse_kind(kind: str, text: str, file: str) -> dict[str, Part]:
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{file}: not valid YAML: {exc}") from None
+        raise CatalogError(yaml_error_text(file, exc)) from None
     if raw is None:
         return {}
     if not isinstance(raw, list):

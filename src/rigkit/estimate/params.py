@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from rigkit.errors import EstimateError
+from rigkit.yamlerrors import yaml_error_text
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -219,7 +220,7 @@ def _profile_cached(path: str, mtime: float) -> Params:
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
-        raise EstimateError(f"profile {path} is not valid YAML: {e}") from None
+        raise EstimateError(yaml_error_text(f"profile {path}", e)) from None
     if not isinstance(data, dict) or not isinstance(data.get("fitted"), dict):
         raise EstimateError(f"profile {path} needs a top-level mapping 'fitted'")
     base = packaged_params()

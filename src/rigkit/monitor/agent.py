@@ -21,7 +21,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -303,8 +303,7 @@ def make_engine(rules_path: str | Path | None, build: Build | None) -> Engine | 
     except ImportError:
         log.warning("alert rules are not available in this installation; recording only")
         return None
-    with _rules_error_on_one_line(rules_path):
-        return alerts.AlertEngine(alerts.load_rules(rules_path, build))
+    return alerts.AlertEngine(alerts.load_rules(rules_path, build))
 
 
 def make_responder(
@@ -316,34 +315,8 @@ def make_responder(
     except ImportError:
         log.warning("thermal response is not available in this installation")
         return None
-    with _rules_error_on_one_line(rules_path):
-        policy = respond.load_policy(rules_path, build)
+    policy = respond.load_policy(rules_path, build)
     return respond.Responder(policy, enforce=enforce)
-
-
-@contextlib.contextmanager
-def _rules_error_on_one_line(rules_path: str | Path | None) -> Iterator[None]:
-    """A YAML syntax error in the rules file as one line, ``FILE:LINE: not valid YAML: PROBLEM``
-    (the parser's own message spans several lines, with a picture of the spot)."""
-    try:
-        yield
-    except MonitorError as err:
-        if "\n" not in err.message:
-            raise
-        cause = err.__cause__
-        mark = getattr(cause, "problem_mark", None) or getattr(cause, "context_mark", None)
-        problem = getattr(cause, "problem", None) or getattr(cause, "context", None)
-        line = getattr(mark, "line", None)
-        if rules_path is not None and isinstance(line, int) and problem:
-            where = f"{rules_path}:{line + 1}"
-            text = f"{where}: not valid YAML: {' '.join(str(problem).split())}"
-            context = getattr(cause, "context", None)
-            start = getattr(getattr(cause, "context_mark", None), "line", None)
-            if context and isinstance(start, int) and context != problem:
-                text += f" ({context} that starts on line {start + 1})"
-        else:
-            text = " ".join(err.message.split())
-        raise MonitorError(text, hint=err.hint) from cause
 
 
 def make_notifier(db_path: str | Path, targets: Sequence[str]) -> Notifier | None:

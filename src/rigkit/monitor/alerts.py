@@ -44,6 +44,7 @@ from rigkit.monitor.sample import (
     Sample,
     Severity,
 )
+from rigkit.yamlerrors import yaml_error_text
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -522,7 +523,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise MonitorError(f"{p}: not valid YAML: {err}") from err
+        raise MonitorError(yaml_error_text(str(p), err)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
