@@ -6,6 +6,9 @@ from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any, NamedTuple
 
 BOUNDS = ("memory-bandwidth", "compute", "interconnect", "cpu-ram")
+#: significant figures of every estimated quantity in ``to_dict`` / ``to_json``: the model is good
+#: to a few percent on its calibration GPUs and about 10% elsewhere, so more digits would be noise
+DIGITS = 3
 
 
 class Estimate(NamedTuple):
@@ -53,6 +56,8 @@ class Estimate(NamedTuple):
     params_source: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The result for the edges (JSON, reports); estimated quantities at :data:`DIGITS`
+        significant figures. The attributes keep full precision for arithmetic."""
         return {
             "model": self.model,
             "quant": self.quant,
@@ -67,26 +72,26 @@ class Estimate(NamedTuple):
             "fits": self.fits,
             "offload": self.offload,
             "runnable": self.runnable,
-            "memory_gb_per_gpu": self.memory_gb_per_gpu,
-            "vram_gb_per_gpu": self.vram_gb_per_gpu,
-            "prefill_tokens_per_s": self.prefill_tokens_per_s,
-            "decode_tokens_per_s": self.decode_tokens_per_s,
-            "aggregate_tokens_per_s": self.aggregate_tokens_per_s,
-            "ttft_s": self.ttft_s,
+            "memory_gb_per_gpu": sig(self.memory_gb_per_gpu),
+            "vram_gb_per_gpu": sig(self.vram_gb_per_gpu),
+            "prefill_tokens_per_s": sig(self.prefill_tokens_per_s),
+            "decode_tokens_per_s": sig(self.decode_tokens_per_s),
+            "aggregate_tokens_per_s": sig(self.aggregate_tokens_per_s),
+            "ttft_s": sig(self.ttft_s),
             "max_context": self.max_context,
             "max_concurrent_sequences": self.max_concurrent_sequences,
-            "load_time_s": self.load_time_s,
-            "load_time_cached_s": self.load_time_cached_s,
+            "load_time_s": sig(self.load_time_s),
+            "load_time_cached_s": sig(self.load_time_cached_s),
             "bound": self.bound,
             "prefill_bound": self.prefill_bound,
             "gpu_layers": self.gpu_layers,
             "cpu_layers": self.cpu_layers,
-            "cpu_ram_gb": self.cpu_ram_gb,
+            "cpu_ram_gb": sig(self.cpu_ram_gb),
             "breakdown": {
-                "memory_gb": dict(self.memory_terms),
-                "decode_ms_per_step": dict(self.decode_terms),
-                "prefill_ms": dict(self.prefill_terms),
-                "load_s": dict(self.load_terms),
+                "memory_gb": _sig_terms(self.memory_terms),
+                "decode_ms_per_step": _sig_terms(self.decode_terms),
+                "prefill_ms": _sig_terms(self.prefill_terms),
+                "load_s": _sig_terms(self.load_terms),
             },
             "assumptions": list(self.assumptions),
             "params": self.params_source,
@@ -101,19 +106,19 @@ class Estimate(NamedTuple):
             f',"gen":{_jnum(self.gen)},"batch":{_jnum(self.batch)},"ctx":{_jnum(self.ctx)}'
             f',"fits":{_jbool(self.fits)},"offload":{_jbool(self.offload)}'
             f',"runnable":{_jbool(self.runnable)}'
-            f',"memory_gb_per_gpu":{_jnum(self.memory_gb_per_gpu)}'
-            f',"vram_gb_per_gpu":{_jnum(self.vram_gb_per_gpu)}'
-            f',"prefill_tokens_per_s":{_jnum(self.prefill_tokens_per_s)}'
-            f',"decode_tokens_per_s":{_jnum(self.decode_tokens_per_s)}'
-            f',"aggregate_tokens_per_s":{_jnum(self.aggregate_tokens_per_s)}'
-            f',"ttft_s":{_jnum(self.ttft_s)},"max_context":{_jnum(self.max_context)}'
+            f',"memory_gb_per_gpu":{_jsig(self.memory_gb_per_gpu)}'
+            f',"vram_gb_per_gpu":{_jsig(self.vram_gb_per_gpu)}'
+            f',"prefill_tokens_per_s":{_jsig(self.prefill_tokens_per_s)}'
+            f',"decode_tokens_per_s":{_jsig(self.decode_tokens_per_s)}'
+            f',"aggregate_tokens_per_s":{_jsig(self.aggregate_tokens_per_s)}'
+            f',"ttft_s":{_jsig(self.ttft_s)},"max_context":{_jnum(self.max_context)}'
             f',"max_concurrent_sequences":{_jnum(self.max_concurrent_sequences)}'
-            f',"load_time_s":{_jnum(self.load_time_s)}'
-            f',"load_time_cached_s":{_jnum(self.load_time_cached_s)}'
+            f',"load_time_s":{_jsig(self.load_time_s)}'
+            f',"load_time_cached_s":{_jsig(self.load_time_cached_s)}'
             f',"bound":{_jstr(self.bound)}'
             f',"prefill_bound":{"null" if self.prefill_bound is None else _jstr(self.prefill_bound)}'
             f',"gpu_layers":{_jnum(self.gpu_layers)},"cpu_layers":{_jnum(self.cpu_layers)}'
-            f',"cpu_ram_gb":{_jnum(self.cpu_ram_gb)}'
+            f',"cpu_ram_gb":{_jsig(self.cpu_ram_gb)}'
             f',"breakdown":{{"memory_gb":{_jterms(self.memory_terms)}'
             f',"decode_ms_per_step":{_jterms(self.decode_terms)}'
             f',"prefill_ms":{_jterms(self.prefill_terms)}'
@@ -139,18 +144,31 @@ def _jnum(x: float | None) -> str:
     return repr(x)
 
 
+def _jsig(x: float | None) -> str:
+    """A measured-kind number as JSON, at :data:`DIGITS` significant figures."""
+    if x is None:
+        return "null"
+    if x != x or x in (_INF, -_INF):
+        return _jnum(x)
+    return _jnum(sig(x))
+
+
+def _sig_terms(terms: tuple[tuple[str, float], ...]) -> dict[str, float | None]:
+    return {k: sig(v) for k, v in terms}
+
+
 def _jbool(x: bool) -> str:
     return "true" if x else "false"
 
 
 def _jterms(terms: tuple[tuple[str, float], ...]) -> str:
-    return "{" + ",".join(f"{_jstr(k)}:{_jnum(v)}" for k, v in terms) + "}"
+    return "{" + ",".join(f"{_jstr(k)}:{_jsig(v)}" for k, v in terms) + "}"
 
 
-def sig(x: float | None, digits: int = 3) -> float | None:
+def sig(x: float | None, digits: int = DIGITS) -> float | None:
     """``x`` rounded to ``digits`` significant figures (what the model can support)."""
     if x is None:
         return None
-    if x == 0:
-        return 0.0
+    if x == 0 or x != x or x in (_INF, -_INF):
+        return x
     return float(f"{x:.{digits}g}")
