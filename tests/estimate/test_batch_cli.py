@@ -212,3 +212,34 @@ def test_batch_json_fast_path_matches_to_dict(case: dict[str, Any]) -> None:
     # batch mode writes to_json(); it must be the same text as encoding to_dict() (None speeds,
     # offload, does-not-run and multi-GPU results included)
     assert e.to_json() == json.dumps(e.to_dict(), separators=(",", ":"))
+
+
+def test_batch_reader_going_away_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cases = tmp_path / "cases.jsonl"
+    line = '{"model":"llama-3-8b","quant":"q4_k_m","gpu":"rtx-4090","prompt":512,"gen":128}\n'
+    cases.write_text(line * 5000)
+    # the reader takes one result line and closes the pipe, as `| head -1` does
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from rigkit.cli.entry import run; run()",
+            "estimate",
+            "--batch",
+            str(cases),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    rc = proc.wait(timeout=120)
+    assert first.startswith(b'{"model":"llama-3-8b"')
+    assert err == ""  # no traceback
+    assert rc == 141  # 128 + SIGPIPE (13), as a shell reports a filter cut off by `head`

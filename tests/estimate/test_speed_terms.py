@@ -129,3 +129,18 @@ def test_issue_bound_decode_reports_compute_and_says_why() -> None:
     # 1935 GB/s of issue > 907 GB/s of DRAM: bandwidth-bound, no such note
     assert r4090.bound == "memory-bandwidth"
     assert not any("SM-cycles" in a for a in r4090.assumptions)
+
+
+def test_flash_decoding_engines_use_their_attention_prior() -> None:
+    from rigkit.estimate import estimate
+
+    # decode attention arithmetic, Llama-3-8B at batch 256, depth 512 + 256 / 2 = 640:
+    # 256 seq x 32 layers x (4 x 32 heads x 128) FLOP x 640 positions = 8.59e10 FLOP
+    flop = 256 * 32 * (4 * 32 * 128) * 640
+    e = estimate("llama-3-8b", "fp8", "h100-sxm", engine="vllm", prompt=512, gen=256, batch=256)
+    # vLLM's flash-decoding kernels at 25% of the H100 SXM's 67 TFLOPS FP32: 5.13 ms
+    assert abs(dict(e.decode_terms)["attention"] - flop / (67e12 * 0.25) * 1e3) < 0.01
+    ll = estimate("llama-3-8b", "q8_0", "h100-sxm", prompt=512, gen=256, batch=256)
+    # llama.cpp keeps the fitted non-flash efficiency (~2.9%): about 8.6 times slower attention
+    ratio = dict(ll.decode_terms)["attention"] / dict(e.decode_terms)["attention"]
+    assert abs(ratio - 0.25 / _params().attn_decode_fp32_efficiency) < 0.05

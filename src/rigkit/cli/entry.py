@@ -38,8 +38,21 @@ def _batch_fast_path(argv: list[str]) -> bool:
 
 
 def run() -> None:
-    """`rigkit`: batch estimates skip building the CLI; everything else goes to :mod:`main`."""
-    argv = sys.argv[1:]
+    """`rigkit`: batch estimates skip building the CLI; everything else goes to :mod:`main`.
+
+    A reader that goes away (``rigkit estimate --batch cases.jsonl | head``) ends the command
+    quietly, as it does for other Unix filters: no traceback, exit status 141 (SIGPIPE).
+    """
+    try:
+        _run(sys.argv[1:])
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)
+
+
+def _run(argv: list[str]) -> None:
     if argv[:1] == ["estimate"] and "--batch" in " ".join(argv):
         from rigkit.errors import RigkitError
 

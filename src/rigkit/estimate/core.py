@@ -148,13 +148,15 @@ def _make_setup(
         layers = split_layers(m.n_layers, n)
         w = [li * m.layer_bytes for li in layers]
         w[-1] += m.out_bytes
-        if embd_on_gpu and not (m.out_bytes == m.embd_bytes and n == 1):
+        if embd_on_gpu and not (m.tied and n == 1):  # a tied head on one GPU: one copy
             w[0] += m.embd_bytes
         kvf = [li / m.n_layers for li in layers]
     elif mode == "tensor":
         share = 1.0 / n
         per = (
-            m.n_layers * m.layer_bytes + m.out_bytes + (m.embd_bytes if embd_on_gpu else 0.0)
+            m.n_layers * m.layer_bytes
+            + m.out_bytes
+            + (m.embd_bytes if embd_on_gpu and not m.tied else 0.0)
         ) * share
         w = [per] * n
         kvf = [kv_share(m, n)] * n
@@ -290,6 +292,7 @@ def estimate(
     gpu_layers: int | None = None
     cpu_layers: int | None = None
     out_on_gpu = True
+    run_batch = batch  # sequences in flight at once (a paged KV cache may hold fewer)
     offload = False
     runnable = fits
     cpu_ram = m.embd_bytes if (llama_like or m.embedding_on_cpu) else 0.0
@@ -340,6 +343,19 @@ def estimate(
             if li > 0
         ]
         cap_tokens = min(caps) if caps else math.inf
+    elif not fits and weights_fit and not llama_like and cap_tokens >= ctx:
+        # paged KV cache: the engine admits as many sequences as its KV pool holds and queues
+        # the rest (vLLM, TGI, ExLlamaV2's dynamic generator), so the batch runs in waves
+        run_batch = int(cap_tokens // ctx)
+        runnable = True
+        kv_needed = run_batch * m.kv_token_bytes(ctx)
+        used = [fi + kv_needed * kf for fi, kf in zip(fixed, kvf, strict=True)]
+        worst = used.index(max(used))
+        assumptions.append(
+            f"the KV cache holds {run_batch} of the {batch} sequences of {ctx:,} tokens at once: "
+            f"{engine} runs {run_batch} and queues the rest, so speeds are for {run_batch} "
+            "concurrent sequences"
+        )
     elif not fits:
         why = (
             "weights alone exceed"
@@ -349,6 +365,11 @@ def estimate(
         if en.supports_offload and not llama_like:
             why += f" the memory {engine} claims; its CPU offload copies weights over PCIe every step (not modelled)"
         assumptions.append(f"does not fit: {why} GPU memory")
+        if weights_fit and cap_tokens >= ctx:
+            assumptions.append(
+                f"at most {int(cap_tokens // ctx)} sequences of {ctx:,} tokens fit ({engine} "
+                "allocates the KV cache of every sequence slot when it starts)"
+            )
 
     if math.isinf(cap_tokens):
         cap_tokens = float(m.max_context)
@@ -358,7 +379,7 @@ def estimate(
             f"context {ctx:,} is above the model's trained context of {m.max_context:,} tokens:"
             " the figures assume it could run, quality beyond it is not modelled"
         )
-    max_conc = int(cap_tokens // ctx) if runnable else 0
+    max_conc = int(cap_tokens // ctx) if runnable or weights_fit else 0
     if not runnable:
         max_context = 0 if not fits and not offload else max_context
 
@@ -393,7 +414,7 @@ def estimate(
                 n,
                 layers,
                 out_on_gpu,
-                batch,
+                run_batch,
                 depth,
                 cpu_layers or 0,
                 c,
@@ -408,13 +429,13 @@ def estimate(
                 flops_peak,
                 mode,
                 n,
-                batch,
+                run_batch,
                 prompt,
                 cpu_layers or 0,
                 out_on_gpu,
                 su.rates,
             )
-            prefill_rate = batch * prompt / t_pf
+            prefill_rate = run_batch * prompt / t_pf
             ttft = t_pf
 
     cold, cached, load_terms = load_times(

@@ -49,6 +49,8 @@ class EngineParams:
     extra_formats: tuple[str, ...] = ()  # formats the engine loads beyond the catalog's list
     issue_limited: bool = True  # decode mat-vec kernels limited by SMs x clock (llama.cpp's are)
     mma_sync: bool = False  # GEMMs use mma.sync-class kernels only (no Hopper wgmma): llama.cpp
+    # decode attention arithmetic as a fraction of FP32 peak; 0: the fitted (llama.cpp) value
+    attn_decode_efficiency: float = 0.0
 
 
 @dataclass(frozen=True)

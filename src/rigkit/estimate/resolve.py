@@ -61,6 +61,7 @@ class ModelNums:
         "out_bytes",
         "params_b",
         "score_bytes_layer_pos",
+        "tied",
         "total_bytes",
         "vocab",
         "window",
@@ -105,6 +106,7 @@ class ModelNums:
     attn_ops_layer_pos: float
     score_bytes_layer_pos: float
     embedding_on_cpu: bool
+    tied: bool  # the LM head is the token embedding matrix (one copy on a GPU that has both)
 
     def expert_fraction(self, batch: int) -> float:
         """Share of a layer's routed experts that ``batch`` tokens touch (uniform routing)."""
@@ -256,6 +258,7 @@ def model_nums(model_id: str, format_id: str) -> ModelNums:
         n_active=m.moe.n_active if m.moe is not None else 1,
         embd_bytes=embd,
         out_bytes=out,
+        tied=bool(m.tied_embeddings),
         total_bytes=total,
         flops_layer=2.0 * layer_active,
         flops_out=2.0 * head_params,

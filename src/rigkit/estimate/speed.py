@@ -11,6 +11,7 @@ Decode step time (batch ``B`` sequences at context depth ``d``)::
     compute  = 2 x active params x B / (tensor FLOPS x e_prefill)      -- roofline: max(weights, compute)
     kv       = B x d x KV bytes per token / (BW x e_bw)
     attn     = B x d x 4 x heads x head_dim per layer / (FP32 FLOPS x e_attn)
+               (e_attn: fitted for llama.cpp; an engine prior for flash-decoding kernels)
     overhead = layers x layer_overhead_us (kernel launches and small ops; host-bound, any GPU)
 
 Prompt time (N tokens in micro-batches of U)::
@@ -112,7 +113,7 @@ def decode_step(
         * m.attn_ops_layer_pos
         * dd
         * share
-        / (g.fp32 * p.attn_decode_fp32_efficiency)
+        / (g.fp32 * (ep.attn_decode_efficiency or p.attn_decode_fp32_efficiency))
     )
     t_fix = layers * fix
     return t_w, t_c, t_kv, t_attn, t_fix
