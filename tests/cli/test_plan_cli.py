@@ -198,3 +198,16 @@ def test_claims_reach_json_and_text() -> None:
     assert cost["value"] == 18072  # the seed's own line items: 3899 + 7200 + ... + 275
     res = runner.invoke(app, ["plan", str(spec)])
     assert "Stated figures: 8 of 15 stated figures hold" in res.stdout
+
+
+@pytest.mark.parametrize("columns", ["100", "120"])
+def test_capacity_table_keeps_model_ids_whole(columns: str) -> None:
+    res = runner.invoke(app, ["plan", str(REF)], env={"COLUMNS": columns})
+    assert res.exit_code == 1  # the reference build has error findings
+    cap = res.stdout[res.stdout.index("Capacity: 4x rtx-4090") :]
+    cap = cap[: cap.index("Performance claims")]
+    # every catalog model id of the table is printed in full, none cut to "llama-3.…"
+    for model in ("llama-3.1-405b", "llama-3.3-70b", "mixtral-8x22b", "deepseek-r1"):
+        assert model in cap
+    assert "…" not in cap
+    assert "VRAM bw" in cap  # bounds in their terminal form

@@ -370,6 +370,15 @@ _HEAD = (
 )
 
 
+#: what bounds decode, in a terminal's width (JSON, Markdown and HTML keep the full names)
+BOUND_SHORT = {
+    "memory-bandwidth": "VRAM bw",
+    "compute": "compute",
+    "interconnect": "GPU link",
+    "cpu-ram": "RAM bw",
+}
+
+
 def _verdict(r: CapacityRow) -> str:
     if r.fits:
         return "fits"
@@ -459,19 +468,28 @@ def capacity_html(cap: Capacity) -> str:
 
 def capacity_rich(cap: Capacity) -> list[Any]:
     """rich renderables: the capacity table and the claims table."""
+    from rich import box
     from rich.table import Table
 
     t = Table(
-        title=f"Capacity: {cap.gpus}x {cap.gpu}, {CAPACITY_CTX:,}-token context, prompt {PROMPT}, gen {GEN}"
+        title=f"Capacity: {cap.gpus}x {cap.gpu}, {CAPACITY_CTX:,}-token context, prompt {PROMPT}, gen {GEN}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
     )
     for h in _HEAD:
+        # ids and figures never wrap or crop: headings break at spaces instead
         t.add_column(
-            h,
+            h.replace(" ", "\n") if h not in ("model", "format", "engine") else h,
             justify="right" if h not in ("model", "format", "engine", "runs", "bound") else "left",
+            no_wrap=True,
         )
     style = {"fits": "green", "offload": "yellow", "no": "red"}
     for r in cap.rows:
-        t.add_row(*_cells(r), style=style[_verdict(r)])
+        cells = list(_cells(r))
+        cells[2] = cells[2].replace(" (tensor)", " TP")  # as in the compact table
+        cells[-1] = BOUND_SHORT.get(cells[-1], cells[-1])
+        t.add_row(*cells, style=style[_verdict(r)])
     out: list[Any] = [t]
     if cap.expectations:
         c = Table(title="Performance claims")

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rigkit.design.registry import Severity
+from rigkit.estimate.capacity import BOUND_SHORT
 from rigkit.report import tables
 
 if TYPE_CHECKING:
@@ -26,12 +27,6 @@ VERDICT_STYLE = {"holds": "green", "does not hold": "yellow", "inflated": "yello
 #: below this many columns the findings and capacity tables take their compact form
 NARROW_COLUMNS = 100
 
-_BOUND_SHORT = {
-    "memory-bandwidth": "VRAM bw",
-    "compute": "compute",
-    "interconnect": "GPU link",
-    "cpu-ram": "RAM bw",
-}
 _PLAUSIBLE = {
     True: ("plausible", "green"),
     False: ("NOT plausible", "red"),
@@ -51,6 +46,14 @@ def _num(x: float | None) -> str:
 def _ctx(n: int) -> str:
     """Context length in tokens: 8192 -> 8k, 131072 -> 128k, 11264 -> 11k."""
     return f"{n // 1024}k" if n >= 1024 else str(n)
+
+
+def _too_wide(console: Console, renderable: Any) -> bool:
+    """Whether ``renderable`` needs more columns than the terminal has (it would be cropped)."""
+    from rich.measure import Measurement
+
+    wide = console.options.update_width(10_000)
+    return Measurement.get(console, wide, renderable).maximum > console.width
 
 
 def compact_capacity(cap: Any) -> Table:
@@ -83,7 +86,7 @@ def compact_capacity(cap: Any) -> Table:
             _num(r.memory_gb_per_gpu),
             _num(r.decode_tokens_per_s),
             _ctx(r.max_context) if r.runnable else "-",
-            _BOUND_SHORT.get(r.bound, r.bound),
+            BOUND_SHORT.get(r.bound, r.bound),
             end_section=False,
         )
         last = r.model
@@ -178,7 +181,11 @@ def render_text(
                 t.add_row(f.rule, f.message, fix)
         console.print(t)
     renderables = list(capacity or [])
-    if narrow and result.capacity is not None and renderables:
+    if (
+        result.capacity is not None
+        and renderables
+        and (narrow or _too_wide(console, renderables[0]))
+    ):
         # the estimator's wide table first, then its claims table: swap both for narrow ones
         renderables[0] = compact_capacity(result.capacity)
         if len(renderables) > 1 and result.capacity.expectations:
