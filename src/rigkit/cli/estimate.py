@@ -115,6 +115,12 @@ def register(app: typer.Typer) -> None:
         profile: str | None = typer.Option(
             None, "--profile", help="calibration profile from `rigkit calibrate`"
         ),
+        nvlink: bool | None = typer.Option(
+            None,
+            "--nvlink/--no-nvlink",
+            help="NVLink-capable PCIe cards are paired by bridges (default: only SXM modules use NVLink)",
+            show_default=False,
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time."""
@@ -153,6 +159,7 @@ def register(app: typer.Typer) -> None:
             ram_gb=ram_gb,
             profile=profile,
             disk_read_gb_s=disk_read_gb_s,
+            nvlink=nvlink,
         )
         d = est.to_dict()
         if as_json:

@@ -280,6 +280,12 @@ def _weights_gb(model: str, quant: str) -> float:
     return model_nums(model, quant).total_bytes / 1e9
 
 
+def _bridged(build: Build) -> bool | None:
+    """True when the spec pairs NVLink-capable PCIe cards with bridges; None: the GPU's default."""
+    linked = any(g.nvlink_bridge and g.gpu.nvlink for g in build.gpus)
+    return True if linked and build.gpus[0].gpu.form_factor == "pcie" else None
+
+
 def plan_capacity(build: Build) -> Capacity:
     """The model x format table for the build's GPUs and the check of its expectations."""
     from rigkit.catalog.llm import load_llm_catalog
@@ -303,6 +309,7 @@ def plan_capacity(build: Build) -> Capacity:
         "cpu": build.cpu.id,
         "ram_gb": float(build.memory_gb),
         "disk_read_gb_s": disk,
+        "nvlink": _bridged(build),
     }
     rows: list[CapacityRow] = []
     assumptions = [
@@ -560,7 +567,11 @@ def roofline_png(
             label="roof: one GPU at a time (layer split)",
         )
     dec_x, dec_y, labels = [], [], []
-    common: dict[str, Any] = {"cpu": build.cpu.id, "ram_gb": float(build.memory_gb)}
+    common: dict[str, Any] = {
+        "cpu": build.cpu.id,
+        "ram_gb": float(build.memory_gb),
+        "nvlink": _bridged(build),
+    }
     for b in (1, 4, 16, 64, 256):
         ctx = PROMPT + GEN
         ai = b * flops_tok / (weights + b * m.kv_token_bytes(ctx))

@@ -111,7 +111,14 @@ class _Setup:
 
 
 def _make_setup(
-    model: str, quant: str, gpu: str, gpus: int, engine: str, split: str | None, p: Params
+    model: str,
+    quant: str,
+    gpu: str,
+    gpus: int,
+    engine: str,
+    split: str | None,
+    p: Params,
+    nvlink: bool | None = None,
 ) -> _Setup:
     en = engine_nums(engine)
     ep = p.engines.get(en.id) or p.engine(en.model_id)
@@ -125,6 +132,12 @@ def _make_setup(
         )
     m = model_nums(model, quant)
     g = gpu_nums(gpu)
+    if nvlink is not None and nvlink != g.nvlink:
+        if nvlink and not g.nvlink_capable:
+            raise EstimateError(
+                f"{gpu} has no NVLink", hint="leave nvlink unset: its GPUs talk over PCIe"
+            )
+        g = g.with_nvlink(nvlink)
     llama_like = en.model_id == "llama.cpp"
     if split is None:
         split = en.default_split
@@ -199,7 +212,14 @@ def _make_setup(
 
 @functools.lru_cache(maxsize=4096)
 def _setup_cached(
-    model: str, quant: str, gpu: str, gpus: int, engine: str, split: str | None, source: str
+    model: str,
+    quant: str,
+    gpu: str,
+    gpus: int,
+    engine: str,
+    split: str | None,
+    source: str,
+    nvlink: bool | None = None,
 ) -> _Setup:
     # ``source`` is part of the key: one entry per parameter set
     return _make_setup(
@@ -210,6 +230,7 @@ def _setup_cached(
         engine,
         split,
         load_params(None if source == "packaged" else source),
+        nvlink,
     )
 
 
@@ -238,6 +259,7 @@ def estimate(
     ram_gb: float | None = None,
     profile: str | Path | None = None,
     disk_read_gb_s: float | None = None,
+    nvlink: bool | None = None,
     *,
     params: Params | None = None,
 ) -> Estimate:
@@ -247,6 +269,8 @@ def estimate(
     concurrent sequences; ``ctx`` is the context allocated per sequence (default prompt + gen).
     Decode speed is averaged over the generated tokens (context depth prompt .. prompt + gen).
     ``cpu``/``ram_gb`` describe the host for CPU offload; ``profile`` is a calibration profile.
+    ``nvlink``: True when NVLink-capable PCIe cards are paired by bridges (default: only SXM
+    modules use NVLink), False to take SXM modules over PCIe.
     Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
     """
     if not (type(gpus) is int and type(prompt) is int and type(gen) is int and type(batch) is int):
@@ -255,6 +279,8 @@ def estimate(
         _check_ints(gpus=gpus, prompt=prompt, gen=gen, batch=batch)
     if prompt == 0 and gen == 0:
         raise EstimateError("prompt and gen are both 0: nothing to estimate")
+    if nvlink is not None and type(nvlink) is not bool:
+        raise EstimateError(f"nvlink must be true or false, got {nvlink!r}")
     # `not 0 < x < inf` rather than `x <= 0`: NaN and infinity are refused too
     if ram_gb is not None and not 0 < ram_gb < math.inf:
         raise EstimateError(f"ram_gb must be > 0, got {ram_gb}")
@@ -266,12 +292,12 @@ def estimate(
         raise EstimateError(f"ctx {ctx} is smaller than prompt + gen = {prompt + gen}")
     if params is None:
         p = load_params(profile)
-        su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source)
+        su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink)
         if su.p is not p:  # a profile file changed since: rebuild
             _setup_cached.cache_clear()
-            su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source)
+            su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink)
     else:
-        su = _make_setup(model, quant, gpu, gpus, engine, split, params)
+        su = _make_setup(model, quant, gpu, gpus, engine, split, params, nvlink)
     p, en, ep, m, g = su.p, su.en, su.ep, su.m, su.g
     if cpu is not None:  # an unknown id is an error even when nothing is offloaded (cached lookup)
         cpu_nums(cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
@@ -467,6 +493,11 @@ def estimate(
         assumptions.append(
             f"row split: every matrix split across {n} GPUs, the main GPU gathers the results after each of "
             f"{4 + m.mlp_matrices} matmuls per layer; KV cache on the main GPU"
+        )
+    if n > 1 and g.nvlink_capable and not g.nvlink:
+        assumptions.append(
+            f"no NVLink bridge assumed: the {g.id} cards talk over PCIe (pass nvlink=true / "
+            "--nvlink if they are bridged)"
         )
     if gen > 0 and runnable:
         issue = issue_bytes_s(m, g, p, ep)

@@ -130,6 +130,7 @@ class GpuNums:
         "chip_class",
         "f16_acc16",
         "f16_acc32",
+        "form_factor",
         "fp8",
         "fp32",
         "id",
@@ -137,6 +138,7 @@ class GpuNums:
         "name",
         "nvlink",
         "nvlink_bw",
+        "nvlink_capable",
         "p2p",
         "pcie_bw_raw",
         "sm_hz",
@@ -157,7 +159,9 @@ class GpuNums:
     int8: float
     pcie_bw_raw: float  # bytes/s per direction
     p2p: bool
-    nvlink: bool
+    nvlink: bool  # GPUs talk over NVLink in this estimate (SXM; PCIe cards with a bridge)
+    nvlink_capable: bool  # the card has NVLink (PCIe cards need a bridge to use it)
+    form_factor: str  # "pcie" or "sxm"
     nvlink_bw: float | None
     sm_hz: float | None  # streaming multiprocessors x boost clock (SM-cycles per second)
     tdp: float | None  # board power limit, W
@@ -166,6 +170,12 @@ class GpuNums:
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
             setattr(self, k, v)
+
+    def with_nvlink(self, on: bool) -> GpuNums:
+        """A copy whose GPUs do (``on``: bridged, capable cards only) or do not use NVLink."""
+        kw = {k: getattr(self, k) for k in self.__slots__}
+        kw["nvlink"] = on and self.nvlink_capable
+        return GpuNums(**kw)
 
     def gemm_flops(self, compute_dtype: str, kernel: str, accumulate: str) -> float:
         """Peak dense tensor FLOP/s for the matmuls an engine runs in this format."""
@@ -303,7 +313,12 @@ def gpu_nums_from(g: Any) -> GpuNums:
         int8=g.int8_tops * 1e12,
         pcie_bw_raw=PCIE_LANE_GB_S.get(g.pcie_gen, 1.969) * g.pcie_lanes * 1e9,
         p2p=bool(g.p2p),
-        nvlink=bool(g.nvlink),
+        # SXM modules sit on an NVLink baseboard; PCIe cards link only through an optional bridge,
+        # assumed absent unless an estimate says otherwise (estimate(nvlink=True), a spec's
+        # nvlink_bridge)
+        nvlink=bool(g.nvlink) and getattr(g, "form_factor", "pcie") == "sxm",
+        nvlink_capable=bool(g.nvlink),
+        form_factor=str(getattr(g, "form_factor", "pcie")),
         nvlink_bw=g.nvlink_bandwidth_gb_s * 1e9 if g.nvlink_bandwidth_gb_s else None,
         sm_hz=sm_hz,
         tdp=float(g.tdp_w) if getattr(g, "tdp_w", None) else None,
