@@ -29,3 +29,19 @@ def test_text_view_states_accuracy_and_rounds_vram() -> None:
     assert "GB of 25.8" in res.output
     assert "25.7698" not in res.output
     assert "±10% decode" in res.output
+
+
+def test_text_view_of_a_batch_that_runs_in_waves() -> None:
+    # vLLM's KV pool on an RTX 4090 holds 50 sequences of 768 tokens of Llama-3-8B F16
+    # (tests/estimate/test_paged_waves.py has the arithmetic): 64 run as 50 + queue
+    res = CliRunner().invoke(
+        build_app(["estimate"]),
+        [
+            "estimate",
+            *("--model", "llama-3-8b", "--quant", "f16", "--gpu", "rtx-4090"),
+            *("--engine", "vllm", "--prompt", "512", "--gen", "256", "--batch", "64"),
+        ],
+        env={"COLUMNS": "120"},
+    )
+    assert res.exit_code == 0, res.output  # it runs
+    assert "50 of 64 sequences run together, the rest queue" in res.output

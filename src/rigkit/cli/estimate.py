@@ -44,6 +44,11 @@ def _render(d: dict[str, Any]) -> None:
         verdict = "[green]fits in GPU memory[/green]"
     elif d["offload"] and d["runnable"]:
         verdict = f"[yellow]does not fit: offloads {d['cpu_layers']} of {d['gpu_layers'] + d['cpu_layers']} layers to the CPU[/yellow]"
+    elif d["runnable"]:  # a paged KV cache: the batch runs in waves
+        verdict = (
+            f"[yellow]the batch does not fit at once: {d['max_concurrent_sequences']} of "
+            f"{d['batch']} sequences run together, the rest queue[/yellow]"
+        )
     else:
         verdict = "[red]does not fit[/red]"
     con.print(verdict)
