@@ -84,6 +84,12 @@ def test_power_and_heat_claims_are_low(ref: PlanResult) -> None:
     # 7500 BTU/h / 3.412 = 2198 W at the wall; the plan's wall power is higher
     assert heat.verdict == "does not hold"
     assert "2,198 W" in heat.note
+    # the claim is the machine's heat, and so is the figure it is checked against; the UPS's
+    # losses (APC SRT3000XLA at 94%: 2593 W / 0.94 - 2593 W = 165.5 W) heat the room besides,
+    # 2593 / 0.94 = 2758 W x 3.412 = 9,412 BTU/h
+    assert heat.value == pytest.approx(ref.summary.wall_power_w * 3.412)
+    assert heat.worked_out.endswith("BTU/h (the machine)")
+    assert "UPS's 165.5 W of losses: 2,758 W x 3.412 = 9,412 BTU/h" in heat.note
 
 
 def test_950_cfm_is_m3_per_hour(ref: PlanResult) -> None:

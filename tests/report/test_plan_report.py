@@ -63,6 +63,15 @@ def test_markdown(result: PlanResult) -> None:
     assert "| gpu0: RTX 4090 | S1 | cpu | Gen4 x16 (card Gen4 x16) | 31.5 |" in md  # 16 x 1.969
 
 
+def test_glance_says_the_ups_losses() -> None:
+    r = plan(rp.ref(ups=rp.ups()), capacity=False)
+    md = render_markdown(r)
+    # rigparts' online UPS at the 0.94 default: 2612.81 / 0.94 = 2779.59 W, 166.78 W of losses
+    assert "| Wall power | 2,613 W machine + 167 W UPS losses = 2,780 W |" in md
+    # machine 2612.81 x 3.412 = 8914.9; room 2779.59 x 3.412 = 9483.9 BTU/h
+    assert "| Heat | 8,915 BTU/h machine; 9,484 BTU/h with the UPS |" in md
+
+
 def test_text_hides_notes_unless_verbose(result: PlanResult) -> None:
     console = Console(record=True, width=140)
     render_text(result, console)

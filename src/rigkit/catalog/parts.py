@@ -255,6 +255,15 @@ class Ups(Part):
     runtime_chart: list[tuple[float, float]] = Field(
         default_factory=list, description="(load W, minutes) from the maker's runtime chart"
     )
+    efficiency_full_load: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="fraction of its input power the unit delivers at (near) full load in its "
+        "normal operating mode (online: double conversion, not an ECO/green bypass mode; "
+        "line-interactive and standby: line mode), from the maker's sheet; None: not taken down, "
+        "the power model then uses its default for the topology",
+    )
 
     @property
     def plug(self) -> PlugRating | None:

@@ -212,10 +212,19 @@ def _sustained(b: Build, s: Summary, c: dict[str, Any]) -> _Worked:
 
 
 def _heat(b: Build, s: Summary, c: dict[str, Any]) -> _Worked:
+    """The machine's heat (its wall power), which is what a build's heat figure states; with a UPS
+    the room also gets the UPS's losses, said in the note (HVC001 sizes the cooling on both)."""
+    note = f"{float(c['value']) / BTU_H_PER_W:,.0f} W would give the claimed figure"
+    p = s.power
+    if p.ups_efficiency is not None:
+        note += (
+            f"; the room also gets the UPS's {_num(p.ups_loss_w)} W of losses: "
+            f"{_num(p.circuit_w)} W x 3.412 = {_num(p.room_heat_btu_h)} BTU/h"
+        )
     return _Worked(
         s.heat_btu_h,
-        f"{_num(s.wall_power_w)} W at the wall x 3.412 = {_num(s.heat_btu_h)} BTU/h",
-        note=f"{float(c['value']) / BTU_H_PER_W:,.0f} W would give the claimed figure",
+        f"{_num(s.wall_power_w)} W at the wall x 3.412 = {_num(s.heat_btu_h)} BTU/h (the machine)",
+        note=note,
     )
 
 
@@ -349,7 +358,8 @@ FIGURE_DOCS: dict[str, str] = {
     "efficiency curve peaks",
     "psu_capacity_w": "sum of the PSU ratings",
     "sustained_power_w": "sustained DC load (GPUs at their power limit + the rest)",
-    "heat_btu_h": "wall power x 3.412",
+    "heat_btu_h": "the machine's wall power x 3.412; with a UPS the note adds its losses, which "
+    "also heat the room",
     "fans_cfm": "sum of the case fans' CFM; a claim equal to the m3/h figure is named",
     "storage_read_gb_s": "the fastest volume's rated sequential read, capped by its M.2 links",
     "load_time_s": "size_gb over the fastest volume's read, or over the GPUs' PCIe links when "

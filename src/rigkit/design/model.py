@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rigkit.build import Build, PlacedGpu
-    from rigkit.catalog.parts import M2Slot, PcieSlot, Psu
+    from rigkit.catalog.parts import M2Slot, PcieSlot, Psu, Ups
 
 # --- constants (with where they come from) ------------------------------------------------------
 
@@ -54,6 +54,19 @@ PSU_POWER_FACTOR = 0.99
 #: UPS runtime from battery energy: usable depth of discharge and inverter efficiency.
 UPS_DEPTH_OF_DISCHARGE = 0.8
 UPS_INVERTER_EFFICIENCY = 0.9
+
+#: UPS efficiency in normal operation (output W / input W at near full load) where the catalog entry
+#: has no maker's figure, by topology. Maker sheets give about 92-95% for double-conversion online
+#: units in online mode (APC SRT3000XLA: 94%) and 97-98% for line-interactive and standby units,
+#: which pass the mains through while it is good; the ENERGY STAR Uninterruptible Power Supplies
+#: specification (v2.0) grades its minimum efficiencies the same way (VFI online units lowest,
+#: VI line-interactive and VFD standby higher). Lower figures are the cautious choice for the
+#: circuit and the heat.
+UPS_DEFAULT_EFFICIENCY: dict[str, float] = {
+    "online": 0.94,
+    "line-interactive": 0.97,
+    "standby": 0.97,
+}
 
 #: one 8-pin PCIe connector is rated 150 W (PCIe CEM); a 12VHPWR adapter has one input per 150 W.
 PCIE_8PIN_W = 150.0
@@ -283,11 +296,25 @@ class PsuLoad:
         }
 
 
+def ups_efficiency(ups: Ups) -> tuple[float, str]:
+    """The UPS's efficiency in normal operation and where it comes from: the catalog's maker
+    figure, or :data:`UPS_DEFAULT_EFFICIENCY` for its topology."""
+    if ups.efficiency_full_load is not None:
+        return ups.efficiency_full_load, "maker's sheet"
+    return UPS_DEFAULT_EFFICIENCY[ups.topology], f"default for {ups.topology} units"
+
+
 @dataclass(frozen=True)
 class PowerBudget:
+    """The machine's power, from the DC terms to the PSUs' AC input (``wall_w``) and, when the build
+    has a UPS, to the UPS's input (``circuit_w``): the UPS draws its load over its efficiency and
+    turns the difference into heat in the room."""
+
     terms: tuple[PowerTerm, ...]
     psus: tuple[PsuLoad, ...]
     transient_ratios_known: bool
+    ups_efficiency: float | None = None  # None: no UPS
+    ups_efficiency_from: str | None = None  # "maker's sheet", "default for online units"
 
     @property
     def sustained_w(self) -> float:
@@ -315,8 +342,27 @@ class PowerBudget:
         return sum(p.peak_w / p.efficiency for p in self.psus)
 
     @property
+    def circuit_w(self) -> float:
+        """Sustained load on the branch circuit, and the energy bought: the UPS's input (its load,
+        the PSUs' input, over its efficiency), or the PSUs' input when there is no UPS."""
+        if self.ups_efficiency is None:
+            return self.wall_w
+        return self.wall_w / self.ups_efficiency
+
+    @property
+    def ups_loss_w(self) -> float:
+        """What the UPS itself turns into heat in normal operation (0 without a UPS)."""
+        return self.circuit_w - self.wall_w
+
+    @property
     def heat_btu_h(self) -> float:
+        """The machine's own heat: its wall power x 3.412."""
         return self.wall_w * BTU_H_PER_W
+
+    @property
+    def room_heat_btu_h(self) -> float:
+        """Heat into the room: the machine plus the UPS's losses (the UPS stands beside it)."""
+        return self.circuit_w * BTU_H_PER_W
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -326,6 +372,11 @@ class PowerBudget:
             "peak_w": round(self.peak_w, 1),
             "wall_w": round(self.wall_w, 1),
             "heat_btu_h": round(self.heat_btu_h),
+            "ups_efficiency": self.ups_efficiency,
+            "ups_efficiency_from": self.ups_efficiency_from,
+            "ups_loss_w": round(self.ups_loss_w, 1),
+            "circuit_w": round(self.circuit_w, 1),
+            "room_heat_btu_h": round(self.room_heat_btu_h),
             "transient_ratios_known": self.transient_ratios_known,
         }
 
@@ -415,7 +466,11 @@ def power_budget(build: Build) -> PowerBudget:
                 load / eff,
             )
         )
-    return PowerBudget(tuple(gpu_terms + sys_terms), tuple(loads), known)
+    ups_eff: float | None = None
+    ups_from: str | None = None
+    if build.ups is not None:
+        ups_eff, ups_from = ups_efficiency(build.ups)
+    return PowerBudget(tuple(gpu_terms + sys_terms), tuple(loads), known, ups_eff, ups_from)
 
 
 # --- site ---------------------------------------------------------------------------------------
@@ -587,16 +642,30 @@ def total_cost_usd(build: Build) -> float:
     return sum(c.total_usd for c in cost_lines(build))
 
 
-def electricity_usd_per_hour(build: Build, wall_w: float) -> float:
-    return wall_w / 1000.0 * build.site.electricity_usd_per_kwh
+def ups_input_w(build: Build, psu_input_w: float) -> float:
+    """What the outlet supplies for ``psu_input_w`` at the PSUs: the build's UPS (when it has one)
+    draws its load over its efficiency (:func:`ups_efficiency`)."""
+    if build.ups is None:
+        return psu_input_w
+    return psu_input_w / ups_efficiency(build.ups)[0]
 
 
-def electricity_usd_per_month(build: Build, wall_w: float) -> float:
+def electricity_usd_per_hour(build: Build, psu_input_w: float) -> float:
+    """Energy cost per hour at ``psu_input_w`` (:attr:`PowerBudget.wall_w`); the energy is bought at
+    the outlet, so the UPS's losses are added when the build has one."""
+    return ups_input_w(build, psu_input_w) / 1000.0 * build.site.electricity_usd_per_kwh
+
+
+def electricity_usd_per_month(build: Build, psu_input_w: float) -> float:
     """Always-on machine: in use ``hours_per_day`` at ``utilization`` of sustained wall power, idle
-    the rest of the day at ``idle_power_fraction``."""
+    the rest of the day at ``idle_power_fraction``. ``psu_input_w`` is the PSUs' input
+    (:attr:`PowerBudget.wall_w`); the UPS's losses are added when the build has one (at the full-load
+    efficiency all day: the losses of an online unit are a larger share of a light load, so idle
+    hours cost a little more than this)."""
     s = build.site
     hours = min(max(s.hours_per_day, 0.0), 24.0)
-    kwh_day = wall_w / 1000.0 * (hours * s.utilization + (24.0 - hours) * s.idle_power_fraction)
+    kw = ups_input_w(build, psu_input_w) / 1000.0
+    kwh_day = kw * (hours * s.utilization + (24.0 - hours) * s.idle_power_fraction)
     return kwh_day * DAYS_PER_MONTH * s.electricity_usd_per_kwh
 
 

@@ -41,8 +41,8 @@ def glance_rows(result: PlanResult) -> list[tuple[str, str]]:
         ("PSUs", " + ".join(f"{p.wattage_w:.0f} W" for p in s.power.psus) or "none"),
         ("Sustained DC load", f"{s.sustained_power_w:,.0f} W"),
         ("Peak with GPU transients", f"{s.peak_power_w:,.0f} W"),
-        ("Wall power", f"{s.wall_power_w:,.0f} W"),
-        ("Heat", f"{s.heat_btu_h:,.0f} BTU/h"),
+        ("Wall power", wall_text(result)),
+        ("Heat", heat_text(result)),
         ("Storage read (fastest volume)", f"{s.storage_read_gb_s:.1f} GB/s"),
         ("Total cost", f"${s.total_cost_usd:,.0f}"),
         ("Electricity", f"${s.electricity_usd_month:,.0f}/month"),
@@ -51,6 +51,25 @@ def glance_rows(result: PlanResult) -> list[tuple[str, str]]:
         be = f"{s.break_even_h:,.0f} h" if s.break_even_h is not None else "never"
         rows.append(("Break-even vs cloud", f"{be} against {b.cloud.name}"))
     return rows
+
+
+def wall_text(result: PlanResult) -> str:
+    """'2,593 W' or, with a UPS, what the outlet supplies: '2,593 W machine + 166 W UPS losses =
+    2,758 W'."""
+    p = result.summary.power
+    if p.ups_efficiency is None:
+        return f"{p.wall_w:,.0f} W"
+    return f"{p.wall_w:,.0f} W machine + {p.ups_loss_w:,.0f} W UPS losses = {p.circuit_w:,.0f} W"
+
+
+def heat_text(result: PlanResult) -> str:
+    """The machine's heat and, with a UPS, the room's: '8,847 BTU/h machine; 9,412 BTU/h with the
+    UPS'."""
+    s = result.summary
+    out = f"{s.heat_btu_h:,.0f} BTU/h"
+    if s.power.ups_efficiency is None:
+        return out
+    return f"{out} machine; {s.power.room_heat_btu_h:,.0f} BTU/h with the UPS"
 
 
 def grouped(result: PlanResult) -> list[tuple[Severity, list[Finding]]]:

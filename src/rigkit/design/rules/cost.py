@@ -58,18 +58,23 @@ def comparable_instance(
 @rule("CST001", "Total cost and electricity", "cost", Severity.INFO)
 def total_cost(build: Build) -> Iterator[Finding]:
     """Total hardware cost from catalog prices plus extra_cost_usd, and the electricity bill at the
-    site's tariff, hours per day and utilisation (idle power the rest of the day).
+    site's tariff, hours per day and utilisation (idle power the rest of the day). The energy is
+    what the outlet supplies: with a UPS, its input (the machine's wall power over the UPS's
+    efficiency), so the UPS's losses are on the bill.
 
     Parts without a price are listed so the total is not mistaken for complete.
     """
     lines = cost_lines(build)
     total = total_cost_usd(build)
     missing = [c.item for c in lines if c.unit_usd is None]
-    wall = power_budget(build).wall_w
-    month = electricity_usd_per_month(build, wall)
+    budget = power_budget(build)
+    month = electricity_usd_per_month(build, budget.wall_w)
+    drawn = f"{budget.circuit_w:.0f} W"
+    if budget.ups_efficiency is not None:
+        drawn += f" with {budget.ups_loss_w:.0f} W of UPS losses"
     s = build.site
     msg = (
-        f"hardware ${total:,.0f}; electricity ~${month:,.0f}/month ({wall:.0f} W x "
+        f"hardware ${total:,.0f}; electricity ~${month:,.0f}/month ({drawn} x "
         f"{s.hours_per_day:g} h/day x {s.utilization:.0%} use at ${s.electricity_usd_per_kwh:g}/kWh)"
     )
     if missing:
@@ -81,14 +86,16 @@ def total_cost(build: Build) -> Iterator[Finding]:
         severity=Severity.WARNING if missing else Severity.INFO,
         total_usd=round(total, 2),
         electricity_usd_month=round(month, 2),
+        energy_w=round(budget.circuit_w, 1),
         unpriced=missing,
     )
 
 
 @rule("CST002", "Break-even against the cloud", "cost", Severity.WARNING)
 def break_even(build: Build) -> Iterator[Finding]:
-    """Break-even hours = total cost / (cloud $/h - own electricity $/h at sustained wall power),
-    against an instance of COMPARABLE capability (GPU memory within 1-2x of the build's).
+    """Break-even hours = total cost / (cloud $/h - own electricity $/h at sustained wall power,
+    with a UPS at its input), against an instance of COMPARABLE capability (GPU memory within 1-2x
+    of the build's).
 
     Why: comparing 96 GB of GeForce memory with an 8x A100 (320 GB) instance flatters the build.
     Fix: compare with a comparable instance; the rule names the cheapest one in the catalog.

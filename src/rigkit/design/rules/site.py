@@ -36,22 +36,38 @@ UPS_WARN_LOADING = 0.8
 AIRFLOW_MARGIN = 1.5
 
 
+def _machine_text(wall_w: float, ups_efficiency: float | None) -> str:
+    """'2593 W machine + 166 W UPS losses at 94% efficiency', or '2593 W machine' without a UPS."""
+    out = f"{wall_w:.0f} W machine"
+    if ups_efficiency is None:
+        return out
+    loss = wall_w / ups_efficiency - wall_w
+    return out + f" + {loss:.0f} W UPS losses at {ups_efficiency:.0%} efficiency"
+
+
 @rule("CIR001", "Branch circuit capacity", "circuit", Severity.ERROR)
 def branch_circuit(build: Build) -> Iterator[Finding]:
-    """Sustained wall power plus the circuit's other load must stay within 80% of the breaker
+    """Sustained load on the circuit plus its other load must stay within 80% of the breaker
     (continuous load, NEC 210.19(A)/210.20): 120 V 15 A -> 1440 W, 20 A -> 1920 W, 230 V 16 A ->
-    2944 W.
+    2944 W. The load is the PSUs' input, or with a UPS the UPS's input: its load over its
+    efficiency (the catalog's maker figure, else 0.94 for online and 0.97 for line-interactive
+    units), so a double-conversion unit adds about 6% in normal operation.
 
     Why: a breaker loaded past its continuous rating for hours trips or runs its wiring hot. On a
-    shared circuit other outlets add load nobody planned for. Fix: a dedicated circuit big enough
-    (e.g. 240 V 20 A -> 3840 W), lower GPU power limits, or split the load over two circuits.
+    shared circuit other outlets add load nobody planned for. After an outage the UPS also
+    recharges its battery, drawing more than this for a while (not counted: the catalog has no
+    charger figures). Fix: a dedicated circuit big enough (e.g. 240 V 20 A -> 3840 W), lower GPU
+    power limits, or split the load over two circuits.
     """
     s = build.site
-    wall = power_budget(build).wall_w
+    budget = power_budget(build)
+    wall = budget.wall_w
     usable = circuit_usable_w(s.mains_voltage_v, s.breaker_a)
-    load = wall + s.other_load_w
+    load = budget.circuit_w + s.other_load_w
     data: dict[str, Any] = {
         "wall_w": round(wall, 1),
+        "ups_loss_w": round(budget.ups_loss_w, 1),
+        "ups_efficiency": budget.ups_efficiency,
         "other_load_w": s.other_load_w,
         "load_w": round(load, 1),
         "usable_w": round(usable, 1),
@@ -62,8 +78,9 @@ def branch_circuit(build: Build) -> Iterator[Finding]:
     circuit = f"{s.mains_voltage_v:g} V {s.breaker_a:g} A " + (
         "dedicated" if s.dedicated_circuit else "shared"
     )
+    machine = _machine_text(wall, budget.ups_efficiency)
     msg = (
-        f"sustained wall load {load:.0f} W ({wall:.0f} W machine + {s.other_load_w:.0f} W other) on "
+        f"sustained wall load {load:.0f} W ({machine} + {s.other_load_w:.0f} W other) on "
         f"a {circuit} circuit: usable continuous {s.mains_voltage_v:g} x {s.breaker_a:g} x 0.8 = "
         f"{usable:.0f} W ({load / usable:.0%})"
     )
@@ -101,20 +118,35 @@ def branch_circuit(build: Build) -> Iterator[Finding]:
         yield finding("CIR001", msg, "none needed", severity=Severity.INFO, **data)
 
 
+def _room_heat(build: Build) -> tuple[float, str, str]:
+    """Heat into the room in W, how it adds up and whose it is: the machine's wall power, plus the
+    UPS's losses when there is one (the UPS stands in the same room)."""
+    budget = power_budget(build)
+    if budget.ups_efficiency is None:
+        return budget.wall_w, f"{budget.wall_w:.0f} W at the wall", "the machine"
+    heat = budget.circuit_w
+    how = f"{budget.wall_w:.0f} W machine + {budget.ups_loss_w:.0f} W UPS losses = {heat:.0f} W"
+    return heat, how, "the machine and its UPS"
+
+
 @rule("THM001", "Heat output", "thermal", Severity.INFO)
 def heat_output(build: Build) -> Iterator[Finding]:
-    """All wall power ends up as heat in the room: BTU/h = W x 3.412 (12,000 BTU/h = 1 ton).
+    """All wall power ends up as heat in the room: BTU/h = W x 3.412 (12,000 BTU/h = 1 ton). With a
+    UPS in the room its losses (its input less its output) are heat there too.
 
     Why: it sizes the room cooling. Uses sustained wall power, not the DC load.
     """
-    wall = power_budget(build).wall_w
-    btu = wall * BTU_H_PER_W
+    budget = power_budget(build)
+    heat, how, _ = _room_heat(build)
+    btu = heat * BTU_H_PER_W
+    arith = f"{how} = {heat:.0f} x 3.412" if budget.ups_efficiency is None else f"{how} x 3.412"
     yield finding(
         "THM001",
-        f"{wall:.0f} W at the wall = {wall:.0f} x 3.412 = {btu:,.0f} BTU/h "
-        f"({btu / BTU_H_PER_TON:.2f} tons of cooling)",
+        f"{arith} = {btu:,.0f} BTU/h ({btu / BTU_H_PER_TON:.2f} tons of cooling)",
         "none needed",
-        wall_w=round(wall, 1),
+        wall_w=round(budget.wall_w, 1),
+        ups_loss_w=round(budget.ups_loss_w, 1),
+        heat_w=round(heat, 1),
         heat_btu_h=round(btu),
         tons=round(btu / BTU_H_PER_TON, 2),
     )
@@ -173,39 +205,44 @@ def case_airflow(build: Build) -> Iterator[Finding]:
 
 @rule("HVC001", "Room cooling", "hvac", Severity.ERROR)
 def room_cooling(build: Build) -> Iterator[Finding]:
-    """The room needs cooling equal to the heat output (site.room_cooling_btu_h).
+    """The room needs cooling equal to the heat output (site.room_cooling_btu_h): the machine's
+    wall power plus, with a UPS in the room, the UPS's losses.
 
     Why: a closed room with 2 kW of heat warms by several degrees an hour; GPUs then throttle.
     Fix: an air conditioner rated at least the heat output (12,000 BTU/h = 1 ton), or exhaust the
     heat outside.
     """
-    btu = power_budget(build).wall_w * BTU_H_PER_W
+    heat, how, who = _room_heat(build)
+    btu = heat * BTU_H_PER_W
     have = build.site.room_cooling_btu_h
     if have is None:
         yield finding(
             "HVC001",
-            f"no room cooling stated: the machine adds {btu:,.0f} BTU/h, which needs at least that "
-            f"much extra cooling ({btu / BTU_H_PER_TON:.2f} tons)",
+            f"no room cooling stated: {who} add{'' if ' and ' in who else 's'} {btu:,.0f} BTU/h "
+            f"({how}), which needs at least that much extra cooling ({btu / BTU_H_PER_TON:.2f} tons)",
             f"state site.room_cooling_btu_h; a unit of {max(BTU_H_PER_TON, btu):,.0f} BTU/h or more "
             "covers it",
             severity=Severity.WARNING,
+            heat_w=round(heat, 1),
             heat_btu_h=round(btu),
             cooling_btu_h=None,
         )
     elif have < btu:
         yield finding(
             "HVC001",
-            f"room cooling {have:,.0f} BTU/h is less than the machine's {btu:,.0f} BTU/h",
+            f"room cooling {have:,.0f} BTU/h is less than the {btu:,.0f} BTU/h of {who} ({how})",
             f"add {btu - have:,.0f} BTU/h of cooling or lower GPU power limits",
+            heat_w=round(heat, 1),
             heat_btu_h=round(btu),
             cooling_btu_h=have,
         )
     else:
         yield finding(
             "HVC001",
-            f"room cooling {have:,.0f} BTU/h covers the machine's {btu:,.0f} BTU/h",
+            f"room cooling {have:,.0f} BTU/h covers the {btu:,.0f} BTU/h of {who} ({how})",
             "none needed",
             severity=Severity.INFO,
+            heat_w=round(heat, 1),
             heat_btu_h=round(btu),
             cooling_btu_h=have,
         )
@@ -223,7 +260,8 @@ def ups_runtime_min(ups: Ups, load_w: float) -> tuple[float, str]:
 @rule("UPS001", "UPS capacity and runtime", "ups", Severity.ERROR)
 def ups_capacity(build: Build) -> Iterator[Finding]:
     """The UPS must carry the sustained wall load in both W and VA (PF 0.99 for active-PFC PSUs),
-    and give at least 5 minutes for a clean shutdown.
+    and give at least 5 minutes for a clean shutdown. The ratings are the UPS's output, so its
+    load is the PSUs' input; its own losses come on top at its input (CIR001, THM001).
 
     Why: an overloaded UPS drops the load on the first outage, which is worse than none. Fix: a
     bigger UPS, or a lower power limit set automatically when on battery.
@@ -380,7 +418,7 @@ def ups_input_plug(build: Build) -> Iterator[Finding]:
     Why: a 2700 W 120 V UPS draws over 2700 / 120 = 22.5 A at full load, so its maker fits an
     L5-30P that no 15 or 20 A circuit has a socket for; a 120 V unit at 230 V is destroyed, a
     230 V unit at 120 V never leaves battery. A circuit that matches the plug is rated for the unit's full input current;
-    CIR001 checks the machine's actual load on it. Fix: an electrician adds a dedicated circuit
+    CIR001 checks the actual load on it (the UPS's input). Fix: an electrician adds a dedicated circuit
     with the plug's receptacle (e.g. 30 A 120 V with an L5-30R), or a UPS whose plug fits the
     circuit and which still carries the load. Never use plug adapters to bridge the difference.
     """
@@ -389,7 +427,8 @@ def ups_input_plug(build: Build) -> Iterator[Finding]:
         return
     s = build.site
     volts, amps = s.mains_voltage_v, s.breaker_a
-    wall = power_budget(build).wall_w
+    budget = power_budget(build)
+    wall = budget.wall_w
     plug = ups.plug
     alts = ups_alternatives(build, wall)
     data: dict[str, Any] = {
@@ -437,7 +476,7 @@ def ups_input_plug(build: Build) -> Iterator[Finding]:
         f"no UPS in the catalog with a plug for a {amps:g} A {volts:g} V circuit carries the "
         f"{wall:.0f} W load"
     )
-    if wall + s.other_load_w > usable:
+    if budget.circuit_w + s.other_load_w > usable:
         none += f" (nor does the circuit itself: {usable:.0f} W continuous, see CIR001)"
     if kind == "voltage":
         fix = f"choose a UPS for {volts:g} V mains" + (f", such as {such}" if alts else f"; {none}")
