@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/rigkit plan examples/reference-4x4090.yaml --out $(DEMO_OUT) || test $$? -eq 1
+	$(VENV)/bin/rigkit plan examples/reference-4x4090.yaml --out $(DEMO_OUT) --force || test $$? -eq 1
 
 llama-server: $(STAMP)
 	LLAMA_CACHE=$(LLAMA_CACHE) $(PY) scripts/build_llama_server.py

@@ -116,11 +116,16 @@ def _id_shorthand(value: Any) -> Any:
     return {"id": value} if isinstance(value, str) else value
 
 
+#: far above any workstation's part count; a typo (99999999 GPUs) fails here instead of
+#: expanding into that many parts while the build is resolved
+MAX_QUANTITY = 1000
+
+
 class PartRef(_Strict):
     """A catalog id and how many."""
 
     id: str
-    quantity: int = Field(default=1, ge=1, strict=True)  # strict: `true` is not 1
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY, strict=True)  # strict: `true` is not 1
 
     @_model_validator(mode="before")
     @classmethod
@@ -132,7 +137,7 @@ class MemoryRef(_Strict):
     """One module type and the number of modules (required: no sensible default)."""
 
     id: str
-    quantity: int = Field(ge=1, strict=True)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
 
     @_model_validator(mode="before")
     @classmethod
@@ -436,8 +441,12 @@ def load_spec(path: str | Path) -> Spec:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("no such file", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read: {exc}", file=str(p)) from None
+    except OSError as exc:  # a directory, no permission
+        raise SpecError(f"cannot read: {exc.strerror or exc}", file=str(p)) from None
+    except UnicodeDecodeError:
+        raise SpecError(
+            "not a text file (not UTF-8)", file=str(p), hint="a spec is YAML text"
+        ) from None
     return parse_spec(text, file=str(p))
 
 

@@ -339,3 +339,315 @@ def test_qa_soak_seconds_must_be_finite(
 ) -> None:
     code, err = run_cli(["qa", "--checks", "soak", "--soak-seconds", seconds], monkeypatch, capsys)
     assert_one_line(code, err, "--soak-seconds must be 0 or more")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        # the parser's own picture was four lines: usage, "Try ...", a blank line, "Error: ..."
+        (["plan"], "plan: Missing argument 'spec'. (hint: rigkit plan --help)"),
+        (["plan", str(REF), "--format", "xml"], "plan: Invalid value for '--format'"),
+        (["catalog", "gpuz"], "catalog: No such command 'gpuz'. Did you mean 'gpus'?"),
+        (["no-such-command"], "No such command 'no-such-command'. (hint: rigkit --help)"),
+        (["estimate", "--gpus", "two"], "estimate: Invalid value for '--gpus'"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    argv: list[str],
+    needle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, needle)
+
+
+def test_binary_spec(
+    binary: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was "cannot read: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+    code, err = run_cli(["plan", str(binary)], monkeypatch, capsys)
+    assert_one_line(code, err, "binary.yaml: not a text file (not UTF-8)")
+
+
+def test_spec_quantity_has_a_ceiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 99999999 GPUs expanded into that many cards before the slot count was compared (a hang)
+    text = REF.read_text(encoding="utf-8").replace(
+        "{id: rtx-4090, quantity: 4}", "{id: rtx-4090, quantity: 99999999}"
+    )
+    spec = tmp_path / "typo.yaml"
+    spec.write_text(text, encoding="utf-8")
+    code, err = run_cli(["plan", str(spec)], monkeypatch, capsys)
+    assert_one_line(code, err, "parts.gpus[0].quantity: input should be less than or equal to 1000")
+
+
+def _existing(directory: Path, name: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    mine = directory / name
+    mine.write_text("my notes\n", encoding="utf-8")
+    return mine
+
+
+def test_plan_out_keeps_existing_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = _existing(tmp_path / "out", "report.md")
+    argv = ["plan", str(REF), "--json", "--out", str(tmp_path / "out")]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "already has report.md", "pass --force")
+    assert mine.read_text(encoding="utf-8") == "my notes\n"
+
+
+def test_plan_out_must_be_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "a-file"
+    f.write_text("x\n", encoding="utf-8")
+    code, err = run_cli(["plan", str(REF), "--json", "--out", str(f)], monkeypatch, capsys)
+    assert_one_line(code, err, f"--out {f} is a file, not a directory")
+
+
+def test_qa_out_keeps_existing_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = _existing(tmp_path / "qa", "qa-results.json")
+    argv = ["qa", "--checks", "inventory", "--out", str(tmp_path / "qa")]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "already has qa-results.json", "pass --force")
+    assert mine.read_text(encoding="utf-8") == "my notes\n"
+
+
+def test_export_config_needs_force_to_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "prom"
+    mine = _existing(out, "rigkit-alerts.yml")
+    argv = ["monitor", "export-config", "--out", str(out), "--json"]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "already has rigkit-alerts.yml", "pass --force")
+    assert mine.read_text(encoding="utf-8") == "my notes\n"
+    # with --force the five files are written (exit status 0: returns without SystemExit)
+    monkeypatch.setattr(sys, "argv", ["rigkit", *argv, "--force"])
+    entry.run()
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["files"]) == 5  # alerts, promtool tests, scrape config, targets, dashboard
+    assert mine.read_text(encoding="utf-8") != "my notes\n"
+
+
+def test_calibrate_keeps_existing_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = _existing(tmp_path, "my-rig.yaml")
+    csv = ROOT / "tests" / "fixtures" / "calibration" / "rtx4090-q4-decode.csv"
+    code, err = run_cli(["calibrate", str(csv), "--out", str(mine)], monkeypatch, capsys)
+    assert_one_line(code, err, f"--out {mine} already exists", "pass --force")
+    assert mine.read_text(encoding="utf-8") == "my notes\n"
+
+
+def test_calibrate_checks_gpu_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every row names its GPU, so --gpu is not needed; a typo in it is still reported
+    csv = ROOT / "tests" / "fixtures" / "calibration" / "rtx4090-q4-decode.csv"
+    code, err = run_cli(["calibrate", str(csv), "--gpu", "rtx4090"], monkeypatch, capsys)
+    assert_one_line(code, err, "unknown gpu id 'rtx4090'", "rtx-4090")
+
+
+@pytest.mark.parametrize("checks", [",", " , ", ""])
+def test_qa_checks_naming_nothing(
+    checks: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a run of no checks had verdict pass and exit status 0
+    code, err = run_cli(["qa", "--checks", checks], monkeypatch, capsys)
+    assert_one_line(code, err, "names no check")
+
+
+def test_qa_baseline_is_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was "baseline file DIR does not exist"
+    argv = ["qa", "--checks", "inventory", "--baseline", str(tmp_path)]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, f"--baseline {tmp_path} is a directory")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        # port 99999 reached the socket's bind(): an OverflowError traceback
+        (["--port", "99999"], "--port must be between 0 and 65535, not 99999"),
+        (["--port", "-1"], "--port must be between 0 and 65535, not -1"),
+        # a NaN or infinite delay passed the `< 0` test and hung every client
+        (["--ttft-ms", "nan"], "--ttft-ms must be a number of milliseconds, 0 or more, not nan"),
+        (["--itl-ms", "inf"], "--itl-ms must be a number of milliseconds, 0 or more, not inf"),
+        (["--tokens", "-1"], "--tokens must be 0 or more, not -1"),
+        (["--fault-after", "-2"], "--fault-after must be 0 or more, not -2"),
+        (["--retry-after-s", "-1"], "--retry-after-s must be 0 or more, not -1"),
+    ],
+)
+def test_mock_server_bad_options(
+    extra: list[str],
+    needle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run_cli(["bench", "mock-server", "--port", "0", *extra], monkeypatch, capsys)
+    assert_one_line(code, err, needle)
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_bench_serve_output_checked_before_the_run(
+    option: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # port 9 refuses connections: the message shows the output was refused before any request
+    argv = ["bench", "serve", "--url", "http://127.0.0.1:9", "--model", "m", "-q"]
+    code, err = run_cli([*argv, option, str(tmp_path)], monkeypatch, capsys)
+    assert_one_line(code, err, f"{option} {tmp_path} is a directory")
+
+
+@pytest.mark.parametrize("command", [["status"], ["events"], ["history", "--metric", "power_w"]])
+def test_monitor_readers_leave_an_empty_file_alone(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # SQLite turned the empty file into a 4096-byte database before the reader refused it
+    empty = tmp_path / "notes.txt"
+    empty.write_bytes(b"")
+    code, err = run_cli(["monitor", *command, "--db", str(empty)], monkeypatch, capsys)
+    assert_one_line(code, err, f"{empty} is not a rigkit monitor database")
+    assert empty.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no -wal, no -shm
+
+
+@pytest.fixture()
+def monitor_db(tmp_path: Path) -> Path:
+    """A monitor database with the 101 samples of spike.jsonl (2 GPUs)."""
+    from rigkit.monitor.sources.base import SourceExhausted
+    from rigkit.monitor.sources.replay import ReplaySource
+    from rigkit.monitor.store import Store
+
+    db = tmp_path / "m.db"
+    source = ReplaySource(ROOT / "tests" / "fixtures" / "replay" / "spike.jsonl", speed=0)
+    with Store(db) as store:
+        while True:
+            try:
+                store.write_sample(source.read())
+            except SourceExhausted:
+                break
+    return db
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        # NaN compared false with every sample time: "no events", exit status 0
+        (["events", "--since", "nan"], "--since: 'nan' is not a time"),
+        (["events", "--since", "inf"], "--since: 'inf' is not a time"),
+        (["history", "--metric", "temperature_c", "--gpu", "-1"], "--gpu must be a GPU index"),
+    ],
+)
+def test_monitor_readers_bad_options(
+    extra: list[str],
+    needle: str,
+    monitor_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run_cli(["monitor", *extra, "--db", str(monitor_db)], monkeypatch, capsys)
+    assert_one_line(code, err, needle)
+
+
+def test_monitor_history_plot_into_a_directory(
+    monitor_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # matplotlib wrote DIR.png beside the directory, and the command said "plot: DIR"
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    argv = ["monitor", "history", "--metric", "temperature_c", "--db", str(monitor_db)]
+    code, err = run_cli([*argv, "--plot", str(plots)], monkeypatch, capsys)
+    assert_one_line(code, err, f"--plot {plots} is a directory")
+    assert not (tmp_path / "plots.png").exists()
+
+
+def test_monitor_db_under_a_file_is_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rigkit.errors import MonitorError
+    from rigkit.monitor.agent import NewDbGuard
+
+    f = tmp_path / "a-file"
+    f.write_text("x\n", encoding="utf-8")
+    with pytest.raises(MonitorError, match="Not a directory"):
+        NewDbGuard(f / "sub" / "m.db").open_store()
+    # removing m.db, m.db-wal and m.db-shm, which never existed, logged three warnings
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_monitor_rules_unknown_rule_named_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  no_such_rule:\n    threshold: 5\n", encoding="utf-8")
+    argv = ["monitor", "export-config", "--rules", str(rules), "--out", str(tmp_path / "o")]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "rules.no_such_rule: no default rule has this name")
+    assert err.count("rules.no_such_rule") == 1  # the place was written twice
+
+
+def test_estimate_batch_refuses_single_case_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --model and --gpus were ignored without a word: every case comes from the file
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(CASE, encoding="utf-8")
+    argv = ["estimate", "--batch", str(cases), "--model", "llama-3-70b", "--gpus", "2"]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "--model, --gpus would be ignored")
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])  # fast path, full CLI
+def test_estimate_batch_bad_profile_stops_the_batch(
+    extra: list[str],
+    binary: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the profile error was written as the "error" of every case, with exit status 0
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(CASE * 2, encoding="utf-8")
+    argv = ["estimate", "--batch", str(cases), "--profile", str(binary), *extra]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "binary.yaml: not a text file (not UTF-8)")
+    assert capsys.readouterr().out == ""
+
+
+def test_qa_soak_seconds_and_replay_conflict(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the replay was judged and --soak-seconds ignored (exit status 1 for spike.jsonl's alert)
+    replay = ROOT / "tests" / "fixtures" / "replay" / "spike.jsonl"
+    argv = ["qa", "--checks", "soak", "--soak-seconds", "5", "--soak-replay", str(replay)]
+    code, err = run_cli(argv, monkeypatch, capsys)
+    assert_one_line(code, err, "give --soak-seconds or --soak-replay, not both")
+
+
+def test_qa_refused_input_creates_no_out_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --out was created before the storage path was checked: an empty directory stayed behind
+    out = tmp_path / "qa"
+    argv = ["qa", "--checks", "storage", "--storage-path", str(tmp_path / "nope")]
+    code, err = run_cli([*argv, "--out", str(out)], monkeypatch, capsys)
+    assert_one_line(code, err, f"storage path {tmp_path / 'nope'} does not exist")
+    assert not out.exists()

@@ -62,8 +62,18 @@ class MockConfig:
             raise BenchError(f"unknown fault {self.fault!r}", hint="one of " + ", ".join(FAULTS))
         if self.usage not in USAGE_STYLES:
             raise BenchError(f"unknown usage style {self.usage!r}")
-        if self.ttft_ms < 0 or self.itl_ms < 0:
-            raise BenchError("delays cannot be negative")
+        for name, ms in (("ttft_ms", self.ttft_ms), ("itl_ms", self.itl_ms)):
+            # NaN passes a `< 0` test and an infinite delay never sends: both hang a client
+            if not (math.isfinite(ms) and ms >= 0):
+                option = "--" + name.replace("_", "-")
+                raise BenchError(f"{option} must be a number of milliseconds, 0 or more, not {ms}")
+        for name, count in (
+            ("tokens", self.tokens),
+            ("fault_after", self.fault_after),
+            ("retry_after_s", self.retry_after_s),
+        ):
+            if count is not None and count < 0:
+                raise BenchError(f"--{name.replace('_', '-')} must be 0 or more, not {count}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise BenchError(f"fault rate must be between 0 and 1, not {self.fault_rate}")
 

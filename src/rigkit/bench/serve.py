@@ -438,7 +438,8 @@ def plot(result: ServeResult, path: Path) -> None:
         ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left")
         ax.set_title(f"{result.meta['model']}: latency vs throughput")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        # the named file, PNG unless its suffix names a format (matplotlib would add ".png")
+        fig.savefig(path, dpi=120, format=None if Path(path).suffix else "png")
     except OSError as err:
         raise BenchError(f"cannot write plot {path}: {err.strerror or err}") from None
     finally:

@@ -150,6 +150,12 @@ def serve(
     if endpoint not in ("completions", "chat"):
         raise BenchError(f"--endpoint must be completions or chat, not {endpoint!r}")
     _check_url(url)
+    from rigkit.outputs import check_file_target
+
+    if json_out is not None and json_out != "-":
+        check_file_target(Path(json_out), "--json")
+    if plot_out is not None:
+        check_file_target(plot_out, "--plot")
     prediction = None
     if spec is not None or engine is not None or quant is not None:
         if spec is None or engine is None or quant is None:
@@ -242,6 +248,8 @@ def mock_server(
 
     from rigkit.bench.mockserver import FAULTS, USAGE_STYLES, MockConfig, serve_forever
 
+    if not 0 <= port <= 65535:
+        raise BenchError(f"--port must be between 0 and 65535, not {port}")
     if fault not in FAULTS:
         raise BenchError(f"--fault must be one of {', '.join(FAULTS)}, not {fault!r}")
     if usage not in USAGE_STYLES:

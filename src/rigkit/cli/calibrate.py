@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         gpus: int | None = typer.Option(None, "--gpus", help="GPU count for rows that lack one"),
         engine: str | None = typer.Option(None, "--engine", help="engine id (default llama.cpp)"),
         as_json: bool = typer.Option(False, "--json", help="print the fit as JSON"),
+        force: bool = typer.Option(False, "--force", help="replace --out if it exists"),
     ) -> None:
         """Fit the estimator's efficiency parameters to measurements and save a profile."""
         from rigkit.estimate.fit import check_rows, fit, mape, read_measurements
@@ -38,6 +39,15 @@ def register(app: typer.Typer) -> None:
 
         if gpus is not None and gpus < 1:
             raise EstimateError(f"--gpus must be 1 or more, got {gpus}")
+        if gpu is not None:
+            from rigkit.catalog import load_catalog
+
+            # checked even when every row names its GPU: a typo is not silently ignored
+            load_catalog().gpu(gpu)
+        if out is not None:
+            from rigkit.outputs import check_out_file
+
+            check_out_file(out, force=force)
         defaults = {"model": model, "quant": quant, "gpu": gpu, "gpus": gpus, "engine": engine}
         defaults = {k: v for k, v in defaults.items() if v is not None}
         rows = [r for path in results for r in read_measurements(path, defaults)]

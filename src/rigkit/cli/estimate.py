@@ -139,6 +139,32 @@ def register(app: typer.Typer) -> None:
                     hint="--batch 8 for 8 concurrent sequences; --batch cases.jsonl or --batch - for batch mode",
                 ) from None
         if batch_size is None:
+            # every case comes from the file: an option for one estimate would be ignored silently
+            given = [
+                name
+                for name, value, default in (
+                    ("--model", model, None),
+                    ("--quant", quant, None),
+                    ("--gpu", gpu, None),
+                    ("--gpus", gpus, 1),
+                    ("--engine", engine, "llama.cpp"),
+                    ("--split", split, None),
+                    ("--prompt", prompt, 512),
+                    ("--gen", gen, 128),
+                    ("--ctx", ctx, None),
+                    ("--cpu", cpu, None),
+                    ("--ram-gb", ram_gb, None),
+                    ("--disk-read-gb-s", disk_read_gb_s, None),
+                    ("--nvlink", nvlink, None),
+                )
+                if value != default
+            ]
+            if given:
+                raise EstimateError(
+                    f"--batch {batch} takes every case from its lines; {', '.join(given)} "
+                    "would be ignored",
+                    hint='put them in each case, e.g. {"model": ..., "gpus": 2}, or drop --batch',
+                )
             from rigkit.estimate.batch import run_batch_source
 
             run_batch_source(batch, sys.stdout, profile)

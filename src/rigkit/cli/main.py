@@ -99,10 +99,26 @@ def run() -> None:
             raise
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
+        sys.stderr.write(f"rigkit: error: {usage_line(exc)}\n")
         sys.exit(2)
+
+
+def usage_line(exc: Exception) -> str:
+    """A usage error from the CLI parser as one line: the command, the problem, where help is.
+
+    The parser's own picture (usage line, "Try ... --help", a blank line, "Error: ...") says the
+    same thing on four lines, which a script reading stderr cannot take as one message.
+    """
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(str(message).split())
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None)
+    if not command:
+        return message
+    # "rigkit plan" -> "plan: ..."; the root command needs no name (the line starts with rigkit:)
+    _, _, sub = str(command).partition(" ")
+    return f"{sub + ': ' if sub else ''}{message} (hint: {command} --help)"
 
 
 if __name__ == "__main__":

@@ -70,17 +70,20 @@ def parse_since(text: str | None, latest_t: float | None) -> float | None:
     if m:
         ref = latest_t if latest_t is not None else datetime.now(UTC).timestamp()
         return ref - float(m.group(1)) * _UNIT_S[m.group(2)]
+    hint = "use a duration (30m, 2h, 7d), Unix seconds or an ISO time (2026-01-01T12:00)"
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # "nan" and "inf" read as floats; NaN compares false with every time (nothing matches)
+        if not math.isfinite(seconds):
+            raise MonitorError(f"--since: {text!r} is not a time", hint=hint)
+        return seconds
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise MonitorError(
-            f"--since: cannot read {text!r}",
-            hint="use a duration (30m, 2h, 7d), Unix seconds or an ISO time (2026-01-01T12:00)",
-        ) from None
+        raise MonitorError(f"--since: cannot read {text!r}", hint=hint) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
@@ -452,6 +455,12 @@ def history_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the points as JSON."),
 ) -> None:
     """A metric over time (raw samples, then 1-minute and 1-hour aggregates for older data)."""
+    if gpu is not None and gpu < 0:
+        raise MonitorError(f"--gpu must be a GPU index, 0 or more, got {gpu}")
+    if plot is not None:
+        from rigkit.outputs import check_file_target
+
+        check_file_target(plot, "--plot")
     with _open_store(db) as store:
         latest = store.latest()
         lo = parse_since(since, latest.t if latest else None)
@@ -502,7 +511,8 @@ def _plot(points: list[Any], metric: str, out: Path) -> None:
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     try:
-        fig.savefig(out, dpi=100)
+        # the named file, PNG unless its suffix names a format (matplotlib would add ".png")
+        fig.savefig(out, dpi=100, format=None if out.suffix else "png")
     except OSError as err:
         raise MonitorError(f"cannot write plot {out}: {err.strerror}") from err
     finally:
@@ -573,11 +583,17 @@ def export_config(
         None, "--rules", help="YAML overrides (`rules:`), as for `monitor run`."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace files already in the --out directory."
+    ),
 ) -> None:
     """Write Prometheus alert rules (+ promtool tests), a scrape config and a Grafana
     dashboard derived from the agent's alert rules."""
     from rigkit.monitor.alerts import load_rules
-    from rigkit.monitor.export_config import write_config
+    from rigkit.monitor.export_config import EXPORT_FILES, write_config
+    from rigkit.outputs import check_out_dir
+
+    check_out_dir(out, EXPORT_FILES, force=force)
 
     build: Build | None = None
     if spec is not None:

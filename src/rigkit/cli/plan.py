@@ -31,6 +31,9 @@ def plan_cmd(
         None, "--out", "-o", help="Also write report.md and report.html (with figures) here."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List information findings too."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace report files already in the --out directory."
+    ),
 ) -> None:
     """Check a build against every design rule and print the plan.
 
@@ -42,6 +45,12 @@ def plan_cmd(
     from rigkit.design.plan import plan
     from rigkit.spec import load_build
 
+    if out is not None:
+        from rigkit.outputs import check_out_dir
+        from rigkit.report.render import FIGURE_TITLES
+
+        names = ["report.md", "report.html", *(f"{name}.png" for name in FIGURE_TITLES)]
+        check_out_dir(out, names, force=force)
     result = plan(load_build(spec))
     if json_flag:
         fmt = PlanFormat.json

@@ -114,6 +114,9 @@ def qa(
         0.10, "--threshold", help="Flag a throughput drop larger than this fraction."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace report files already in the --out directory."
+    ),
 ) -> None:
     """Acceptance checks for a built machine; exit 1 when a check fails or results degraded."""
     from rigkit.bench.qa.baseline import (
@@ -126,19 +129,21 @@ def qa(
     )
     from rigkit.bench.qa.report import write_reports
     from rigkit.bench.qa.result import QaContext
-    from rigkit.bench.qa.runner import parse_checks, run_qa
+    from rigkit.bench.qa.runner import parse_checks, run_qa, validate
 
     names = parse_checks(checks)
     if not 0 < threshold < 1:
         raise BenchError(f"--threshold must be between 0 and 1, got {threshold:g}")
+    if baseline is not None and baseline.is_dir():
+        raise BenchError(f"--baseline {baseline} is a directory", hint="give a file path")
     if baseline is not None and not save_baseline and not baseline.is_file():
         raise BenchError(f"baseline file {baseline} does not exist", hint="add --save-baseline")
     build = _load_build(spec) if spec is not None else None
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise BenchError(f"cannot create --out directory {out}: {err.strerror or err}") from err
+        from rigkit.outputs import check_out_dir
+
+        files = ["qa-report.md", "qa-report.html", "qa-results.json"]
+        check_out_dir(out, [*files, "soak.jsonl"] if soak_seconds > 0 else files, force=force)
     ctx = QaContext(
         build=build,
         storage_path=storage_path,
@@ -148,6 +153,12 @@ def qa(
         soak_replay=soak_replay,
         soak_record=(out / "soak.jsonl") if out is not None and soak_seconds > 0 else None,
     )
+    validate(ctx, names)  # before --out is created: a refused run leaves nothing behind
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BenchError(f"cannot create --out directory {out}: {err.strerror or err}") from err
     report = run_qa(ctx, names)
 
     notes: list[str] = []

@@ -155,6 +155,12 @@ def run_batch_source(
     """
     import sys
 
+    if profile is not None:
+        from rigkit.estimate.params import load_params
+
+        # a profile that cannot be used is unusable input for the whole batch (exit status 2),
+        # not an error repeated on every line
+        load_params(profile)
     where = "standard input" if source == "-" else source
     try:
         if source == "-":

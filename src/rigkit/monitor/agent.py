@@ -371,7 +371,7 @@ class NewDbGuard:
         for f in self._absent:
             try:
                 f.unlink()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # never created: nothing to remove
                 continue
             except OSError as err:
                 log.warning("cannot remove %s: %s", f, err.strerror)

@@ -586,7 +586,8 @@ def apply_overrides(
             else:
                 if "expr" not in changes:
                     raise MonitorError(
-                        f"{here}: no default rule has this name, and a new rule needs 'expr'",
+                        # the handler below puts the file and the rule's place in front
+                        "no default rule has this name, and a new rule needs 'expr'",
                         hint=f"default rules: {', '.join(order)}",
                     )
                 changes.setdefault("summary", str(name))

@@ -956,6 +956,16 @@ _HEADER = (
 )
 
 
+#: the files :func:`write_config` writes, in order
+EXPORT_FILES = (
+    "rigkit-alerts.yml",
+    "rigkit-alerts.test.yml",
+    "prometheus-scrape.yml",
+    "rigkit-targets.yml",
+    "grafana-dashboard.json",
+)
+
+
 def write_config(
     out_dir: str | Path, rules: Sequence[AlertRule], source: str | None = None
 ) -> ExportResult:
@@ -982,7 +992,8 @@ def write_config(
         "grafana-dashboard.json": json.dumps(grafana_dashboard(), indent=2) + "\n",
     }
     written = []
-    for name, text in docs.items():
+    for name in EXPORT_FILES:
+        text = docs[name]
         path = out / name
         try:
             path.write_text(text, encoding="utf-8")

@@ -282,6 +282,10 @@ def _num(v: float | int | None) -> float | int | None:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
+#: the first bytes of every SQLite 3 database file
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 class Store:
     """The monitor database. ``create=False`` opens an existing file only (for readers)."""
 
@@ -302,6 +306,18 @@ class Store:
                 f"no monitor database at {self.path}",
                 hint="run `rigkit monitor run --db PATH` first, or pass the right --db",
             )
+        if not create:
+            # SQLite would turn an empty file into a database (switching it to WAL writes the
+            # header): a reader must leave a file that is not a database as it found it
+            try:
+                with self.path.open("rb") as f:
+                    magic = f.read(len(_SQLITE_MAGIC))
+            except OSError as err:
+                raise MonitorError(
+                    f"cannot open monitor database {self.path}: {err.strerror or err}"
+                ) from err
+            if magic != _SQLITE_MAGIC:
+                raise MonitorError(f"{self.path} is not a rigkit monitor database")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()

@@ -33,10 +33,16 @@ CHECKS: Mapping[str, CheckFn] = {
 
 
 def parse_checks(text: str | None) -> list[str]:
-    """``"inventory,pcie"`` -> the families in run order; unknown names are a BenchError."""
-    if text is None or not text.strip():
+    """``"inventory,pcie"`` -> the families in run order; ``None`` -> all of them. Unknown names,
+    or a value that names none (``""``, ``","``: a run that checks nothing would pass), are a
+    BenchError."""
+    if text is None:
         return list(CHECKS)
     wanted = [t.strip() for t in text.split(",") if t.strip()]
+    if not wanted:
+        raise BenchError(
+            f"--checks {text!r} names no check", hint="choose from " + ", ".join(CHECKS)
+        )
     unknown = [t for t in wanted if t not in CHECKS]
     if unknown:
         raise BenchError(
@@ -128,8 +134,16 @@ def validate(ctx: QaContext, names: Sequence[str]) -> None:
         raise BenchError(f"--storage-mb must be positive, got {ctx.storage_mb}")
     if not 0 <= ctx.soak_seconds < math.inf:  # NaN and infinity too: a soak must end
         raise BenchError(f"--soak-seconds must be 0 or more, got {ctx.soak_seconds:g}")
-    if "soak" in names and ctx.soak_replay is not None and not ctx.soak_replay.is_file():
-        raise BenchError(f"soak replay file {ctx.soak_replay} does not exist")
+    if "soak" in names and ctx.soak_replay is not None:
+        if ctx.soak_seconds > 0:  # one soak: run one now, or judge a recorded one
+            raise BenchError(
+                "give --soak-seconds or --soak-replay, not both",
+                hint="--soak-replay judges a recorded soak; --soak-seconds runs a new one",
+            )
+        if ctx.soak_replay.is_dir():
+            raise BenchError(f"soak replay file {ctx.soak_replay} is a directory")
+        if not ctx.soak_replay.is_file():
+            raise BenchError(f"soak replay file {ctx.soak_replay} does not exist")
 
 
 def run_family(name: str, ctx: QaContext) -> list[CheckResult]:

@@ -1,0 +1,58 @@
+"""Output paths a command is about to write, checked before any work is done.
+
+A command never replaces a file that is already there unless it was given ``--force``: a report
+directory may hold last month's results, a profile may be the only copy of a calibration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from rigkit.errors import RigkitError
+
+
+def check_out_dir(out: Path, names: Iterable[str], *, force: bool, option: str = "--out") -> Path:
+    """Refuse ``out`` when it is not a directory, or when it already holds one of ``names`` and
+    ``force`` is not set. The directory itself need not exist yet. Returns ``out``."""
+    out = out.expanduser()
+    if out.exists() and not out.is_dir():
+        raise RigkitError(f"{option} {out} is a file, not a directory", hint="give a directory")
+    if force:
+        return out
+    taken = [name for name in names if os.path.lexists(out / name)]
+    if taken:
+        shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        raise RigkitError(
+            f"{option} {out} already has {shown}",
+            hint=f"pass --force to replace them, or choose another {option}",
+        )
+    return out
+
+
+def check_file_target(path: Path, option: str) -> Path:
+    """Refuse a file path that cannot be written: a directory, or a file in a directory that does
+    not exist. Checked before a long run, so its results are not lost at the end."""
+    path = path.expanduser()
+    if path.is_dir():
+        raise RigkitError(f"{option} {path} is a directory", hint="give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        raise RigkitError(
+            f"cannot write {option} {path}: directory {parent} does not exist",
+            hint="create the directory first",
+        )
+    return path
+
+
+def check_out_file(path: Path, *, force: bool, option: str = "--out") -> Path:
+    """Refuse a file path that :func:`check_file_target` refuses, or one that exists when
+    ``force`` is not set."""
+    path = check_file_target(path, option)
+    if not force and os.path.lexists(path):
+        raise RigkitError(
+            f"{option} {path} already exists",
+            hint=f"pass --force to replace it, or choose another {option}",
+        )
+    return path
