@@ -144,3 +144,17 @@ def test_flash_decoding_engines_use_their_attention_prior() -> None:
     # llama.cpp keeps the fitted non-flash efficiency (~2.9%): about 8.6 times slower attention
     ratio = dict(ll.decode_terms)["attention"] / dict(e.decode_terms)["attention"]
     assert abs(ratio - 0.25 / _params().attn_decode_fp32_efficiency) < 0.05
+
+
+def test_gpu_counts_beyond_one_machine_or_the_layers_are_refused() -> None:
+    import pytest
+
+    from rigkit.errors import EstimateError
+    from rigkit.estimate import estimate
+
+    # Llama-3-8B has 32 layers: a layer split over 33 GPUs leaves one without a layer
+    with pytest.raises(EstimateError, match="32 layers over 33 GPUs"):
+        estimate("llama-3-8b", "q4_k_m", "rtx-4090", gpus=33)
+    estimate("llama-3-8b", "q4_k_m", "rtx-4090", gpus=32)  # one layer each: allowed
+    with pytest.raises(EstimateError, match="at most 64 GPUs"):
+        estimate("llama-3-8b", "q4_k_m", "rtx-4090", gpus=1_000_000, split="row")

@@ -38,6 +38,9 @@ from rigkit.estimate.speed import (
 )
 
 SPLITS = ("layer", "row", "tensor", "pipeline")
+#: GPUs in one machine, with margin: 8 on an HGX board, 16-20 on the largest PCIe-switched servers
+#: and riser frames; beyond this the estimate would be of a cluster, which it does not model
+MAX_GPUS = 64
 _GB = 1e9
 #: share of system RAM the OS and the engine leave for offloaded weights
 RAM_USABLE = 0.9
@@ -151,6 +154,17 @@ def _make_setup(
     if split == "tensor" and gpus > 1 and m.n_heads % gpus:
         raise EstimateError(
             f"tensor parallelism over {gpus} GPUs needs the attention heads ({m.n_heads}) to divide evenly"
+        )
+    if split in ("layer", "pipeline") and gpus > m.n_layers:
+        raise EstimateError(
+            f"a {split} split of {model}'s {m.n_layers} layers over {gpus} GPUs leaves GPUs "
+            "without a layer",
+            hint=f"at most {m.n_layers} GPUs",
+        )
+    if gpus > MAX_GPUS:
+        raise EstimateError(
+            f"{gpus} GPUs: rigkit models one machine (at most {MAX_GPUS} GPUs)",
+            hint="multi-node serving is not modelled",
         )
     n = gpus
     mode = split if n > 1 else "single"
