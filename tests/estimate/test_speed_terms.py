@@ -158,3 +158,18 @@ def test_gpu_counts_beyond_one_machine_or_the_layers_are_refused() -> None:
     estimate("llama-3-8b", "q4_k_m", "rtx-4090", gpus=32)  # one layer each: allowed
     with pytest.raises(EstimateError, match="at most 64 GPUs"):
         estimate("llama-3-8b", "q4_k_m", "rtx-4090", gpus=1_000_000, split="row")
+
+
+def test_accuracy_line_says_what_the_speeds_rest_on() -> None:
+    from rigkit.estimate import estimate
+
+    def acc(*args: str, **kw: object) -> str:
+        e = estimate(*args, **kw)  # type: ignore[arg-type]
+        return next(a for a in e.assumptions if a.startswith("accuracy:"))
+
+    # the calibration rows are llama.cpp on the RTX 3090 and RTX 4090
+    assert "fitted on this GPU" in acc("llama-3-8b", "q4_k_m", "rtx-4090")
+    assert "not in the calibration set" in acc("llama-3-8b", "q4_k_m", "l40s")
+    assert "multi-GPU terms" in acc("llama-3-70b", "q4_k_m", "rtx-3090", gpus=2)
+    assert "priors" in acc("llama-3-8b", "f16", "rtx-4090", engine="vllm")
+    assert "CPU part" in acc("llama-3-70b", "f16", "rtx-4090")  # 141 GB: offloads

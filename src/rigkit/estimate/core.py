@@ -537,6 +537,8 @@ def estimate(
             )
     if p.source != "packaged":
         assumptions.append(f"efficiency parameters from profile {p.source}")
+    elif runnable and (gen > 0 or prompt > 0):
+        assumptions.append(_accuracy(g.id, en.model_id, n, offload))
 
     return Estimate(
         model=m.id,
@@ -574,6 +576,32 @@ def estimate(
         assumptions=tuple(assumptions),
         params_source=p.source,
     )
+
+
+@functools.cache
+def _calibration_gpus() -> frozenset[str]:
+    """The GPUs of the packaged llama.cpp calibration rows (the fit's data)."""
+    from rigkit.estimate.fit import packaged_calibration_rows
+
+    return frozenset(r.gpu for r in packaged_calibration_rows())
+
+
+def _accuracy(gpu: str, engine_model: str, n: int, offload: bool) -> str:
+    """How far the speeds can be trusted, from what the parameters were fitted on."""
+    if engine_model != "llama.cpp":
+        return (
+            "accuracy: this engine's overheads and kernels are priors (no measurements of it are "
+            "fitted); treat its speeds as ±25% until calibrated (rigkit calibrate)"
+        )
+    if offload:
+        return "accuracy: the CPU part rests on priors (CPU bandwidth efficiency); ±25%"
+    if gpu in _calibration_gpus():
+        base = "accuracy: fitted on this GPU's llama.cpp rows (decode ~1%, prompt ~3% on them)"
+    else:
+        base = "accuracy: GPU not in the calibration set: about ±10% decode, ±15% prompt"
+    if n > 1:
+        base += "; the multi-GPU terms (hops, pipelining, all-reduce) are priors"
+    return base
 
 
 def _decode(
