@@ -78,7 +78,7 @@ def run() -> None:
     app = build_app(sys.argv[1:])
     try:
         # Without standalone mode, click returns the code of `typer.Exit(code)` instead of raising.
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="rigkit")
         if isinstance(rc, int) and not isinstance(rc, bool):
             sys.exit(rc)
     except RigkitError as err:
