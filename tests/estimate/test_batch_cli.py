@@ -243,3 +243,26 @@ def test_batch_reader_going_away_ends_quietly(tmp_path: Path) -> None:
     assert first.startswith(b'{"model":"llama-3-8b"')
     assert err == ""  # no traceback
     assert rc == 141  # 128 + SIGPIPE (13), as a shell reports a filter cut off by `head`
+
+
+def test_batch_stdin_that_is_not_utf8_is_unusable_input() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from rigkit.cli.entry import run; run()",
+            "estimate",
+            "--batch",
+            "-",
+        ],
+        input=b'\xff\xfe{"model"\n',  # 0xff never occurs in UTF-8
+        capture_output=True,
+        env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},  # the C locale would escape bad bytes
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == "rigkit: error: cannot read standard input: not UTF-8 text\n"
+    assert proc.stdout == b""

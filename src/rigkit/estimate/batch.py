@@ -164,7 +164,13 @@ def run_batch_source(
     where = "standard input" if source == "-" else source
     try:
         if source == "-":
-            lines = sys.stdin.readlines()
+            # bytes, decoded strictly: the text layer may escape bad bytes (C locale) instead
+            raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else None
+            lines = (
+                raw.decode("utf-8").splitlines(keepends=True)
+                if raw is not None
+                else sys.stdin.readlines()
+            )
         else:
             with open(source, encoding="utf-8") as fh:
                 lines = fh.readlines()
