@@ -126,6 +126,11 @@ def register(app: typer.Typer) -> None:
             help="NVLink-capable PCIe cards are paired by bridges (default: only SXM modules use NVLink)",
             show_default=False,
         ),
+        kv_cache: str | None = typer.Option(
+            None,
+            "--kv-cache",
+            help="KV cache type: llama.cpp/ollama f16|q8_0|q4_0, vllm fp8, exllamav2 q8|q6|q4, ...",
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time."""
@@ -156,6 +161,7 @@ def register(app: typer.Typer) -> None:
                     ("--ram-gb", ram_gb, None),
                     ("--disk-read-gb-s", disk_read_gb_s, None),
                     ("--nvlink", nvlink, None),
+                    ("--kv-cache", kv_cache, None),
                 )
                 if value != default
             ]
@@ -191,6 +197,7 @@ def register(app: typer.Typer) -> None:
             profile=profile,
             disk_read_gb_s=disk_read_gb_s,
             nvlink=nvlink,
+            kv_cache=kv_cache,
         )
         d = est.to_dict()
         if as_json:

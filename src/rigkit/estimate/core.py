@@ -122,6 +122,7 @@ def _make_setup(
     split: str | None,
     p: Params,
     nvlink: bool | None = None,
+    kv_cache: str | None = None,
 ) -> _Setup:
     en = engine_nums(engine)
     ep = p.engines.get(en.id) or p.engine(en.model_id)
@@ -133,7 +134,16 @@ def _make_setup(
             f"engine {engine!r} does not load format {quant!r}",
             hint="it loads: " + ", ".join(sorted(loads)),
         )
-    m = model_nums(model, quant)
+    kv_b: float | None = None
+    if kv_cache is not None:
+        options = dict(en.kv_dtypes)
+        if kv_cache not in options:
+            raise EstimateError(
+                f"engine {engine!r} has no KV cache type {kv_cache!r}",
+                hint="it has: " + ", ".join(options),
+            )
+        kv_b = options[kv_cache]
+    m = model_nums(model, quant, kv_b)
     g = gpu_nums(gpu)
     if nvlink is not None and nvlink != g.nvlink:
         if nvlink and not g.nvlink_capable:
@@ -234,6 +244,7 @@ def _setup_cached(
     split: str | None,
     source: str,
     nvlink: bool | None = None,
+    kv_cache: str | None = None,
 ) -> _Setup:
     # ``source`` is part of the key: one entry per parameter set
     return _make_setup(
@@ -245,6 +256,7 @@ def _setup_cached(
         split,
         load_params(None if source == "packaged" else source),
         nvlink,
+        kv_cache,
     )
 
 
@@ -274,6 +286,7 @@ def estimate(
     profile: str | Path | None = None,
     disk_read_gb_s: float | None = None,
     nvlink: bool | None = None,
+    kv_cache: str | None = None,
     *,
     params: Params | None = None,
 ) -> Estimate:
@@ -284,7 +297,8 @@ def estimate(
     Decode speed is averaged over the generated tokens (context depth prompt .. prompt + gen).
     ``cpu``/``ram_gb`` describe the host for CPU offload; ``profile`` is a calibration profile.
     ``nvlink``: True when NVLink-capable PCIe cards are paired by bridges (default: only SXM
-    modules use NVLink), False to take SXM modules over PCIe.
+    modules use NVLink), False to take SXM modules over PCIe. ``kv_cache``: the engine's KV cache
+    type (llama.cpp ``q8_0``/``q4_0``, vLLM ``fp8``, ...; default F16/BF16).
     Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
     """
     if not (type(gpus) is int and type(prompt) is int and type(gen) is int and type(batch) is int):
@@ -295,6 +309,8 @@ def estimate(
         raise EstimateError("prompt and gen are both 0: nothing to estimate")
     if nvlink is not None and type(nvlink) is not bool:
         raise EstimateError(f"nvlink must be true or false, got {nvlink!r}")
+    if kv_cache is not None and type(kv_cache) is not str:
+        raise EstimateError(f"kv_cache must be a KV cache type name, got {kv_cache!r}")
     # `not 0 < x < inf` rather than `x <= 0`: NaN and infinity are refused too
     if ram_gb is not None and not 0 < ram_gb < math.inf:
         raise EstimateError(f"ram_gb must be > 0, got {ram_gb}")
@@ -306,12 +322,12 @@ def estimate(
         raise EstimateError(f"ctx {ctx} is smaller than prompt + gen = {prompt + gen}")
     if params is None:
         p = load_params(profile)
-        su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink)
+        su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink, kv_cache)
         if su.p is not p:  # a profile file changed since: rebuild
             _setup_cached.cache_clear()
-            su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink)
+            su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink, kv_cache)
     else:
-        su = _make_setup(model, quant, gpu, gpus, engine, split, params, nvlink)
+        su = _make_setup(model, quant, gpu, gpus, engine, split, params, nvlink, kv_cache)
     p, en, ep, m, g = su.p, su.en, su.ep, su.m, su.g
     if cpu is not None:  # an unknown id is an error even when nothing is offloaded (cached lookup)
         cpu_nums(cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
@@ -507,6 +523,11 @@ def estimate(
         assumptions.append(
             f"row split: every matrix split across {n} GPUs, the main GPU gathers the results after each of "
             f"{4 + m.mlp_matrices} matmuls per layer; KV cache on the main GPU"
+        )
+    if kv_cache is not None and llama_like and kv_cache not in ("f16", "bf16", "f32"):
+        assumptions.append(
+            f"KV cache {kv_cache}: llama.cpp quantises the V cache only with flash attention "
+            f"(-fa, --cache-type-k {kv_cache} --cache-type-v {kv_cache})"
         )
     if n > 1 and g.nvlink_capable and not g.nvlink:
         assumptions.append(

@@ -37,6 +37,7 @@ class EngineNums:
     paged: bool
     supports_offload: bool
     formats: frozenset[str]
+    kv_dtypes: tuple[tuple[str, float], ...] = ()  # KV cache dtype name -> bytes per element
 
 
 @functools.lru_cache(maxsize=32)
@@ -61,6 +62,7 @@ def engine_nums(engine_id: str) -> EngineNums:
         paged=e.kv_cache == "paged",
         supports_offload=e.supports_cpu_offload,
         formats=frozenset(e.formats),
+        kv_dtypes=tuple((str(k), float(v)) for k, v in e.kv_dtype_options.items()),
     )
 
 

@@ -210,8 +210,9 @@ def _arch_key(arch: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def model_nums(model_id: str, format_id: str) -> ModelNums:
-    """Model ``model_id`` stored in ``format_id`` (UnknownIdError for an unknown id)."""
+def model_nums(model_id: str, format_id: str, kv_dtype_bytes: float | None = None) -> ModelNums:
+    """Model ``model_id`` stored in ``format_id`` (UnknownIdError for an unknown id), with a KV
+    cache of ``kv_dtype_bytes`` per element (default: the format's, 2 for F16/BF16)."""
     from rigkit.catalog.llm import load_llm_catalog, weight_bytes_breakdown
 
     llm = load_llm_catalog()
@@ -237,7 +238,7 @@ def model_nums(model_id: str, format_id: str) -> ModelNums:
     layer_params = (
         p["attention"] + p["mlp"] + p["experts"] + p["shared_experts"] + p["router"]
     ) / n
-    kv_bytes = f.kv_dtype_default_bytes
+    kv_bytes = f.kv_dtype_default_bytes if kv_dtype_bytes is None else kv_dtype_bytes
     if m.mla is not None:
         qk = m.mla.kv_lora_rank + m.mla.qk_rope_head_dim
         attn_ops = 2.0 * m.n_heads * (qk + m.mla.kv_lora_rank)

@@ -1,0 +1,40 @@
+"""The engine's KV cache type (llama.cpp q8_0/q4_0, vLLM fp8) sets the KV bytes per token."""
+
+from __future__ import annotations
+
+import pytest
+
+from rigkit.errors import EstimateError
+from rigkit.estimate import estimate
+
+# Llama-3-70B on 2 GPUs, layer split: 40 layers per GPU; context 8192 (prompt 8000 + gen 192)
+# F16 KV: 40 layers x 8 KV heads x 128 x 2 (K, V) x 2 B x 8192 = 1.342 GB per GPU
+# q8_0 stores 32 values in 34 bytes (1.0625 B each): 1.342 x 1.0625 / 2 = 0.713 GB
+# q4_0 stores 32 values in 18 bytes (0.5625 B each): 1.342 x 0.5625 / 2 = 0.377 GB
+F16_KV_GB = 40 * 8 * 128 * 2 * 2 * 8192 / 1e9
+
+
+@pytest.mark.parametrize(
+    ("kv", "bytes_per_value"), [(None, 2.0), ("q8_0", 34 / 32), ("q4_0", 18 / 32)]
+)
+def test_llama_cpp_kv_cache_types(kv: str | None, bytes_per_value: float) -> None:
+    e = estimate("llama-3-70b", "q4_k_m", "rtx-4090", gpus=2, prompt=8000, gen=192, kv_cache=kv)
+    kv_gb = dict(e.memory_terms)["kv_cache"]
+    assert kv_gb == pytest.approx(F16_KV_GB * bytes_per_value / 2.0, rel=1e-9)
+    quantised_v = any("flash attention" in a for a in e.assumptions)
+    assert quantised_v == (kv is not None)
+
+
+def test_vllm_fp8_kv_doubles_the_sequences_that_fit() -> None:
+    # Llama-3-8B F16 on an RTX 4090, 768-token sequences: 50 fit with a 2-byte KV cache
+    # (tests/estimate/test_paged_waves.py); with fp8 (1 byte) the same 5.13 GB holds
+    # 39,157 x 2 = 78,315 tokens -> 101 sequences
+    e = estimate(
+        "llama-3-8b", "f16", "rtx-4090", engine="vllm", prompt=512, gen=256, kv_cache="fp8"
+    )
+    assert e.max_concurrent_sequences == 101
+
+
+def test_an_engine_without_that_kv_type_is_refused() -> None:
+    with pytest.raises(EstimateError, match="has no KV cache type 'fp8'"):
+        estimate("llama-3-8b", "q4_k_m", "rtx-4090", kv_cache="fp8")
