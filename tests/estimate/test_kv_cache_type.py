@@ -38,3 +38,20 @@ def test_vllm_fp8_kv_doubles_the_sequences_that_fit() -> None:
 def test_an_engine_without_that_kv_type_is_refused() -> None:
     with pytest.raises(EstimateError, match="has no KV cache type 'fp8'"):
         estimate("llama-3-8b", "q4_k_m", "rtx-4090", kv_cache="fp8")
+
+
+def test_flash_attention_drops_the_score_buffer() -> None:
+    # llama.cpp compute buffer = 0.05 GB + max(logits, scores) per GPU, micro-batch 512:
+    # logits 512 x 128,256 vocab x 4 B = 0.2627 GB; scores 512 x 16,384 ctx x 32 heads x 4 B
+    # = 1.0737 GB -> 1.124 GB without -fa, 0.313 GB with it (the scores are never stored)
+    def buf(fa: bool | None) -> float:
+        e = estimate("llama-3-8b", "q4_k_m", "rtx-4090", prompt=16000, gen=384, flash_attention=fa)
+        return dict(e.memory_terms)["compute_buffer"]
+
+    assert buf(None) == pytest.approx(0.05 + 512 * 16384 * 32 * 4 / 1e9, rel=1e-9)
+    assert buf(True) == pytest.approx(0.05 + 512 * 128256 * 4 / 1e9, rel=1e-9)
+    # a quantised KV cache turns -fa on (llama.cpp needs it for the V cache)
+    e = estimate("llama-3-8b", "q4_k_m", "rtx-4090", prompt=16000, gen=384, kv_cache="q8_0")
+    assert dict(e.memory_terms)["compute_buffer"] == pytest.approx(buf(True), rel=1e-9)
+    with pytest.raises(EstimateError, match="only with flash attention"):
+        estimate("llama-3-8b", "q4_k_m", "rtx-4090", kv_cache="q4_0", flash_attention=False)

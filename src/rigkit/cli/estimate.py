@@ -131,6 +131,12 @@ def register(app: typer.Typer) -> None:
             "--kv-cache",
             help="KV cache type: llama.cpp/ollama f16|q8_0|q4_0, vllm fp8, exllamav2 q8|q6|q4, ...",
         ),
+        flash_attention: bool | None = typer.Option(
+            None,
+            "--flash-attention/--no-flash-attention",
+            help="llama.cpp -fa: no attention-score buffer (default: the engine's; on with a quantised KV cache)",
+            show_default=False,
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time."""
@@ -162,6 +168,7 @@ def register(app: typer.Typer) -> None:
                     ("--disk-read-gb-s", disk_read_gb_s, None),
                     ("--nvlink", nvlink, None),
                     ("--kv-cache", kv_cache, None),
+                    ("--flash-attention", flash_attention, None),
                 )
                 if value != default
             ]
@@ -198,6 +205,7 @@ def register(app: typer.Typer) -> None:
             disk_read_gb_s=disk_read_gb_s,
             nvlink=nvlink,
             kv_cache=kv_cache,
+            flash_attention=flash_attention,
         )
         d = est.to_dict()
         if as_json:

@@ -1,7 +1,8 @@
 """Batch mode: one JSON case per line in, one JSON result per line out, in order.
 
 Each case is an object with the keys of :func:`rigkit.estimate.estimate` (model, quant, gpu, gpus,
-engine, split, prompt, gen, batch, ctx, cpu, ram_gb, disk_read_gb_s, nvlink, kv_cache). A case that cannot be
+engine, split, prompt, gen, batch, ctx, cpu, ram_gb, disk_read_gb_s, nvlink, kv_cache,
+flash_attention). A case that cannot be
 evaluated gives ``{"error": "...", **case}`` on its line instead of a result.
 """
 
@@ -34,6 +35,7 @@ CASE_KEYS = frozenset(
         "disk_read_gb_s",
         "nvlink",
         "kv_cache",
+        "flash_attention",
     }
 )
 REQUIRED = ("model", "quant", "gpu")

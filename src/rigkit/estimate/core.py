@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -38,6 +39,8 @@ from rigkit.estimate.speed import (
 )
 
 SPLITS = ("layer", "row", "tensor", "pipeline")
+#: KV cache types stored at full precision (anything else is quantised)
+FULL_KV = frozenset({"f32", "f16", "bf16", "fp16", "auto"})
 #: GPUs in one machine, with margin: 8 on an HGX board, 16-20 on the largest PCIe-switched servers
 #: and riser frames; beyond this the estimate would be of a cluster, which it does not model
 MAX_GPUS = 64
@@ -123,6 +126,7 @@ def _make_setup(
     p: Params,
     nvlink: bool | None = None,
     kv_cache: str | None = None,
+    flash_attention: bool | None = None,
 ) -> _Setup:
     en = engine_nums(engine)
     ep = p.engines.get(en.id) or p.engine(en.model_id)
@@ -143,6 +147,18 @@ def _make_setup(
                 hint="it has: " + ", ".join(options),
             )
         kv_b = options[kv_cache]
+    fa = flash_attention
+    if en.model_id == "llama.cpp" and kv_cache is not None and kv_cache not in FULL_KV:
+        if fa is False:
+            raise EstimateError(
+                f"llama.cpp quantises the V cache ({kv_cache}) only with flash attention",
+                hint="drop flash_attention=false (-fa), or use kv_cache f16",
+            )
+        fa = True
+    if fa is not None:
+        # -fa: no attention-score buffer, no score traffic in prompt attention
+        en = dataclasses.replace(en, cb_flash_attention=fa)
+        ep = dataclasses.replace(ep, flash_attention=fa)
     m = model_nums(model, quant, kv_b)
     g = gpu_nums(gpu)
     if nvlink is not None and nvlink != g.nvlink:
@@ -245,6 +261,7 @@ def _setup_cached(
     source: str,
     nvlink: bool | None = None,
     kv_cache: str | None = None,
+    flash_attention: bool | None = None,
 ) -> _Setup:
     # ``source`` is part of the key: one entry per parameter set
     return _make_setup(
@@ -257,6 +274,7 @@ def _setup_cached(
         load_params(None if source == "packaged" else source),
         nvlink,
         kv_cache,
+        flash_attention,
     )
 
 
@@ -287,6 +305,7 @@ def estimate(
     disk_read_gb_s: float | None = None,
     nvlink: bool | None = None,
     kv_cache: str | None = None,
+    flash_attention: bool | None = None,
     *,
     params: Params | None = None,
 ) -> Estimate:
@@ -298,7 +317,9 @@ def estimate(
     ``cpu``/``ram_gb`` describe the host for CPU offload; ``profile`` is a calibration profile.
     ``nvlink``: True when NVLink-capable PCIe cards are paired by bridges (default: only SXM
     modules use NVLink), False to take SXM modules over PCIe. ``kv_cache``: the engine's KV cache
-    type (llama.cpp ``q8_0``/``q4_0``, vLLM ``fp8``, ...; default F16/BF16).
+    type (llama.cpp ``q8_0``/``q4_0``, vLLM ``fp8``, ...; default F16/BF16). ``flash_attention``:
+    llama.cpp's ``-fa`` (no attention-score buffer; implied by a quantised KV cache); default the
+    engine's.
     Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
     """
     if not (type(gpus) is int and type(prompt) is int and type(gen) is int and type(batch) is int):
@@ -311,6 +332,8 @@ def estimate(
         raise EstimateError(f"nvlink must be true or false, got {nvlink!r}")
     if kv_cache is not None and type(kv_cache) is not str:
         raise EstimateError(f"kv_cache must be a KV cache type name, got {kv_cache!r}")
+    if flash_attention is not None and type(flash_attention) is not bool:
+        raise EstimateError(f"flash_attention must be true or false, got {flash_attention!r}")
     # `not 0 < x < inf` rather than `x <= 0`: NaN and infinity are refused too
     if ram_gb is not None and not 0 < ram_gb < math.inf:
         raise EstimateError(f"ram_gb must be > 0, got {ram_gb}")
@@ -322,12 +345,15 @@ def estimate(
         raise EstimateError(f"ctx {ctx} is smaller than prompt + gen = {prompt + gen}")
     if params is None:
         p = load_params(profile)
-        su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink, kv_cache)
+        key = (model, quant, gpu, gpus, engine, split, p.source, nvlink, kv_cache, flash_attention)
+        su = _setup_cached(*key)
         if su.p is not p:  # a profile file changed since: rebuild
             _setup_cached.cache_clear()
-            su = _setup_cached(model, quant, gpu, gpus, engine, split, p.source, nvlink, kv_cache)
+            su = _setup_cached(*key)
     else:
-        su = _make_setup(model, quant, gpu, gpus, engine, split, params, nvlink, kv_cache)
+        su = _make_setup(
+            model, quant, gpu, gpus, engine, split, params, nvlink, kv_cache, flash_attention
+        )
     p, en, ep, m, g = su.p, su.en, su.ep, su.m, su.g
     if cpu is not None:  # an unknown id is an error even when nothing is offloaded (cached lookup)
         cpu_nums(cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
@@ -524,10 +550,10 @@ def estimate(
             f"row split: every matrix split across {n} GPUs, the main GPU gathers the results after each of "
             f"{4 + m.mlp_matrices} matmuls per layer; KV cache on the main GPU"
         )
-    if kv_cache is not None and llama_like and kv_cache not in ("f16", "bf16", "f32"):
+    if kv_cache is not None and llama_like and kv_cache not in FULL_KV:
         assumptions.append(
-            f"KV cache {kv_cache}: llama.cpp quantises the V cache only with flash attention "
-            f"(-fa, --cache-type-k {kv_cache} --cache-type-v {kv_cache})"
+            f"KV cache {kv_cache}: llama.cpp quantises the V cache only with flash attention, "
+            f"so -fa is on (--cache-type-k {kv_cache} --cache-type-v {kv_cache})"
         )
     if n > 1 and g.nvlink_capable and not g.nvlink:
         assumptions.append(
@@ -559,7 +585,9 @@ def estimate(
     if p.source != "packaged":
         assumptions.append(f"efficiency parameters from profile {p.source}")
     elif runnable and (gen > 0 or prompt > 0):
-        assumptions.append(_accuracy(g.id, en.model_id, n, offload))
+        assumptions.append(
+            _accuracy(g.id, en.model_id, n, offload, llama_like and ep.flash_attention)
+        )
 
     return Estimate(
         model=m.id,
@@ -607,7 +635,7 @@ def _calibration_gpus() -> frozenset[str]:
     return frozenset(r.gpu for r in packaged_calibration_rows())
 
 
-def _accuracy(gpu: str, engine_model: str, n: int, offload: bool) -> str:
+def _accuracy(gpu: str, engine_model: str, n: int, offload: bool, fa: bool = False) -> str:
     """How far the speeds can be trusted, from what the parameters were fitted on."""
     if engine_model != "llama.cpp":
         return (
@@ -622,6 +650,8 @@ def _accuracy(gpu: str, engine_model: str, n: int, offload: bool) -> str:
         base = "accuracy: GPU not in the calibration set: about ±10% decode, ±15% prompt"
     if n > 1:
         base += "; the multi-GPU terms (hops, pipelining, all-reduce) are priors"
+    if fa:
+        base += "; flash attention (-fa) was not in the fitted runs: its attention terms are priors"
     return base
 
 
