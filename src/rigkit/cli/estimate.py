@@ -29,7 +29,7 @@ def _fmt(x: float | None, unit: str = "", digits: int = 3) -> str:
     return f"{text}{unit}"
 
 
-def _render(d: dict[str, Any]) -> None:
+def _render(d: dict[str, Any], would_fit: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -52,6 +52,14 @@ def _render(d: dict[str, Any]) -> None:
     else:
         verdict = "[red]does not fit[/red]"
     con.print(verdict)
+    if would_fit:
+        con.print("would fit in GPU memory: " + "; ".join(would_fit), markup=False)
+    elif would_fit is not None:
+        con.print(
+            f"no smaller format fits on {d['gpus']}x {d['gpu']}, and {d['quant']} does not fit "
+            "on up to 8 of them",
+            markup=False,
+        )
     mem = Table(
         title=f"memory on the fullest GPU (GB of {_fmt(d['vram_gb_per_gpu'])})", show_header=False
     )
@@ -211,6 +219,22 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(d, indent=2))
         else:
-            _render(d)
+            would_fit: list[str] | None = None
+            if not est.fits:
+                from rigkit.estimate.capacity import what_fits
+
+                would_fit = what_fits(
+                    est,
+                    prompt=prompt,
+                    gen=gen,
+                    batch=batch_size,
+                    ctx=ctx,
+                    cpu=cpu,
+                    ram_gb=ram_gb,
+                    nvlink=nvlink,
+                    kv_cache=kv_cache,
+                    flash_attention=flash_attention,
+                )
+            _render(d, would_fit)
         if not est.runnable:
             raise typer.Exit(1)

@@ -280,6 +280,67 @@ def _weights_gb(model: str, quant: str) -> float:
     return model_nums(model, quant).total_bytes / 1e9
 
 
+#: the most GPUs :func:`what_fits` tries (one workstation)
+MAX_SUGGESTED_GPUS = 8
+
+
+def what_fits(e: Estimate, **kw: Any) -> list[str]:
+    """For an estimate that does not fit in GPU memory: the nearest configurations that do, as
+    short phrases - the largest smaller weight format on the same GPUs, and the fewest GPUs (up to
+    :data:`MAX_SUGGESTED_GPUS`) for the same format. ``kw``: the estimate's other arguments
+    (prompt, gen, batch, ctx, cpu, ram_gb, ...)."""
+    from rigkit.estimate.memory import engine_nums
+    from rigkit.estimate.resolve import model_nums
+
+    if e.fits:
+        return []
+    split = None if e.split == "none" else e.split
+    base = {"engine": e.engine, "split": split, **kw}
+
+    def fits(quant: str, gpus: int) -> Estimate | None:
+        try:
+            alt = estimate(e.model, quant, e.gpu, gpus=gpus, **base)
+        except RigkitError:
+            return None
+        return alt if alt.fits else None
+
+    out: list[str] = []
+    size = model_nums(e.model, e.quant).total_bytes
+    smaller: list[tuple[float, str]] = []
+    for f in engine_nums(e.engine).formats:
+        try:
+            b = model_nums(e.model, f).total_bytes
+        except RigkitError:
+            continue
+        if b < size:
+            smaller.append((b, f))
+    for _, f in sorted(smaller, reverse=True):  # the largest format that fits first
+        alt = fits(f, e.gpus)
+        if alt is not None:
+            out.append(
+                f"{f} on {e.gpus}x {e.gpu} ({_fmt(alt.memory_gb_per_gpu)} GB per GPU"
+                + (
+                    f", ~{_fmt(alt.decode_tokens_per_s, 2)} tok/s decode)"
+                    if alt.decode_tokens_per_s
+                    else ")"
+                )
+            )
+            break
+    for n in range(e.gpus + 1, MAX_SUGGESTED_GPUS + 1):
+        alt = fits(e.quant, n)
+        if alt is not None:
+            out.append(
+                f"{e.quant} on {n}x {e.gpu}"
+                + (
+                    f" (~{_fmt(alt.decode_tokens_per_s, 2)} tok/s decode)"
+                    if alt.decode_tokens_per_s
+                    else ""
+                )
+            )
+            break
+    return out
+
+
 def _bridged(build: Build) -> bool | None:
     """True when the spec pairs NVLink-capable PCIe cards with bridges; None: the GPU's default."""
     linked = any(g.nvlink_bridge and g.gpu.nvlink for g in build.gpus)
