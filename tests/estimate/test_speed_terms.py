@@ -170,6 +170,7 @@ def test_accuracy_line_says_what_the_speeds_rest_on() -> None:
     # the calibration rows are llama.cpp on the RTX 3090 and RTX 4090
     assert "fitted on this GPU" in acc("llama-3-8b", "q4_k_m", "rtx-4090")
     assert "not in the calibration set" in acc("llama-3-8b", "q4_k_m", "l40s")
+    assert "datacenter chip" in acc("llama-3-70b", "q4_k_m", "a100-80gb-sxm")
     assert "multi-GPU terms" in acc("llama-3-70b", "q4_k_m", "rtx-3090", gpus=2)
     assert "priors" in acc("llama-3-8b", "f16", "rtx-4090", engine="vllm")
     assert "CPU part" in acc("llama-3-70b", "f16", "rtx-4090")  # 141 GB: offloads

@@ -586,7 +586,14 @@ def estimate(
         assumptions.append(f"efficiency parameters from profile {p.source}")
     elif runnable and (gen > 0 or prompt > 0):
         assumptions.append(
-            _accuracy(g.id, en.model_id, n, offload, llama_like and ep.flash_attention)
+            _accuracy(
+                g.id,
+                en.model_id,
+                n,
+                offload,
+                llama_like and ep.flash_attention,
+                g.chip_class.endswith("-dc"),
+            )
         )
 
     return Estimate(
@@ -635,7 +642,9 @@ def _calibration_gpus() -> frozenset[str]:
     return frozenset(r.gpu for r in packaged_calibration_rows())
 
 
-def _accuracy(gpu: str, engine_model: str, n: int, offload: bool, fa: bool = False) -> str:
+def _accuracy(
+    gpu: str, engine_model: str, n: int, offload: bool, fa: bool = False, dc: bool = False
+) -> str:
     """How far the speeds can be trusted, from what the parameters were fitted on."""
     if engine_model != "llama.cpp":
         return (
@@ -646,6 +655,11 @@ def _accuracy(gpu: str, engine_model: str, n: int, offload: bool, fa: bool = Fal
         return "accuracy: the CPU part rests on priors (CPU bandwidth efficiency); ±25%"
     if gpu in _calibration_gpus():
         base = "accuracy: fitted on this GPU's llama.cpp rows (decode ~1%, prompt ~3% on them)"
+    elif dc:
+        base = (
+            "accuracy: a datacenter chip (GA100/GH100 SMs, HBM) unlike the calibration cards: "
+            "about ±25%, least sure for quantised formats"
+        )
     else:
         base = "accuracy: GPU not in the calibration set: about ±10% decode, ±15% prompt"
     if n > 1:
