@@ -28,7 +28,8 @@ def test_text_view_states_accuracy_and_rounds_vram() -> None:
     # the RTX 4090's 24 GiB = 25.77 GB, printed at 3 figures, not as 25.7698
     assert "GB of 25.8" in res.output
     assert "25.7698" not in res.output
-    assert "±10% decode" in res.output
+    # the RTX 4090 is a calibration GPU: the speed table says how close the fit is there
+    assert "fitted on this GPU's llama.cpp rows" in " ".join(res.output.split())
 
 
 def test_text_view_of_a_batch_that_runs_in_waves() -> None:

@@ -70,8 +70,10 @@ def _render(d: dict[str, Any], would_fit: list[str] | None = None) -> None:
         mem.add_row("system RAM (CPU part)", _fmt(d["cpu_ram_gb"]))
     con.print(mem)
     # speeds at two significant figures: on GPUs outside the calibration set the model is good to
-    # about 10% (decode) and 15% (prompt), so a third digit would claim more than it knows
-    sp = Table(title="speed (about ±10% decode, ±15% prompt)", show_header=False)
+    # about 10% (decode) and 15% (prompt), so a third digit would claim more than it knows; the
+    # estimate's own accuracy line says how sure this one is
+    accuracy = next((a for a in d["assumptions"] if a.startswith("accuracy: ")), None)
+    sp = Table(title="speed", show_header=False)
     sp.add_row("prefill", _fmt(d["prefill_tokens_per_s"], " tok/s", SPEED_DIGITS))
     sp.add_row("decode (per sequence)", _fmt(d["decode_tokens_per_s"], " tok/s", SPEED_DIGITS))
     if d["batch"] > 1:
@@ -85,15 +87,18 @@ def _render(d: dict[str, Any], would_fit: list[str] | None = None) -> None:
         f"{_fmt(d['load_time_s'], ' s', 2)} / {_fmt(d['load_time_cached_s'], ' s', 2)}",
     )
     con.print(sp)
+    if accuracy:
+        con.print(accuracy, markup=False)
     if d["breakdown"]["decode_ms_per_step"]:
         t = Table(title="decode step (ms)", show_header=False)
         for k, v in d["breakdown"]["decode_ms_per_step"].items():
             if v or k == "total":
                 t.add_row(k.replace("_", " "), _fmt(v, "", SPEED_DIGITS))
         con.print(t)
-    if d["assumptions"]:
+    rest = [a for a in d["assumptions"] if a != accuracy]
+    if rest:
         con.print("[bold]assumptions[/bold]")
-        for a in d["assumptions"]:
+        for a in rest:
             con.print(f"  - {a}")
 
 
