@@ -349,7 +349,7 @@ def test_qa_soak_seconds_must_be_finite(
         (["plan", str(REF), "--format", "xml"], "plan: Invalid value for '--format'"),
         (["catalog", "gpuz"], "catalog: No such command 'gpuz'. Did you mean 'gpus'?"),
         (["no-such-command"], "No such command 'no-such-command'. (hint: rigkit --help)"),
-        (["estimate", "--gpus", "two"], "estimate: Invalid value for '--gpus'"),
+        (["estimate", "--ram-gb", "lots"], "estimate: Invalid value for '--ram-gb'"),
     ],
 )
 def test_usage_errors_are_one_line(
@@ -651,3 +651,23 @@ def test_qa_refused_input_creates_no_out_directory(
     code, err = run_cli([*argv, "--out", str(out)], monkeypatch, capsys)
     assert_one_line(code, err, f"storage path {tmp_path / 'nope'} does not exist")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        # --gpus, --prompt, --gen, --ctx and --batch take a number or a comma list of numbers
+        (["--gpus", "two"], "Invalid value for '--gpus': 'two' is not a whole number"),
+        (["--gpus", "2,x"], "Invalid value for '--gpus': 'x' is not a whole number"),
+        (["--quant", "q4_k_m,,q8_0"], "--quant 'q4_k_m,,q8_0' has an empty item"),
+    ],
+)
+def test_estimate_lists_are_checked(
+    argv: list[str],
+    needle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["estimate", "--model", "llama-3-8b", "--quant", "q4_k_m", "--gpu", "rtx-4090"]
+    code, err = run_cli([*base, *argv], monkeypatch, capsys)
+    assert_one_line(code, err, needle)

@@ -46,3 +46,30 @@ def test_text_view_of_a_batch_that_runs_in_waves() -> None:
     )
     assert res.exit_code == 0, res.output  # it runs
     assert "50 of 64 sequences run together, the rest queue" in res.output
+
+
+def test_comma_lists_sweep_every_combination() -> None:
+    import json
+
+    args = [
+        "estimate",
+        *("--model", "llama-3-70b", "--quant", "q4_k_m,q8_0", "--gpu", "rtx-4090"),
+        *("--gpus", "2,4", "--engine", "llama.cpp,vllm"),
+    ]
+    res = CliRunner().invoke(build_app(["estimate"]), [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    # 2 formats x 2 GPU counts x 2 engines = 8 rows, in that nested order
+    assert len(rows) == 8
+    assert [(r["quant"], r["gpus"], r["engine"]) for r in rows[:3]] == [
+        ("q4_k_m", 2, "llama.cpp"),
+        ("q4_k_m", 2, "vllm"),
+        ("q4_k_m", 4, "llama.cpp"),
+    ]
+    # Q8_0 (~75 GB) fits on 4x 25.8 GB but not on 2 (llama.cpp offloads the rest)
+    by = {(r["quant"], r["gpus"], r["engine"]): r for r in rows}
+    assert by[("q8_0", 4, "llama.cpp")]["fits"] and not by[("q8_0", 2, "llama.cpp")]["fits"]
+    assert by[("q8_0", 2, "llama.cpp")]["offload"]
+    text = CliRunner().invoke(build_app(["estimate"]), args, env={"COLUMNS": "140"})
+    assert text.exit_code == 0
+    assert "8 configurations" in text.output and "offload" in text.output

@@ -102,6 +102,107 @@ def _render(d: dict[str, Any], would_fit: list[str] | None = None) -> None:
             con.print(f"  - {a}")
 
 
+#: combinations one sweep may ask for
+MAX_SWEEP = 2000
+
+
+def _words(option: str, value: str) -> list[str]:
+    """``a,b`` -> ["a", "b"] (an empty item is an error)."""
+    items = [v.strip() for v in value.split(",")]
+    if not all(items):
+        raise EstimateError(f"{option} {value!r} has an empty item", hint="e.g. q4_k_m,q8_0")
+    return items
+
+
+def _ints(option: str, value: str) -> list[int]:
+    """``1,8,32`` -> [1, 8, 32]; a non-integer item is one error line naming the option."""
+    out = []
+    for item in _words(option, value):
+        try:
+            out.append(int(item))
+        except ValueError:
+            raise EstimateError(
+                f"Invalid value for '{option}': {item!r} is not a whole number",
+                hint=f"{option} 4, or a list such as {option} 2,4",
+            ) from None
+    return out
+
+
+def _sweep(axes: dict[str, list[Any]], common: dict[str, Any], as_json: bool) -> None:
+    """Every combination of the listed values: one table (or a JSON list), errors in their row."""
+    import itertools
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from rigkit.errors import RigkitError, UnknownIdError
+    from rigkit.estimate import estimate
+    from rigkit.estimate.capacity import BOUND_SHORT
+
+    names = list(axes)
+    combos = list(itertools.product(*(axes[n] for n in names)))
+    if len(combos) > MAX_SWEEP:
+        raise EstimateError(
+            f"the lists make {len(combos):,} combinations (at most {MAX_SWEEP:,})",
+            hint="use --batch FILE for large sweeps",
+        )
+    rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for combo in combos:
+        case = dict(zip(names, combo, strict=True))
+        kw = {k: v for k, v in case.items() if k not in ("model", "quant", "gpu")}
+        try:
+            d = estimate(case["model"], case["quant"], case["gpu"], **kw, **common).to_dict()
+        except UnknownIdError:
+            raise  # a typo in a list is unusable input, not a configuration that cannot run
+        except RigkitError as err:
+            d = {"error": str(err), **{k: v for k, v in case.items() if v is not None}}
+        rows.append((case, d))
+    if as_json:
+        typer.echo(json.dumps([d for _, d in rows], indent=2))
+        return
+    varying = [n for n in names if len(axes[n]) > 1]
+    t = Table(title=f"{len(rows)} configurations", title_justify="left")
+    for n in varying:
+        t.add_column(n.replace("_", " "), no_wrap=True)
+    heads = ("runs", "GB/GPU", "prefill tok/s", "decode tok/s", "all seqs tok/s", "TTFT s")
+    for h in (*heads, "max ctx", "bound"):
+        left = h in ("runs", "bound")
+        t.add_column(h.replace(" ", "\n"), justify="left" if left else "right", no_wrap=True)
+    errors: list[str] = []
+    for case, d in rows:
+        keys = [str(case[n]) for n in varying]
+        if "error" in d:
+            errors.append(d["error"])
+            t.add_row(*keys, f"[red]error ({len(errors)})[/red]", *[""] * 7)
+            continue
+        runs = (
+            "fits"
+            if d["fits"]
+            else "offload"
+            if d["offload"] and d["runnable"]
+            else "waves"
+            if d["runnable"]
+            else "no"
+        )
+        t.add_row(
+            *keys,
+            runs,
+            _fmt(d["memory_gb_per_gpu"]),
+            _fmt(d["prefill_tokens_per_s"], "", SPEED_DIGITS),
+            _fmt(d["decode_tokens_per_s"], "", SPEED_DIGITS),
+            _fmt(d["aggregate_tokens_per_s"], "", SPEED_DIGITS),
+            _fmt(d["ttft_s"], "", SPEED_DIGITS),
+            f"{d['max_context']:,}" if d["runnable"] else "-",
+            BOUND_SHORT.get(d["bound"], d["bound"])
+            if d["decode_tokens_per_s"] is not None
+            else "-",
+        )
+    con = Console()
+    con.print(t)
+    for i, e in enumerate(errors, 1):
+        con.print(f"({i}) {e}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add `rigkit estimate` to the root app."""
 
@@ -110,19 +211,19 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", help="model id, e.g. llama-3-70b"),
         quant: str | None = typer.Option(None, "--quant", help="weight format id, e.g. q4_k_m"),
         gpu: str | None = typer.Option(None, "--gpu", help="GPU id, e.g. rtx-4090"),
-        gpus: int = typer.Option(1, "--gpus", help="number of GPUs"),
+        gpus: str = typer.Option("1", "--gpus", help="number of GPUs"),
         engine: str = typer.Option(
             "llama.cpp", "--engine", help="llama.cpp, ollama, vllm, exllamav2, tgi"
         ),
         split: str | None = typer.Option(None, "--split", help="layer | row | tensor | pipeline"),
-        prompt: int = typer.Option(512, "--prompt", help="prompt tokens"),
-        gen: int = typer.Option(128, "--gen", help="generated tokens per sequence"),
+        prompt: str = typer.Option("512", "--prompt", help="prompt tokens"),
+        gen: str = typer.Option("128", "--gen", help="generated tokens per sequence"),
         batch: str = typer.Option(
             "1",
             "--batch",
             help="batch size (concurrent sequences), or '-' / a JSON Lines file of cases",
         ),
-        ctx: int | None = typer.Option(
+        ctx: str | None = typer.Option(
             None, "--ctx", help="context per sequence (default prompt + gen)"
         ),
         cpu: str | None = typer.Option(None, "--cpu", help="CPU id, for offload speed"),
@@ -152,10 +253,15 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
-        """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time."""
+        """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time.
+
+        Comma lists (--quant q4_k_m,q8_0 --gpus 2,4 --engine llama.cpp,vllm --batch 1,8 ...) sweep
+        every combination into one table.
+        """
         batch_size: int | None = None
+        batch_is_list = "," in batch and not os.path.isfile(batch)
         try:
-            batch_size = int(batch)
+            batch_size = int(batch) if not batch_is_list else 1
         except ValueError:
             if batch != "-" and not os.path.isfile(batch):
                 raise EstimateError(
@@ -170,11 +276,11 @@ def register(app: typer.Typer) -> None:
                     ("--model", model, None),
                     ("--quant", quant, None),
                     ("--gpu", gpu, None),
-                    ("--gpus", gpus, 1),
+                    ("--gpus", gpus, "1"),
                     ("--engine", engine, "llama.cpp"),
                     ("--split", split, None),
-                    ("--prompt", prompt, 512),
-                    ("--gen", gen, 128),
+                    ("--prompt", prompt, "512"),
+                    ("--gen", gen, "128"),
                     ("--ctx", ctx, None),
                     ("--cpu", cpu, None),
                     ("--ram-gb", ram_gb, None),
@@ -201,23 +307,48 @@ def register(app: typer.Typer) -> None:
         from rigkit.estimate import estimate
 
         assert model is not None and quant is not None and gpu is not None
+        axes: dict[str, list[Any]] = {
+            "model": _words("--model", model),
+            "quant": _words("--quant", quant),
+            "gpu": _words("--gpu", gpu),
+            "gpus": _ints("--gpus", gpus),
+            "engine": _words("--engine", engine),
+            "split": _words("--split", split) if split else [None],
+            "prompt": _ints("--prompt", prompt),
+            "gen": _ints("--gen", gen),
+            "batch": _ints("--batch", batch) if batch_is_list else [batch_size],
+            "ctx": _ints("--ctx", ctx) if ctx else [None],
+            "kv_cache": _words("--kv-cache", kv_cache) if kv_cache else [None],
+        }
+        common: dict[str, Any] = {
+            "cpu": cpu,
+            "ram_gb": ram_gb,
+            "profile": profile,
+            "disk_read_gb_s": disk_read_gb_s,
+            "nvlink": nvlink,
+            "flash_attention": flash_attention,
+        }
+        if any(len(v) > 1 for v in axes.values()):
+            _sweep(axes, common, as_json)
+            return
+        one = {k: v[0] for k, v in axes.items()}
         est = estimate(
-            model,
-            quant,
-            gpu,
-            gpus=gpus,
-            engine=engine,
-            split=split,
-            prompt=prompt,
-            gen=gen,
-            batch=batch_size,
-            ctx=ctx,
+            one["model"],
+            one["quant"],
+            one["gpu"],
+            gpus=one["gpus"],
+            engine=one["engine"],
+            split=one["split"],
+            prompt=one["prompt"],
+            gen=one["gen"],
+            batch=one["batch"],
+            ctx=one["ctx"],
             cpu=cpu,
             ram_gb=ram_gb,
             profile=profile,
             disk_read_gb_s=disk_read_gb_s,
             nvlink=nvlink,
-            kv_cache=kv_cache,
+            kv_cache=one["kv_cache"],
             flash_attention=flash_attention,
         )
         d = est.to_dict()
@@ -230,14 +361,14 @@ def register(app: typer.Typer) -> None:
 
                 would_fit = what_fits(
                     est,
-                    prompt=prompt,
-                    gen=gen,
-                    batch=batch_size,
-                    ctx=ctx,
+                    prompt=one["prompt"],
+                    gen=one["gen"],
+                    batch=one["batch"],
+                    ctx=one["ctx"],
                     cpu=cpu,
                     ram_gb=ram_gb,
                     nvlink=nvlink,
-                    kv_cache=kv_cache,
+                    kv_cache=one["kv_cache"],
                     flash_attention=flash_attention,
                 )
             _render(d, would_fit)
