@@ -211,20 +211,21 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, "--model", help="model id, e.g. llama-3-70b"),
         quant: str | None = typer.Option(None, "--quant", help="weight format id, e.g. q4_k_m"),
         gpu: str | None = typer.Option(None, "--gpu", help="GPU id, e.g. rtx-4090"),
-        gpus: str = typer.Option("1", "--gpus", help="number of GPUs"),
+        gpus: str = typer.Option("1", "--gpus", metavar="N", help="number of GPUs"),
         engine: str = typer.Option(
             "llama.cpp", "--engine", help="llama.cpp, ollama, vllm, exllamav2, tgi"
         ),
         split: str | None = typer.Option(None, "--split", help="layer | row | tensor | pipeline"),
-        prompt: str = typer.Option("512", "--prompt", help="prompt tokens"),
-        gen: str = typer.Option("128", "--gen", help="generated tokens per sequence"),
+        prompt: str = typer.Option("512", "--prompt", metavar="N", help="prompt tokens"),
+        gen: str = typer.Option("128", "--gen", metavar="N", help="generated tokens per sequence"),
         batch: str = typer.Option(
             "1",
             "--batch",
+            metavar="N|FILE|-",
             help="batch size (concurrent sequences), or '-' / a JSON Lines file of cases",
         ),
         ctx: str | None = typer.Option(
-            None, "--ctx", help="context per sequence (default prompt + gen)"
+            None, "--ctx", metavar="N", help="context per sequence (default prompt + gen)"
         ),
         cpu: str | None = typer.Option(None, "--cpu", help="CPU id, for offload speed"),
         ram_gb: float | None = typer.Option(None, "--ram-gb", help="system RAM in GB"),
