@@ -47,10 +47,9 @@ def plan_cmd(
 
     if out is not None:
         from rigkit.outputs import check_out_dir
-        from rigkit.report.render import FIGURE_TITLES
+        from rigkit.report.render import report_file_names
 
-        names = ["report.md", "report.html", *(f"{name}.png" for name in FIGURE_TITLES)]
-        check_out_dir(out, names, force=force)
+        check_out_dir(out, report_file_names(), force=force)
     result = plan(load_build(spec))
     if json_flag:
         fmt = PlanFormat.json

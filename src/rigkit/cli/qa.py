@@ -127,7 +127,7 @@ def qa(
     from rigkit.bench.qa.baseline import (
         save_baseline as store_baseline,
     )
-    from rigkit.bench.qa.report import write_reports
+    from rigkit.bench.qa.report import REPORT_FILES, write_reports
     from rigkit.bench.qa.result import QaContext
     from rigkit.bench.qa.runner import parse_checks, run_qa, validate
 
@@ -142,7 +142,7 @@ def qa(
     if out is not None:
         from rigkit.outputs import check_out_dir
 
-        files = ["qa-report.md", "qa-report.html", "qa-results.json"]
+        files = list(REPORT_FILES.values())
         check_out_dir(out, [*files, "soak.jsonl"] if soak_seconds > 0 else files, force=force)
     ctx = QaContext(
         build=build,

@@ -93,6 +93,15 @@ FIGURE_TITLES = {
 }
 
 
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+
+def report_file_names() -> list[str]:
+    """Every file :func:`write_report` may write into its directory."""
+    return [REPORT_MD, REPORT_HTML, *(f"{name}.png" for name in FIGURE_TITLES)]
+
+
 def write_report(result: PlanResult, out_dir: Path) -> list[Path]:
     """Write report.md (figures as PNG files beside it) and self-contained report.html."""
     from rigkit.report.figures import data_uri
@@ -106,12 +115,12 @@ def write_report(result: PlanResult, out_dir: Path) -> list[Path]:
         path.write_bytes(png)
         written.append(path)
         md_figs[FIGURE_TITLES.get(name, name)] = path.name
-    md = out_dir / "report.md"
+    md = out_dir / REPORT_MD
     md.write_text(
         render_markdown(result, md_figs, capacity_part(result, "capacity_markdown")),
         encoding="utf-8",
     )
-    html = out_dir / "report.html"
+    html = out_dir / REPORT_HTML
     html.write_text(
         render_html(result, {k: data_uri(v) for k, v in pngs.items()}), encoding="utf-8"
     )

@@ -176,6 +176,10 @@ def render_html(report: QaReport, comparison: BaselineComparison | None = None) 
     return env.from_string(_HTML).render(_context(report, comparison))
 
 
+#: the files :func:`write_reports` writes, by kind
+REPORT_FILES = {"markdown": "qa-report.md", "html": "qa-report.html", "json": "qa-results.json"}
+
+
 def write_reports(
     report: QaReport, out_dir: Path, comparison: BaselineComparison | None = None
 ) -> dict[str, Path]:
@@ -183,11 +187,7 @@ def write_reports(
     import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": out_dir / "qa-report.md",
-        "html": out_dir / "qa-report.html",
-        "json": out_dir / "qa-results.json",
-    }
+    paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
     paths["markdown"].write_text(render_markdown(report, comparison), encoding="utf-8")
     paths["html"].write_text(render_html(report, comparison), encoding="utf-8")
     data = report.to_dict()
