@@ -138,6 +138,7 @@ def _sweep(axes: dict[str, list[Any]], common: dict[str, Any], as_json: bool) ->
     from rigkit.errors import RigkitError, UnknownIdError
     from rigkit.estimate import estimate
     from rigkit.estimate.capacity import BOUND_SHORT
+    from rigkit.estimate.result import runs
 
     names = list(axes)
     combos = list(itertools.product(*(axes[n] for n in names)))
@@ -175,18 +176,9 @@ def _sweep(axes: dict[str, list[Any]], common: dict[str, Any], as_json: bool) ->
             errors.append(d["error"])
             t.add_row(*keys, f"[red]error ({len(errors)})[/red]", *[""] * 7)
             continue
-        runs = (
-            "fits"
-            if d["fits"]
-            else "offload"
-            if d["offload"] and d["runnable"]
-            else "waves"
-            if d["runnable"]
-            else "no"
-        )
         t.add_row(
             *keys,
-            runs,
+            runs(d["fits"], d["offload"], d["runnable"]),
             _fmt(d["memory_gb_per_gpu"]),
             _fmt(d["prefill_tokens_per_s"], "", SPEED_DIGITS),
             _fmt(d["decode_tokens_per_s"], "", SPEED_DIGITS),

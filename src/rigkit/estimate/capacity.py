@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rigkit.errors import RigkitError
 from rigkit.estimate.core import estimate
-from rigkit.estimate.result import Estimate
+from rigkit.estimate.result import RUNS_STYLE, Estimate, runs
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -448,11 +448,7 @@ BOUND_SHORT = {
 
 
 def _verdict(r: CapacityRow) -> str:
-    if r.fits:
-        return "fits"
-    if r.offload and r.runnable:
-        return "offload"
-    return "no"
+    return runs(r.fits, r.offload, r.runnable)
 
 
 def _cells(r: CapacityRow) -> tuple[str, ...]:
@@ -552,7 +548,7 @@ def capacity_rich(cap: Capacity) -> list[Any]:
             justify="right" if h not in ("model", "format", "engine", "runs", "bound") else "left",
             no_wrap=True,
         )
-    style = {"fits": "green", "offload": "yellow", "no": "red"}
+    style = RUNS_STYLE
     for r in cap.rows:
         cells = list(_cells(r))
         cells[2] = cells[2].replace(" (tensor)", " TP")  # as in the compact table

@@ -169,6 +169,20 @@ def _jterms(terms: tuple[tuple[str, float], ...]) -> str:
     return "{" + ",".join(f"{_jstr(k)}:{_jsig(v)}" for k, v in terms) + "}"
 
 
+#: how each :func:`runs` verdict is coloured in a terminal
+RUNS_STYLE = {"fits": "green", "offload": "yellow", "waves": "yellow", "no": "red"}
+
+
+def runs(fits: bool, offload: bool, runnable: bool) -> str:
+    """One word for whether a configuration runs: ``fits`` in GPU memory, ``offload`` (layers on
+    the CPU), ``waves`` (a paged KV cache runs the batch a part at a time) or ``no``."""
+    if fits:
+        return "fits"
+    if not runnable:
+        return "no"
+    return "offload" if offload else "waves"
+
+
 def sig(x: float | None, digits: int = DIGITS) -> float | None:
     """``x`` rounded to ``digits`` significant figures (what the model can support)."""
     if x is None:

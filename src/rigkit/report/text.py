@@ -16,6 +16,7 @@ from rich.text import Text
 
 from rigkit.design.registry import Severity
 from rigkit.estimate.capacity import BOUND_SHORT
+from rigkit.estimate.result import RUNS_STYLE, runs
 from rigkit.report import tables
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ _PLAUSIBLE = {
     False: ("NOT plausible", "red"),
     None: ("unknown", "yellow"),
 }
-_RUNS_STYLE = {"fits": "green", "offload": "yellow", "no": "red"}
 
 
 def _num(x: float | None) -> str:
@@ -76,13 +76,13 @@ def compact_capacity(cap: Any) -> Table:
     t.add_column("bound", no_wrap=True)
     last = None
     for r in cap.rows:
-        runs = "fits" if r.fits else ("offload" if r.offload and r.runnable else "no")
+        verdict = runs(r.fits, r.offload, r.runnable)
         engine = r.engine + (" TP" if r.split == "tensor" else "")
         t.add_row(
             r.model if r.model != last else "",
             r.quant,
             engine,
-            Text(runs, style=_RUNS_STYLE[runs]),
+            Text(verdict, style=RUNS_STYLE[verdict]),
             _num(r.memory_gb_per_gpu),
             _num(r.decode_tokens_per_s),
             _ctx(r.max_context) if r.runnable else "-",
