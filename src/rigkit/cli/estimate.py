@@ -20,13 +20,9 @@ SPEED_DIGITS = 2  # significant figures of speeds and times in the text view
 
 
 def _fmt(x: float | None, unit: str = "", digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return f"0{unit}"
-    v = float(f"{x:.{digits}g}")
-    text = f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:g}"
-    return f"{text}{unit}"
+    from rigkit.estimate.result import fmt_sig
+
+    return "-" if x is None else fmt_sig(x, digits) + unit
 
 
 def _render(d: dict[str, Any], would_fit: list[str] | None = None) -> None:

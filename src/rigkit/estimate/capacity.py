@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rigkit.errors import RigkitError
 from rigkit.estimate.core import estimate
-from rigkit.estimate.result import RUNS_STYLE, Estimate, runs
+from rigkit.estimate.result import RUNS_STYLE, Estimate, fmt_sig, runs
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -144,11 +144,7 @@ def _row(e: Estimate, weights_gb: float) -> CapacityRow:
     )
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    v = float(f"{x:.{digits}g}")
-    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:g}"
+_fmt = fmt_sig
 
 
 def _check(build: Build, exp: dict[str, Any], common: dict[str, Any]) -> ExpectationCheck:

@@ -169,6 +169,15 @@ def _jterms(terms: tuple[tuple[str, float], ...]) -> str:
     return "{" + ",".join(f"{_jstr(k)}:{_jsig(v)}" for k, v in terms) + "}"
 
 
+def fmt_sig(x: float | None, digits: int = DIGITS) -> str:
+    """``x`` at ``digits`` significant figures for people, thousands separated: 59.4, 136, 10,200
+    ("-" for None)."""
+    if x is None:
+        return "-"
+    v = float(f"{x:.{digits}g}")
+    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:g}"
+
+
 #: how each :func:`runs` verdict is coloured in a terminal
 RUNS_STYLE = {"fits": "green", "offload": "yellow", "waves": "yellow", "no": "red"}
 

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from rigkit.design.registry import Severity
 from rigkit.estimate.capacity import BOUND_SHORT
-from rigkit.estimate.result import RUNS_STYLE, runs
+from rigkit.estimate.result import RUNS_STYLE, fmt_sig, runs
 from rigkit.report import tables
 
 if TYPE_CHECKING:
@@ -35,12 +35,7 @@ _PLAUSIBLE = {
 }
 
 
-def _num(x: float | None) -> str:
-    """Three significant digits, thousands separated: 59.4, 136, 10,200."""
-    if x is None:
-        return "-"
-    v = float(f"{x:.3g}")
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"
+_num = fmt_sig  # three significant digits, thousands separated: 59.4, 136, 10,200
 
 
 def _ctx(n: int) -> str:
