@@ -348,3 +348,42 @@ def test_repeated_requests_on_one_connection_are_all_answered() -> None:
     # 4 status lines; 3 bodies (HEAD has none), each with the temperature of GPU 0
     assert data.count(b"HTTP/1.1 200 OK") == 4
     assert data.count(b'rigkit_gpu_temperature_celsius{gpu="0"') == 3
+
+
+def _families(text: str) -> dict[str, tuple[str, str, dict[tuple[tuple[str, str], ...], float]]]:
+    """family name -> (type, help, {(sample name + sorted labels): value})."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        samples = {(("__name__", s.name), *sorted(s.labels.items())): s.value for s in fam.samples}
+        out[fam.name] = (fam.type, fam.documentation, samples)
+    return out
+
+
+def test_scrape_matches_the_fixture_captured_from_the_hand_written_exporter() -> None:
+    """Every family, type, help text, label set and value the exporter served before it moved to
+    prometheus_client (fixtures/exporter-scrape-0.0.4.prom, captured from the old renderer for
+    the state in exporter_scrape_sample.py) is served the same today."""
+    from pathlib import Path
+
+    from exporter_scrape_sample import NAME, scrape_snapshot_cache  # tests/monitor/
+
+    fixture = Path(__file__).parent / "fixtures" / "exporter-scrape-0.0.4.prom"
+    before = _families(fixture.read_text(encoding="utf-8"))
+    now = _families(scrape_snapshot_cache().render().decode())
+    assert len(before) == 38  # 18 GPU gauges + lost, throttle, ECC, remap, XID + 3 host
+    # + 5 disk + 3 expected-link + alert, samples, last timestamp, age
+    assert sorted(now) == sorted(before)
+    for name, (kind, help_text, samples) in before.items():
+        assert now[name][0] == kind, name
+        assert now[name][1] == help_text, name
+        assert now[name][2] == samples, name
+    # spot checks of the fixture itself: XID 79 seen once, two samples, age 1002.5 - 1000.0
+    xid = before["rigkit_gpu_xid"][2]
+    assert (
+        xid[(("__name__", "rigkit_gpu_xid_total"), ("gpu", "0"), ("name", NAME), ("xid", "79"))]
+        == 1
+    )
+    assert before["rigkit_samples"][2][(("__name__", "rigkit_samples_total"),)] == 2
+    assert (
+        before["rigkit_sample_age_seconds"][2][(("__name__", "rigkit_sample_age_seconds"),)] == 2.5
+    )
