@@ -1,15 +1,11 @@
 """Prometheus exporter: /metrics served from a cache the agent updates once per sample.
 
 A scrape never calls NVML or reads the store. The agent calls :meth:`ExporterCache.update` after
-each sample, which only swaps in a new immutable :class:`Snapshot`. The first scrape after an
-update renders the exposition text (text format 0.0.4) and later scrapes reuse it; the freshness
-gauge ``rigkit_sample_age_seconds`` is computed at each scrape.
-
-:func:`families` builds the metric families once; :class:`RigkitCollector` (a prometheus-client
-custom collector, for embedding in another registry) and the fast text renderer both read them,
-and a test checks that they agree. The HTTP server is a ``selectors`` loop in its own thread (one
-thread however many scrapers connect), binds 127.0.0.1 unless told otherwise, and answers only
-GET/HEAD of ``/metrics`` and ``/``.
+each sample, which only swaps in a new immutable :class:`Snapshot`. :class:`RigkitCollector`, a
+prometheus_client custom collector, turns the snapshot into metric families (built once per
+snapshot, reused by later scrapes); the freshness gauge ``rigkit_sample_age_seconds`` is
+computed at each scrape. prometheus_client encodes the text (format 0.0.4, gzip when the scraper
+asks) and serves it from its threaded WSGI server, which binds 127.0.0.1 unless told otherwise.
 
 Metric names (units in the name, Prometheus base units): see :data:`GPU_METRICS_PROM` and
 docs/monitor.md.
@@ -17,22 +13,21 @@ docs/monitor.md.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler
+
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from rigkit.errors import MonitorError
 from rigkit.monitor.sample import THROTTLE_REASONS, Event, Sample
-
-if TYPE_CHECKING:
-    from prometheus_client.core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +141,8 @@ def _scaled(v: float, scale: float) -> float:
     return float(v) / round(1 / scale) if scale < 1 else float(v) * scale
 
 
-def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
-    """The metric families for a snapshot; ``age_now`` adds rigkit_sample_age_seconds."""
+def families(snap: Snapshot) -> list[Family]:
+    """The metric families of a snapshot (all but the age gauge, which changes every scrape)."""
     out: list[Family] = []
     sample = snap.sample
     if sample is not None:
@@ -298,8 +293,6 @@ def families(snap: Snapshot, *, age_now: float | None = None) -> list[Family]:
                 (((), snap.last_wall_time),),
             )
         )
-    if age_now is not None:
-        out.append(Family(AGE_SERIES, "gauge", _AGE_TEXT, (((), _age(snap, age_now)),)))
     return out
 
 
@@ -311,42 +304,11 @@ def _age(snap: Snapshot, now: float) -> float:
     return -1.0 if wall is None else max(0.0, now - wall)
 
 
-def _fmt_value(v: float) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(float(v))
-
-
-def _esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render_text(fams: Sequence[Family]) -> bytes:
-    """Prometheus text exposition format 0.0.4."""
-    lines: list[str] = []
-    for f in fams:
-        name = f.name + "_total" if f.type == "counter" else f.name
-        help_text = f.help.replace("\\", "\\\\").replace("\n", "\\n")
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {f.type}")
-        for labels, value in f.samples:
-            if labels:
-                inner = ",".join(f'{k}="{_esc(v)}"' for k, v in labels)
-                lines.append(f"{name}{{{inner}}} {_fmt_value(value)}")
-            else:
-                lines.append(f"{name} {_fmt_value(value)}")
-    lines.append("")
-    return "\n".join(lines).encode()
-
-
 class ExporterCache:
-    """The latest sample and active alerts, and the exposition text rendered from them.
+    """The latest sample and active alerts, as the exporter shows them.
 
-    ``update`` (the agent, once per sample) only swaps in a new :class:`Snapshot`; the text is
-    rendered by the first scrape after an update and reused by the scrapes that follow, so the
-    agent pays little for samples nobody scrapes, and a scrape never reads a source.
+    ``update`` (the agent, once per sample) only swaps in a new :class:`Snapshot`; scrapes read
+    the snapshot through :class:`RigkitCollector` and never read a source or the store.
     """
 
     def __init__(
@@ -356,15 +318,12 @@ class ExporterCache:
     ) -> None:
         """``expected_pcie``: (gpu index, gen, width) from the build spec (``--spec``), exported as
         rigkit_gpu_pcie_expected_generation/width for the Prometheus PCIe rule."""
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
-        self._render_lock = threading.Lock()
         self._snap = Snapshot(expected_pcie=tuple(expected_pcie))
         self._xid: dict[tuple[int, int], int] = {}
-        self._body = b""
-        self._gz_body = b""
-        self._body_version = -1
-        self._last_response: tuple[tuple[int, bool, bool, bytes], bytes] | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RigkitCollector(self))
 
     def snapshot(self) -> Snapshot:
         return self._snap
@@ -401,94 +360,49 @@ class ExporterCache:
                 expected_pcie=old.expected_pcie,
             )
 
-    def response(self, gzip: bool, keep: bool) -> bytes:
-        """The whole HTTP response to GET /metrics. Scrapes that arrive together (the same
-        snapshot, the same age to the millisecond, the same encoding) share one response object:
-        a burst of 100 scrapes builds a few responses instead of 100."""
-        snap = self._snap
-        age = _age_text(snap, self._clock())
-        key = (snap.version, gzip, keep, age)
-        hit = self._last_response
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        body = self._render(snap, gzip, age)
-        out = _response(b"200 OK", _CT_METRICS, body, keep, False, gzip)
-        self._last_response = (key, out)
-        return out
-
-    def render(self, gzip: bool = False) -> bytes:
-        """What a scrape returns: the text for the latest snapshot and the sample age now.
-
-        ``gzip=True`` returns a gzip stream of two members (the cached, compressed body, then the
-        age line); HTTP clients, Prometheus included, read multi-member gzip as one text.
-        """
-        snap = self._snap
-        return self._render(snap, gzip, _age_text(snap, self._clock()))
-
-    def _render(self, snap: Snapshot, gzip: bool, age_text: bytes) -> bytes:
-        import gzip as gz
-
-        with self._render_lock:
-            if self._body_version != snap.version:
-                self._body = render_text(families(snap))
-                self._gz_body = b""
-                self._body_version = snap.version
-            body = self._body
-            if gzip and not self._gz_body:
-                self._gz_body = gz.compress(body, compresslevel=6, mtime=0)
-            gz_body = self._gz_body
-        age = _AGE_HEAD + age_text
-        if gzip:
-            return gz_body + _gzip_stored(age)
-        return body + age
+    def render(self) -> bytes:
+        """What a scrape returns now (text format 0.0.4, prometheus_client's encoder)."""
+        return bytes(generate_latest(self.registry))
 
 
-def _age_text(snap: Snapshot, now: float) -> bytes:
-    """The freshness sample line, to the millisecond."""
-    return f"{AGE_SERIES} {_age(snap, now):.3f}\n".encode()
-
-
-def _gzip_stored(data: bytes) -> bytes:
-    """A gzip member holding ``data`` uncompressed (RFC 1951 stored block; < 64 KiB): the age line
-    changes every scrape and is too short to be worth compressing (a compressor costs ~100x more)."""
-    import struct
-    import zlib
-
-    n = len(data)
-    return (
-        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # magic, deflate, no flags, mtime 0, OS unknown
-        + b"\x01"  # final block, stored
-        + struct.pack("<HH", n, n ^ 0xFFFF)
-        + data
-        + struct.pack("<II", zlib.crc32(data), n)
-    )
-
-
-_AGE_HEAD = f"# HELP {AGE_SERIES} {_AGE_TEXT}\n# TYPE {AGE_SERIES} gauge\n".encode()
+def _metric(f: Family) -> Metric:
+    label_names = [k for k, _ in f.samples[0][0]] if f.samples else []
+    fam: Metric
+    if f.type == "counter":
+        fam = CounterMetricFamily(f.name, f.help, labels=label_names)
+    else:
+        fam = GaugeMetricFamily(f.name, f.help, labels=label_names)
+    for labels, value in f.samples:
+        fam.add_metric([v for _, v in labels], value)
+    return fam
 
 
 class RigkitCollector:
-    """prometheus-client custom collector over an :class:`ExporterCache` (reads only the cache)."""
+    """prometheus_client custom collector over an :class:`ExporterCache` (reads only the cache).
+
+    The families of a snapshot are built once, by the first scrape after an update; later scrapes
+    of the same snapshot reuse them and add only the freshness gauge, computed at each scrape.
+    """
 
     def __init__(self, cache: ExporterCache) -> None:
         self.cache = cache
+        self._lock = threading.Lock()
+        self._built: tuple[int, tuple[Metric, ...]] | None = None
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        for f in families(self.cache.snapshot(), age_now=time.time()):
-            label_names = [k for k, _ in f.samples[0][0]] if f.samples else []
-            fam: Metric
-            if f.type == "counter":
-                fam = CounterMetricFamily(f.name, f.help, labels=label_names)
-            else:
-                fam = GaugeMetricFamily(f.name, f.help, labels=label_names)
-            for labels, value in f.samples:
-                fam.add_metric([v for _, v in labels], value)
-            yield fam
+        snap = self.cache.snapshot()
+        with self._lock:
+            built = self._built
+            if built is None or built[0] != snap.version:
+                built = (snap.version, tuple(_metric(f) for f in families(snap)))
+                self._built = built
+        yield from built[1]
+        age = GaugeMetricFamily(AGE_SERIES, _AGE_TEXT)
+        age.add_metric([], _age(snap, self.cache.clock()))
+        yield age
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -506,115 +420,87 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
-_MAX_HEAD = 16384
-IDLE_TIMEOUT_S = 300.0  # keep-alive connections idle longer than this are closed
-_CT_METRICS = b"text/plain; version=0.0.4; charset=utf-8"
+#: A client that sends nothing for this long (a slow or stuck connection, a slowloris) is dropped,
+#: so it holds its handler thread for at most this long per byte it trickles in.
+REQUEST_TIMEOUT_S = 10.0
 
 
-def _response(
-    status: bytes, ctype: bytes, body: bytes, keep: bool, head_only: bool, gzip: bool = False
-) -> bytes:
-    head = (
-        b"HTTP/1.1 "
-        + status
-        + b"\r\nContent-Type: "
-        + ctype
-        + (b"\r\nContent-Encoding: gzip" if gzip else b"")
-        + b"\r\nContent-Length: "
-        + str(len(body)).encode()
-        + (b"\r\n" if keep else b"\r\nConnection: close\r\n")
-        + b"\r\n"
-    )
-    return head if head_only else head + body
+class _Handler(WSGIRequestHandler):
+    """wsgiref's handler with a socket timeout, quiet about dropped and timed-out clients."""
+
+    timeout = REQUEST_TIMEOUT_S
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (TimeoutError, ConnectionError) as err:
+            log.debug("exporter: client %s dropped: %s", self.client_address, err)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing per request."""
 
 
-class _Conn:
-    """One client connection: what came in, what is left to send, and when it was last active."""
+class _Server(ThreadingWSGIServer):
+    """prometheus_client's thread-per-connection WSGI server, with a longer accept queue."""
 
-    __slots__ = ("closing", "inbuf", "last", "last_head", "last_plan", "out", "sock", "writing")
+    request_queue_size = 1024
 
-    def __init__(self, sock: socket.socket, now: float) -> None:
-        self.sock = sock
-        self.inbuf = b""
-        self.out = b""
-        self.last = now
-        self.closing = False  # close once ``out`` is sent
-        self.writing = False  # registered for EVENT_WRITE (a partial send is pending)
-        # a scraper sends the same request every time: remember what the last one asked for
-        self.last_head = b""
-        self.last_plan = (False, False)  # (keep-alive, gzip)
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("exporter: request from %s failed", client_address, exc_info=True)
 
 
-def answer(cache: ExporterCache, conn: _Conn, head: bytes) -> tuple[bytes, bool]:
-    """The response to one request head, and whether the connection stays open."""
-    if head == conn.last_head:  # the same GET /metrics as before on this connection
-        keep, gzip = conn.last_plan
-        return cache.response(gzip, keep), keep
-    request_line, _, headers = head.partition(b"\r\n")
-    parts = request_line.split()
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-        return _response(b"400 Bad Request", b"text/plain", b"bad request\n", False, False), False
-    method, target, version = parts
-    lowered = headers.lower()
-    keep = (version == b"HTTP/1.1" and b"connection: close" not in lowered) or (
-        b"connection: keep-alive" in lowered
-    )
-    head_only = method == b"HEAD"
-    path = target.split(b"?", 1)[0]
-    if method not in (b"GET", b"HEAD"):
-        out = _response(b"405 Method Not Allowed", b"text/plain", b"GET only\n", keep, head_only)
-    elif path == b"/metrics":
-        gzip = b"gzip" in lowered.partition(b"accept-encoding:")[2].split(b"\r\n", 1)[0]
-        if head_only:
-            body = cache.render(gzip=gzip)
-            out = _response(b"200 OK", _CT_METRICS, body, keep, head_only, gzip)
-        else:
-            conn.last_head, conn.last_plan = head, (keep, gzip)
-            out = cache.response(gzip, keep)
-    elif path == b"/":
-        page = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
-        out = _response(b"200 OK", b"text/html; charset=utf-8", page, keep, head_only)
-    else:
-        out = _response(b"404 Not Found", b"text/plain", b"not found\n", keep, head_only)
-    return out, keep
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+_INDEX = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
+
+
+def wsgi_app(cache: ExporterCache) -> Callable[..., Iterable[bytes]]:
+    """The exporter as a WSGI application: ``/metrics`` is prometheus_client's app over the
+    cache's registry (gzip when asked for, GET only), ``/`` a link to it, anything else 404."""
+    metrics = make_wsgi_app(cache.registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [_INDEX]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
 
 
 class ExporterServer:
     """The /metrics HTTP server, serving from ``cache`` on its own thread.
 
-    A plain ``selectors`` loop (one thread however many scrapers connect): HTTP/1.1 keep-alive,
-    GET/HEAD only, no request bodies; partial sends are finished when the socket can take more;
-    connections idle for ``idle_timeout_s`` are closed. Measured against asyncio's transports it
-    costs about half the CPU per scrape (benchmarks/exporter_scrape.py).
+    prometheus_client's ``ThreadingWSGIServer`` (one thread per connection, one request per
+    connection) running :func:`wsgi_app`; binds 127.0.0.1 unless told otherwise. A client that
+    stays silent for :data:`REQUEST_TIMEOUT_S` is dropped (benchmarks/exporter_scrape.py
+    ``--slowloris`` measures scrapes while 1,500 such connections are open).
     """
 
-    def __init__(
-        self,
-        cache: ExporterCache,
-        listen: str = DEFAULT_LISTEN,
-        *,
-        idle_timeout_s: float = IDLE_TIMEOUT_S,
-    ) -> None:
+    def __init__(self, cache: ExporterCache, listen: str = DEFAULT_LISTEN) -> None:
         host, port = parse_listen(listen)
         self.host = host
         self.cache = cache
-        self.idle_timeout_s = idle_timeout_s
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        cls = _Server6 if ":" in host else _Server
         try:
-            self._lsock = socket.create_server((host, port), family=family, backlog=1024)
+            self._httpd = cls((host, port), _Handler)
         except OSError as err:
-            raise MonitorError(f"cannot listen on {listen}: {err.strerror}") from err
-        self._lsock.setblocking(False)
-        self.port = int(self._lsock.getsockname()[1])
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._lsock, selectors.EVENT_READ, None)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._conns: dict[socket.socket, _Conn] = {}
-        self._stopping = False
+            raise MonitorError(f"cannot listen on {listen}: {err.strerror or err}") from err
+        self._httpd.set_app(wsgi_app(cache))
+        self.port = int(self._httpd.server_address[1])
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="rigkit-exporter", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},  # how soon close() is noticed
+            name="rigkit-exporter",
+            daemon=True,
+        )
         self._thread.start()
         log.info("exporter listening on %s", self.url)
 
@@ -623,122 +509,10 @@ class ExporterServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/metrics"
 
-    def _run(self) -> None:
-        sweep_every = min(1.0, self.idle_timeout_s / 2)
-        next_sweep = time.monotonic() + sweep_every
-        try:
-            while not self._stopping:
-                for key, mask in self._sel.select(timeout=sweep_every):
-                    if key.fileobj is self._lsock:
-                        self._accept()
-                    elif key.fileobj is self._wake_r:
-                        with contextlib.suppress(BlockingIOError):
-                            self._wake_r.recv(64)
-                    else:
-                        conn = key.data
-                        assert isinstance(conn, _Conn)
-                        if mask & selectors.EVENT_READ:
-                            self._read(conn)
-                        if mask & selectors.EVENT_WRITE and conn.sock in self._conns:
-                            self._flush(conn)
-                now = time.monotonic()
-                if now >= next_sweep:
-                    next_sweep = now + sweep_every
-                    for conn in [c for c in self._conns.values()]:
-                        if now - conn.last >= self.idle_timeout_s:
-                            self._drop(conn)
-        except Exception:  # process boundary: the exporter thread must log why it stopped
-            log.exception("exporter stopped")
-        finally:
-            for conn in list(self._conns.values()):
-                self._drop(conn)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._lsock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as err:  # e.g. too many open files: keep serving the others
-                log.warning("exporter: accept failed: %s", err)
-                return
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock, time.monotonic())
-            self._conns[sock] = conn
-            self._sel.register(sock, selectors.EVENT_READ, conn)
-
-    def _read(self, conn: _Conn) -> None:
-        try:
-            data = conn.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn)
-            return
-        if not data:
-            self._drop(conn)
-            return
-        conn.last = time.monotonic()
-        if conn.closing:
-            return  # answering nothing more on a connection that is closing
-        conn.inbuf += data
-        while b"\r\n\r\n" in conn.inbuf:
-            head, _, conn.inbuf = conn.inbuf.partition(b"\r\n\r\n")
-            out, keep = answer(self.cache, conn, head)
-            conn.out = conn.out + out if conn.out else out  # usually empty: no copy
-            if not keep:
-                conn.closing = True
-                conn.inbuf = b""
-                break
-        if len(conn.inbuf) > _MAX_HEAD:
-            conn.out += _response(
-                b"431 Request Header Fields Too Large", b"text/plain", b"", False, False
-            )
-            conn.closing = True
-            conn.inbuf = b""
-        self._flush(conn)
-
-    def _flush(self, conn: _Conn) -> None:
-        if conn.out:
-            try:
-                sent = conn.sock.send(conn.out)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self._drop(conn)
-                return
-            conn.out = conn.out[sent:]
-        if conn.out:
-            if not conn.writing:
-                conn.writing = True
-                self._sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
-            return
-        if conn.closing:
-            self._drop(conn)
-        elif conn.writing:
-            conn.writing = False
-            self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
-
-    def _drop(self, conn: _Conn) -> None:
-        if self._conns.pop(conn.sock, None) is None:
-            return
-        with contextlib.suppress(KeyError, ValueError):
-            self._sel.unregister(conn.sock)
-        conn.sock.close()
-
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        self._httpd.shutdown()
         self._thread.join(timeout=5)
-        if self._thread.is_alive():
-            log.warning("exporter did not stop within 5 s")
-            return
-        self._sel.close()
-        for sock in (self._lsock, self._wake_r, self._wake_w):
-            sock.close()
+        self._httpd.server_close()
