@@ -129,6 +129,36 @@ class M2Slot(BaseModel):
     shares_with: list[str] = Field(default_factory=list)
 
 
+#: BIOS settings the build book can name a menu path for (rigkit.guide.bios)
+BiosKey = Literal[
+    "above_4g",
+    "rebar",
+    "csm",
+    "pcie_speed",
+    "bifurcation",
+    "iommu",
+    "memory_profile",
+    "ecc",
+    "nps",
+    "ac_power_loss",
+    "fan_control",
+]
+
+
+class BoardBios(BaseModel):
+    """Where the board's setup program keeps the settings a build must change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=3, description="the manual (chapter) the paths come from")
+    menus: dict[BiosKey, str] = Field(
+        default_factory=dict, description="setting -> menu path, e.g. 'Advanced > ...'"
+    )
+    debug: Literal["qcode", "qled", "none"] = Field(
+        default="none", description="two-digit Q-code display, status LEDs, or nothing"
+    )
+
+
 class Motherboard(Part):
     socket: str
     form_factor: str = Field(description="e-atx, eeb, ceb, atx, ...")
@@ -147,6 +177,11 @@ class Motherboard(Part):
     pcie_aux_power: list[str] = Field(
         default_factory=list, description="extra board power inputs for slots (e.g. 6pin)"
     )
+    dimm_population: dict[int, list[str]] = Field(
+        default_factory=dict,
+        description="module count -> DIMM slot names to fill, from the manual's population table",
+    )
+    bios: BoardBios | None = Field(default=None, description="setup-program menu paths")
 
 
 class MemoryKit(Part):

@@ -35,6 +35,7 @@ COMMAND_MODULES = {
     "bench": "bench",
     "qa": "qa",
     "calibrate": "calibrate",
+    "guide": "guide",
 }
 
 

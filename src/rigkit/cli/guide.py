@@ -1,0 +1,89 @@
+"""`rigkit guide SPEC --out DIR`: the build book (assembly sequence, cable map, BIOS settings,
+printable checklist) for one build, as HTML, PDF and Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from rigkit.errors import RigkitError
+    from rigkit.guide.render import FORMATS
+
+    out: list[str] = []
+    for f in (x.strip().lower() for x in text.split(",")):
+        if f == "markdown":
+            f = "md"
+        if f not in FORMATS:
+            raise RigkitError(
+                f"--format: unknown format {f!r}", hint=f"choose from {', '.join(FORMATS)}"
+            )
+        if f not in out:
+            out.append(f)
+    return tuple(out)
+
+
+def guide_cmd(
+    spec: Path = typer.Argument(
+        ..., help="Build spec (YAML), e.g. examples/reference-4x4090.yaml."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write build-book.html/.pdf/.md and build-book.json here."
+    ),
+    fmt: str = typer.Option(
+        "html,pdf", "--format", "-f", help="Comma list of html, pdf, md.", metavar="LIST"
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace book files already in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the book (steps, ids) as JSON."),
+) -> None:
+    """Write the build book for this exact build: parts and tools, assembly phases with one
+    action per step, slot and cable maps, BIOS settings, POST troubleshooting, acceptance, and a
+    printable checklist whose item ids `rigkit build` records.
+
+    Exit status: 0 written, 1 the PDF could not be printed (the HTML is written), 2 unusable input.
+    """
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from rigkit.errors import RigkitError
+    from rigkit.guide.book import build_book
+    from rigkit.guide.render import book_file_names, write_book
+    from rigkit.spec import load_build
+
+    formats = _formats(fmt)
+    if out is not None:
+        from rigkit.outputs import check_out_dir
+
+        check_out_dir(out, book_file_names(formats), force=force)
+    book = build_book(load_build(spec), str(spec))
+    problem: str | None = None
+    paths: list[Path] = []
+    if out is not None:
+        try:
+            paths, problem = write_book(book, out, formats)
+        except OSError as err:
+            raise RigkitError(f"cannot write the book to {out}: {err.strerror or err}") from err
+    if as_json:
+        doc = book.to_dict()
+        doc["files"] = [str(p) for p in paths]
+        doc["pdf_problem"] = problem
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        typer.echo(
+            f"{book.name}: {len(book.phases)} phases, {len(book.item_ids())} checklist items, "
+            f"about {book.minutes / 60:.1f} h"
+        )
+        for p in paths:
+            typer.echo(f"written: {p}")
+        if out is None:
+            typer.echo("(give --out DIR to write the book)")
+    if problem is not None:
+        typer.echo(f"rigkit: PDF not written: {problem}", err=True)
+        raise SystemExit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("guide")(guide_cmd)
