@@ -231,9 +231,9 @@ def bios_settings(build: Build) -> list[BiosSetting]:
                 f"pcie_speed:{g.slot.name}",
                 f"{g.slot.name} link speed",
                 f"Gen{link.gen} (not Auto)",
-                f"{gpu_name(g)} sits on a riser cable; fixing the speed at the card's Gen{link.gen} "
-                "stops retraining at a speed the cable cannot hold (drop to Gen"
-                f"{max(3, link.gen - 1)} if the acceptance run shows link errors)",
+                f"GPU {g.index} is on a riser cable: a fixed Gen{link.gen} stops retraining at a "
+                f"speed the cable cannot hold (Gen{max(3, link.gen - 1)} if the acceptance run "
+                "shows link errors)",
                 "pcie_speed",
             )
     adapters = [d for d in build.drives if d.on_adapter]
