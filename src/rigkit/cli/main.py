@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "qa": "qa",
     "calibrate": "calibrate",
     "guide": "guide",
+    "build": "build",
 }
 
 

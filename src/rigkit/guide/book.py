@@ -103,9 +103,9 @@ def _prep(build: Build) -> Iterator[Step]:
     for g in build.gpus:
         yield Step(
             slug(f"gpu{g.index}", "unbox"),
-            f"Unbox {gpu_name(g)}, tag it 'GPU {g.index}' and write down its serial number.",
-            "the tag ties this serial to its slot and PSU in the cable map and the certificate",
-            serial=gpu_name(g),
+            f"Unbox {gpu_name(g)} and tag it 'GPU {g.index}'.",
+            "the tag ties the card to its slot and PSU in the cable map; its serial is written "
+            "down when it goes into its slot",
             minutes=MIN_QUICK,
         )
     for i, p in enumerate(build.psus):
