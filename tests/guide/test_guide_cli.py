@@ -3,40 +3,25 @@
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from rigkit.cli import entry
 from rigkit.design.model import power_budget
 from rigkit.guide.hardware import gpu_name
 from rigkit.spec import load_build
+
+#: the `cli` fixture (conftest.py): argv -> (exit status, stdout, stderr)
+RunCli = Callable[[list[str]], tuple[int, str, str]]
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "examples" / "reference-4x4090.yaml"
 
 
-def run_cli(
-    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rigkit", *argv])
-    code: object = 0
-    try:
-        entry.run()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return (code if isinstance(code, int) else 0), out.out, out.err
-
-
-def test_html_and_markdown_name_slots_psus_and_bios(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = run_cli(
+def test_html_and_markdown_name_slots_psus_and_bios(tmp_path: Path, cli: RunCli) -> None:
+    code, out, err = cli(
         ["guide", str(REF), "--out", str(tmp_path), "--format", "html,md", "--json"],
-        monkeypatch,
-        capsys,
     )
     assert code == 0, err
     doc = json.loads(out)
@@ -63,14 +48,12 @@ def test_html_and_markdown_name_slots_psus_and_bios(
     assert saved["item_ids"] == doc["item_ids"]
 
 
-def test_refuses_to_replace_a_book_without_force(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_refuses_to_replace_a_book_without_force(tmp_path: Path, cli: RunCli) -> None:
     argv = ["guide", str(REF), "--out", str(tmp_path), "--format", "md"]
-    assert run_cli(argv, monkeypatch, capsys)[0] == 0
-    code, _, err = run_cli(argv, monkeypatch, capsys)
+    assert cli(argv)[0] == 0
+    code, _, err = cli(argv)
     assert code == 2 and "already has build-book.md" in err and "--force" in err
-    assert run_cli([*argv, "--force"], monkeypatch, capsys)[0] == 0
+    assert cli([*argv, "--force"])[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -83,20 +66,19 @@ def test_refuses_to_replace_a_book_without_force(
 def test_bad_input_is_one_line_exit_2(
     argv: list[str],
     needle: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: RunCli,
 ) -> None:
-    code, _, err = run_cli(argv, monkeypatch, capsys)
+    code, _, err = cli(argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rigkit: error: ") and needle in lines[0]
 
 
 def test_missing_pdf_engine_still_writes_html(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RIGKIT_CHROMIUM", str(tmp_path / "no-chromium"))
-    code, _, err = run_cli(["guide", str(REF), "--out", str(tmp_path / "b")], monkeypatch, capsys)
+    code, _, err = cli(["guide", str(REF), "--out", str(tmp_path / "b")])
     assert code == 1
     assert "PDF not written: no PDF engine" in err
     assert (tmp_path / "b" / "build-book.html").is_file()

@@ -10,33 +10,23 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from rigkit.cli import entry
 from rigkit.errors import RigkitError
 from rigkit.guide import build_book
 from rigkit.guide.tracker import Item, Tracker
 from rigkit.spec import load_build
 
+#: the `cli` fixture (conftest.py): argv -> (exit status, stdout, stderr)
+RunCli = Callable[[list[str]], tuple[int, str, str]]
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "1x5090-desktop.yaml"
 QA_WARN = ROOT / "tests" / "fixtures" / "qa" / "qa-results-warn.json"
 QA_FAIL = ROOT / "tests" / "fixtures" / "qa" / "qa-results-fail.json"
-
-
-def run_cli(
-    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rigkit", *argv])
-    code: object = 0
-    try:
-        entry.run()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return (code if isinstance(code, int) else 0), out.out, out.err
 
 
 def good_value(item: Item) -> str | None:
@@ -51,9 +41,7 @@ def good_value(item: Item) -> str | None:
     return "41"
 
 
-def check_everything(
-    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> int:
+def check_everything(db: Path, cli: RunCli) -> int:
     with Tracker(db) as t:
         items = t.items()
     for k, item in enumerate(items):
@@ -63,28 +51,24 @@ def check_everything(
         value = good_value(item)
         if value is not None:
             argv += ["--value", value]
-        code, _, err = run_cli(argv, monkeypatch, capsys)
+        code, _, err = cli(argv)
         assert code == 0, err
     return len(items)
 
 
-def test_whole_checklist_to_a_certificate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_whole_checklist_to_a_certificate(tmp_path: Path, cli: RunCli) -> None:
     db = tmp_path / "build.db"
-    code, out, err = run_cli(
-        ["build", "start", str(SPEC), "--db", str(db), "--json"], monkeypatch, capsys
-    )
+    code, out, err = cli(["build", "start", str(SPEC), "--db", str(db), "--json"])
     assert code == 0, err
     started = json.loads(out)
     book = build_book(load_build(SPEC), str(SPEC))
     # the tracker's checklist is the printed book's, id for id
     assert [i["id"] for i in started["items"]] == book.item_ids()
-    n = check_everything(db, monkeypatch, capsys)
-    code, out, _ = run_cli(["build", "status", "--db", str(db), "--json"], monkeypatch, capsys)
+    n = check_everything(db, cli)
+    code, out, _ = cli(["build", "status", "--db", str(db), "--json"])
     status = json.loads(out)
     assert code == 0 and status["complete"] and status["done"] == status["total"] == n
-    code, out, err = run_cli(
+    code, out, err = cli(
         [
             "build",
             "certificate",
@@ -96,8 +80,6 @@ def test_whole_checklist_to_a_certificate(
             str(tmp_path / "c"),
             "--json",
         ],
-        monkeypatch,
-        capsys,
     )
     assert code == 0, err
     cert = json.loads(out)
@@ -114,7 +96,7 @@ def test_whole_checklist_to_a_certificate(
     assert "CERTIFIED" in html and "WARN" in html and "NOT CERTIFIED" not in html
 
     # the same build with a failed qa run is not certified, and says why
-    code, out, _ = run_cli(
+    code, out, _ = cli(
         [
             "build",
             "certificate",
@@ -126,8 +108,6 @@ def test_whole_checklist_to_a_certificate(
             str(tmp_path / "f"),
             "--json",
         ],
-        monkeypatch,
-        capsys,
     )
     cert = json.loads(out)
     assert code == 1 and not cert["certified"]
@@ -152,14 +132,10 @@ def test_reading_outside_the_plan_is_flagged(tmp_path: Path) -> None:
             t.check("gpu0-link-width", value="wide")
 
 
-def test_unknown_item_lists_the_nearest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unknown_item_lists_the_nearest(tmp_path: Path, cli: RunCli) -> None:
     db = tmp_path / "b.db"
-    assert run_cli(["build", "start", str(SPEC), "--db", str(db)], monkeypatch, capsys)[0] == 0
-    code, _, err = run_cli(
-        ["build", "check", "gpu0-link-widht", "--db", str(db)], monkeypatch, capsys
-    )
+    assert cli(["build", "start", str(SPEC), "--db", str(db)])[0] == 0
+    code, _, err = cli(["build", "check", "gpu0-link-widht", "--db", str(db)])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1
@@ -169,28 +145,22 @@ def test_unknown_item_lists_the_nearest(
         assert t.status().done == 0  # nothing was recorded
 
 
-def test_start_refuses_a_second_build_without_force(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_start_refuses_a_second_build_without_force(tmp_path: Path, cli: RunCli) -> None:
     db = tmp_path / "b.db"
     argv = ["build", "start", str(SPEC), "--db", str(db)]
-    assert run_cli(argv, monkeypatch, capsys)[0] == 0
-    code, _, err = run_cli(argv, monkeypatch, capsys)
+    assert cli(argv)[0] == 0
+    code, _, err = cli(argv)
     assert code == 2 and "already tracks the build" in err and "--force" in err
-    assert run_cli([*argv, "--force"], monkeypatch, capsys)[0] == 0
+    assert cli([*argv, "--force"])[0] == 0
 
 
-def test_not_a_database_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_not_a_database_is_one_line(tmp_path: Path, cli: RunCli) -> None:
     f = tmp_path / "notes.txt"
     f.write_text("not sqlite\n", encoding="utf-8")
-    code, _, err = run_cli(["build", "status", "--db", str(f)], monkeypatch, capsys)
+    code, _, err = cli(["build", "status", "--db", str(f)])
     assert code == 2 and "is not a rigkit build database" in err
     assert f.read_text(encoding="utf-8") == "not sqlite\n"  # left as it was
-    code, _, err = run_cli(
-        ["build", "status", "--db", str(tmp_path / "none.db")], monkeypatch, capsys
-    )
+    code, _, err = cli(["build", "status", "--db", str(tmp_path / "none.db")])
     assert code == 2 and "no build database" in err
 
 

@@ -543,7 +543,20 @@ def _bios(build: Build) -> Iterator[Step]:
     yield Step("setup-save", "Save and exit setup (F10).", minutes=MIN_QUICK)
 
 
+def _load_temp_limit(build: Build) -> tuple[float | None, str]:
+    """The temperature at which the monitor's default ``gpu_temp_high`` alert warns: the GPUs'
+    slowdown point (catalog, or the monitor's fallback) plus the rule's offset (-5 C)."""
+    from rigkit.monitor.alerts import default_rules, gpu_temp_limits
+
+    slowdown, _ = gpu_temp_limits(build)
+    rule = next((r for r in default_rules(build) if r.name == "gpu_temp_high"), None)
+    if rule is None or rule.threshold is None or rule.relative_to != "slowdown_temp_c":
+        return None, ""
+    return slowdown + rule.threshold, f"slowdown {slowdown:g} °C {rule.threshold:+g}"
+
+
 def _accept(build: Build, spec_arg: str) -> Iterator[Step]:
+    hot, hot_why = _load_temp_limit(build)
     yield Step(
         "os-install",
         "Install the operating system and the NVIDIA driver.",
@@ -577,12 +590,11 @@ def _accept(build: Build, spec_arg: str) -> Iterator[Step]:
             reading=Reading("idle temperature", "°C"),
             minutes=MIN_QUICK,
         )
-        slow = g.gpu.slowdown_temp_c
         yield Step(
             slug(n, "temp-load"),
             f"Read {label}'s temperature after 10 minutes under load and write it down.",
-            f"the card slows itself at {slow:g} °C" if slow is not None else None,
-            reading=Reading("load temperature", "°C", None, slow),
+            f"the monitor warns at {hot:g} °C ({hot_why})" if hot is not None else None,
+            reading=Reading("load temperature", "°C", None, hot),
             minutes=MIN_QUICK,
         )
     yield Step(
