@@ -22,8 +22,8 @@ from rigkit.monitor.alerts import (
     default_rules,
     expected_pcie,
     load_rules,
-    parse_duration,
 )
+from rigkit.monitor.config import duration_s
 from rigkit.monitor.sample import Event, GpuSample, HostSample, Sample
 
 REPLAYS = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
@@ -309,32 +309,100 @@ def test_overrides_change_disable_and_add(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "needle"),
+    ("text", "expected"),
     [
-        ("rules:\n  gpu_temp_high: {tresh: 3}\n", "unknown setting(s) tresh"),
-        ("rules:\n  nosuch: {threshold: 3}\n", "needs 'expr'"),
-        ("rules:\n  x: {expr: gpu.bogus, threshold: 1}\n", "unknown expr 'gpu.bogus'"),
-        ("rules:\n  gpu_temp_high: {for: soon}\n", "expected a duration"),
-        ("rulez: {}\n", "unknown section(s) rulez"),
-        ("rules: [\n", "not valid YAML"),
+        (
+            "rules:\n  gpu_temp_high: {tresh: 3}\n",
+            ":2: rules.gpu_temp_high.tresh: unknown setting 'tresh' (hint: did you mean 'threshold'?)",
+        ),
+        (
+            "rules:\n  nosuch: {threshold: 3}\n",
+            ":2: rules.nosuch: no default rule has this name, and a new rule needs 'expr'",
+        ),
+        (
+            "rules:\n  x:\n    threshold: 1\n    expr: gpu.temprature_c\n",
+            ":4: rules.x.expr: unknown expr 'gpu.temprature_c'"
+            " (hint: did you mean 'gpu.temperature_c'?)",
+        ),
+        (
+            "# c\nrules:\n  gpu_temp_high:\n    for: soon\n",
+            ":4: rules.gpu_temp_high.for: expected a duration like 30s, 5m or 1h (0 to 366d),"
+            " got 'soon'",
+        ),
+        (
+            "rules:\n  gpu_temp_high: {threshold: '3'}\n",
+            ":2: rules.gpu_temp_high.threshold: input should be a valid number, got '3'",
+        ),
+        ("rulez: {}\n", ":1: rulez: unknown section 'rulez' (hint: did you mean 'rules'?)"),
+        ("rules: [\n", ":2: not valid YAML"),
+        ("- a\n", ":1: expected a mapping with rules:, response: and/or notify: sections"),
     ],
 )
-def test_bad_override_files_name_the_problem(tmp_path: Path, text: str, needle: str) -> None:
+def test_bad_override_files_name_file_line_and_setting(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     f = tmp_path / "r.yaml"
     f.write_text(text, encoding="utf-8")
     with pytest.raises(MonitorError) as err:
         load_rules(f, None)
-    assert needle in str(err.value)
-    assert str(f) in str(err.value)
+    assert str(err.value).startswith(f"{f}{expected}")
+    assert "\n" not in str(err.value)
 
 
-def test_parse_duration() -> None:
-    assert parse_duration("90s", "x") == 90.0
-    assert parse_duration("5m", "x") == 300.0  # 5 * 60
-    assert parse_duration("1.5h", "x") == 5400.0  # 1.5 * 3600
-    assert parse_duration(12, "x") == 12.0
-    with pytest.raises(MonitorError):
-        parse_duration(-1, "x")
+def test_several_problems_are_counted_with_their_lines(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(
+        "rules:\n  gpu_temp_high:\n    for: soon\n  disk_free_low:\n    threshold: x\n"
+        "    severity: loud\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(MonitorError) as err:
+        load_rules(f, None)
+    # the first problem in full, the other two by line
+    assert str(err.value) == (
+        f"{f}:3: rules.gpu_temp_high.for: expected a duration like 30s, 5m or 1h (0 to 366d),"
+        " got 'soon' [2 more problems (lines 5, 6)]"
+    )
+
+
+def test_xid_classes_may_be_named_in_code_lists(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(
+        "rules:\n  gpu_xid_watch: {expr: gpu.xid, codes: [critical, 13], severity: warning}\n",
+        encoding="utf-8",
+    )
+    rule = {r.name: r for r in load_rules(f, None)}["gpu_xid_watch"]
+    assert rule.codes == (*CRITICAL_XIDS, 13)  # 48, 62, ..., 120 then 13
+
+
+def test_default_rules_come_from_the_packaged_yaml() -> None:
+    from rigkit.monitor.config import default_rules_file
+
+    names = list(default_rules_file().config.rules)
+    assert [r.name for r in default_rules(None)] == names  # same rules, same order
+    assert len(names) == 21
+    temp = default_rules(None)[0]
+    # gpu_temp_high: -5 C relative to slowdown; no build -> the 88 C fallback as reference
+    assert (temp.name, temp.threshold, temp.ref_default, temp.for_s) == (
+        "gpu_temp_high",
+        -5.0,
+        88.0,
+        60.0,
+    )
+    xid = {r.name: r for r in default_rules(None)}
+    assert xid["gpu_xid_critical"].codes == CRITICAL_XIDS
+    assert xid["gpu_xid_other"].exclude_codes == CRITICAL_XIDS + APPLICATION_XIDS
+    assert xid["gpu_xid_critical"].quiet_s == 600.0  # 10m
+
+
+def test_durations() -> None:
+    assert duration_s("90s") == 90.0
+    assert duration_s("5m") == 300.0  # 5 * 60
+    assert duration_s("1.5h") == 5400.0  # 1.5 * 3600
+    assert duration_s(12) == 12.0
+    for bad in (-1, "soon", True, float("inf"), "400d"):  # 400 d is past the 366 d cap
+        with pytest.raises(ValueError, match="expected a duration"):
+            duration_s(bad)
 
 
 def test_host_missing_neither_raises_nor_resolves() -> None:

@@ -239,7 +239,7 @@ def test_cli_bad_rules_file_is_exit_2(tmp_path: Path) -> None:
         app, ["monitor", "export-config", "--out", str(tmp_path / "o"), "--rules", str(f)]
     )
     assert result.exit_code != 0
-    assert "unknown setting(s) bogus" in str(result.exception)
+    assert f"{f}:1: rules.gpu_temp_high.bogus: unknown setting 'bogus'" in str(result.exception)
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -378,3 +378,35 @@ def test_agent_replay_with_endpoint_down_loses_no_alert(tmp_path: Path) -> None:
         ("firing", 20.0),
         ("resolved", 620.0),
     ]
+
+
+def test_notify_section_of_the_settings_file_reaches_the_notifier(tmp_path: Path) -> None:
+    from rigkit.monitor.agent import make_notifier
+    from rigkit.monitor.config import load_config
+
+    f = tmp_path / "m.yaml"
+    f.write_text(
+        "notify:\n"
+        "  targets: ['http://127.0.0.1:9/hook']\n"
+        "  timeout: 5s\n"
+        "  rate_limit: 3\n"
+        "  dedup_window: 1h\n"
+        "  min_severity: critical\n",
+        encoding="utf-8",
+    )
+    settings = load_config(f).config.notify
+    # --notify on the command line plus the file's target, each once
+    n = make_notifier(
+        tmp_path / "n.db", ["http://127.0.0.1:9/other", "http://127.0.0.1:9/hook"], settings
+    )
+    assert n is not None
+    try:
+        assert [t.url for t in n.targets] == ["http://127.0.0.1:9/other", "http://127.0.0.1:9/hook"]
+        assert (n.timeout_s, n.rate_limit, n.dedup_window_s, n.min_severity) == (
+            5.0,
+            3,
+            3600.0,  # 1h
+            "critical",
+        )
+    finally:
+        n.close()

@@ -218,20 +218,34 @@ def test_policy_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "needle"),
+    ("text", "expected"),
     [
-        ("response: {tier1: {power_fraction: 2}}\n", "power_fraction must be between"),
-        ("response: {tier4: {}}\n", "unknown setting(s) tier4"),
-        ("response: {tier2: {units: llama}}\n", "expected a list of names"),
-        ("response: {tier3: {conditions: [{relative_to: ambient}]}}\n", "slowdown or shutdown"),
+        (
+            "response: {tier1: {power_fraction: 2}}\n",
+            ":1: response.tier1.power_fraction: input should be less than or equal to 1, got 2",
+        ),
+        ("response: {tier4: {}}\n", ":1: response.tier4: unknown setting 'tier4'"),
+        (
+            "response:\n  tier2: {units: llama}\n",
+            ":2: response.tier2.units: input should be a valid list, got 'llama'",
+        ),
+        (
+            "response:\n  tier3:\n    conditions:\n      - {relative_to: ambient}\n",
+            ":4: response.tier3.conditions[0].relative_to: input should be 'slowdown' or"
+            " 'shutdown', got 'ambient'",
+        ),
+        (  # a unit name that systemctl would read as an option
+            "response:\n  tier2:\n    units: [ok.service, --now]\n",
+            ":3: response.tier2.units[1]: expected a systemd unit or container name",
+        ),
     ],
 )
-def test_bad_policy_files(tmp_path: Path, text: str, needle: str) -> None:
+def test_bad_policy_files(tmp_path: Path, text: str, expected: str) -> None:
     f = tmp_path / "m.yaml"
     f.write_text(text, encoding="utf-8")
     with pytest.raises(MonitorError) as err:
         load_policy(f, None)
-    assert needle in str(err.value)
+    assert str(err.value).startswith(f"{f}{expected}")
 
 
 def _run_agent(path: Path, enforce: bool = True) -> tuple[list[Event], RecordingActuator, int]:

@@ -131,7 +131,9 @@ def run_cmd(
     loop: bool = typer.Option(False, "--loop", help="Replay: start over at the end of the file."),
     db: Path | None = typer.Option(None, "--db", help=_DB_HELP),
     rules: Path | None = typer.Option(
-        None, "--rules", help="YAML overrides: `rules:` (alerts) and `response:` (tiers)."
+        None,
+        "--rules",
+        help="Settings file: `rules:` (alerts), `response:` (tiers), `notify:` (targets, limits).",
     ),
     notify: list[str] = typer.Option(
         [], "--notify", help="Webhook URL or smtp://user:pass@host:port?from=..&to=.. (repeat)."
@@ -161,6 +163,7 @@ def run_cmd(
         make_notifier,
         make_responder,
     )
+    from rigkit.monitor.config import load_config
     from rigkit.monitor.exporter import ExporterCache, ExporterServer
     from rigkit.monitor.sources import open_source
 
@@ -176,6 +179,7 @@ def run_cmd(
         )
     address = _listen_address(listen, source)
     _check_notify_targets(notify)
+    notify_settings = load_config(rules).config.notify
     build = load_build(spec) if spec is not None else None
     db_path = _db_path(db)
     if db_path.is_dir():
@@ -200,7 +204,7 @@ def run_cmd(
         if address is not None:
             server = ExporterServer(cache, address)
         store = guard.open_store()
-        notifier = make_notifier(db_path, notify)
+        notifier = make_notifier(db_path, notify, notify_settings)
         agent = Agent(
             src,
             store,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rigkit.errors import MonitorError
+from rigkit.monitor.config import NotifySettings
 from rigkit.monitor.sample import Event, Sample
 from rigkit.monitor.sources.base import Source, SourceExhausted
 from rigkit.monitor.store import Store
@@ -319,15 +320,25 @@ def make_responder(
     return respond.Responder(policy, enforce=enforce)
 
 
-def make_notifier(db_path: str | Path, targets: Sequence[str]) -> Notifier | None:
-    """The durable notifier for ``targets`` (None when there are none)."""
-    if not targets:
+def make_notifier(
+    db_path: str | Path, targets: Sequence[str], settings: NotifySettings | None = None
+) -> Notifier | None:
+    """The durable notifier for ``targets`` and the ``notify:`` settings (None when there are no
+    targets in either)."""
+    settings = settings or NotifySettings()
+    every = [*targets, *(t for t in settings.targets if t not in targets)]
+    if not every:
         return None
     try:
         notify = importlib.import_module("rigkit.monitor.notify")
     except ImportError as err:
         raise MonitorError("--notify is not supported by this installation") from err
-    notifier: Notifier = notify.Notifier(db_path, list(targets))
+    options: dict[str, Any] = {
+        k: getattr(settings, k)
+        for k in ("timeout_s", "rate_limit", "dedup_window_s", "min_severity")
+        if getattr(settings, k) is not None
+    }
+    notifier: Notifier = notify.Notifier(db_path, every, **options)
     return notifier
 
 

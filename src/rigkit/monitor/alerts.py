@@ -21,18 +21,16 @@ same replay in real time.
 
 from __future__ import annotations
 
+import difflib
 import logging
-import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from rigkit.errors import MonitorError
+from rigkit.monitor.config import ConfigFile, RuleSettings, default_rules_file, load_config
 from rigkit.monitor.sample import (
     DISK_METRICS,
     GPU_METRICS,
@@ -44,7 +42,6 @@ from rigkit.monitor.sample import (
     Sample,
     Severity,
 )
-from rigkit.yamlerrors import yaml_error_text
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -73,9 +70,6 @@ APPLICATION_XIDS: tuple[int, ...] = (13, 31, 43, 63, 92)
 FALLBACK_SLOWDOWN_TEMP_C = 88.0
 #: Same for the shutdown temperature (fallback: slowdown + 5 C).
 FALLBACK_SHUTDOWN_TEMP_C = 93.0
-#: AMD Ryzen Threadripper PRO 7000 WX product pages list a maximum operating temperature (Tjmax)
-#: of 95 C; used when the build does not say otherwise.
-DEFAULT_CPU_TJMAX_C = 95.0
 
 _PREDICATES = (
     "gpu.lost",
@@ -136,9 +130,12 @@ class AlertRule:
     def __post_init__(self) -> None:
         object.__setattr__(self, "per_gpu", self.expr.startswith("gpu."))
         if self.expr not in valid_exprs():
+            near = difflib.get_close_matches(self.expr, valid_exprs(), n=1, cutoff=0.6)
             raise MonitorError(
                 f"alert rule {self.name!r}: unknown expr {self.expr!r}",
-                hint="see docs/alerts.md for the list of expressions",
+                hint=f"did you mean {near[0]!r}?"
+                if near
+                else "see docs/alerts.md for the list of expressions",
             )
         if self.op not in _OPS:
             raise MonitorError(f"alert rule {self.name!r}: unknown op {self.op!r}")
@@ -255,361 +252,92 @@ def _has_fans(build: Build | None) -> bool:
     return any(p.gpu.cooling in ("open-air", "blower") for p in build.gpus)
 
 
+#: XID classes a rule's ``codes``/``exclude_codes`` may name instead of numbers.
+XID_CLASSES: dict[str, tuple[int, ...]] = {
+    "critical": CRITICAL_XIDS,
+    "application": APPLICATION_XIDS,
+}
+
+
+def _xid_codes(items: Iterable[int | str]) -> tuple[int, ...]:
+    out: list[int] = []
+    for item in items:
+        for code in XID_CLASSES[item] if isinstance(item, str) else (item,):
+            if code not in out:
+                out.append(code)
+    return tuple(out)
+
+
+def _rule_fields(settings: RuleSettings) -> dict[str, Any]:
+    """AlertRule keyword arguments for the settings given in a file."""
+    changes = settings.changes()
+    for key in ("codes", "exclude_codes"):
+        if key in changes:
+            changes[key] = _xid_codes(changes[key] or ())
+    return changes
+
+
+def _with_build(rule: AlertRule, build: Build | None) -> AlertRule:
+    """Fill in what comes from the machine: reference temperatures and the PCIe slot map."""
+    if rule.relative_to is not None and rule.ref_default is None:
+        slowdown, shutdown = gpu_temp_limits(build)
+        ref = slowdown if rule.relative_to == "slowdown_temp_c" else shutdown
+        rule = replace(rule, ref_default=ref)
+    if rule.expr == "gpu.pcie_degraded_under_load" and not rule.expected_pcie:
+        rule = replace(rule, expected_pcie=expected_pcie(build))
+    return rule
+
+
 def default_rules(build: Build | None = None) -> list[AlertRule]:
-    """The default rule set, with thresholds from the build's catalog entries where known."""
-    slowdown, _shutdown = gpu_temp_limits(build)
-    rules = [
-        AlertRule(
-            name="gpu_temp_high",
-            expr="gpu.temperature_c",
-            op=">=",
-            threshold=-5.0,
-            clear_threshold=-8.0,
-            relative_to="slowdown_temp_c",
-            ref_default=slowdown,
-            for_s=60.0,
-            severity="warning",
-            summary="GPU temperature within 5 C of its hardware slowdown point",
-        ),
-        AlertRule(
-            name="gpu_temp_critical",
-            expr="gpu.temperature_c",
-            op=">=",
-            threshold=0.0,
-            clear_threshold=-3.0,
-            relative_to="slowdown_temp_c",
-            ref_default=slowdown,
-            for_s=30.0,
-            severity="critical",
-            summary="GPU temperature at its hardware slowdown point",
-        ),
-        AlertRule(
-            name="gpu_thermal_margin_low",
-            expr="gpu.thermal_margin_c",
-            op="<",
-            threshold=5.0,
-            clear_threshold=8.0,
-            for_s=60.0,
-            severity="warning",
-            summary="GPU thermal margin to slowdown below 5 C",
-        ),
-        AlertRule(
-            name="gpu_hw_slowdown",
-            expr="gpu.throttle.hw_slowdown",
-            for_s=15.0,
-            severity="warning",
-            summary="GPU hardware slowdown (heat, or the PSU's power-brake signal)",
-        ),
-        AlertRule(
-            name="gpu_hw_thermal_slowdown",
-            expr="gpu.throttle.hw_thermal_slowdown",
-            for_s=15.0,
-            severity="critical",
-            summary="GPU hardware thermal slowdown",
-        ),
-        AlertRule(
-            name="gpu_hw_power_brake",
-            expr="gpu.throttle.hw_power_brake_slowdown",
-            for_s=5.0,
-            severity="critical",
-            summary="GPU power-brake slowdown: the PSU or board asked the GPU to cut power",
-        ),
-        AlertRule(
-            name="gpu_xid_critical",
-            expr="gpu.xid",
-            codes=CRITICAL_XIDS,
-            quiet_s=600.0,
-            severity="critical",
-            summary="GPU reported a critical XID (hardware, driver or bus error)",
-        ),
-        AlertRule(
-            name="gpu_xid_other",
-            expr="gpu.xid",
-            exclude_codes=CRITICAL_XIDS + APPLICATION_XIDS,
-            quiet_s=600.0,
-            severity="warning",
-            summary="GPU reported an XID that is neither critical nor application-caused",
-        ),
-        AlertRule(
-            name="gpu_xid_application",
-            expr="gpu.xid",
-            codes=APPLICATION_XIDS,
-            quiet_s=600.0,
-            severity="info",
-            summary="application-caused XID (logged, not alerted)",
-        ),
-        AlertRule(
-            name="gpu_lost",
-            expr="gpu.lost",
-            for_s=0.0,
-            severity="critical",
-            summary="GPU fell off the bus or stopped answering",
-        ),
-        AlertRule(
-            name="gpu_data_missing",
-            expr="gpu.data_missing",
-            for_s=60.0,
-            severity="warning",
-            summary="GPU answers but reports no temperature",
-        ),
-        AlertRule(
-            name="gpu_pcie_degraded",
-            expr="gpu.pcie_degraded_under_load",
-            min_util_pct=50.0,
-            expected_pcie=expected_pcie(build),
-            for_s=60.0,
-            severity="warning",
-            summary="GPU PCIe link below its expected generation or width under load",
-        ),
-        AlertRule(
-            name="gpu_ecc_uncorrected",
-            expr="gpu.ecc_uncorrected",
-            op=">",
-            threshold=0.0,
-            for_s=0.0,
-            severity="critical",
-            summary="GPU memory reported uncorrected ECC errors",
-        ),
-        AlertRule(
-            name="gpu_remapped_rows_pending",
-            expr="gpu.remapped_rows_pending",
-            op=">=",
-            threshold=1.0,
-            for_s=0.0,
-            severity="warning",
-            summary="GPU memory row remapping pending (reset the GPU when idle)",
-        ),
-        AlertRule(
-            name="host_cpu_temp_high",
-            expr="host.cpu_temp_c",
-            op=">=",
-            threshold=DEFAULT_CPU_TJMAX_C - 5.0,
-            clear_threshold=DEFAULT_CPU_TJMAX_C - 10.0,
-            for_s=60.0,
-            severity="warning",
-            summary="CPU package temperature within 5 C of Tjmax",
-        ),
-        AlertRule(
-            name="host_mem_high",
-            expr="host.mem_used_pct",
-            op=">=",
-            threshold=95.0,
-            clear_threshold=90.0,
-            for_s=300.0,
-            severity="warning",
-            summary="host memory almost full",
-        ),
-        AlertRule(
-            name="disk_temp_high",
-            expr="disk.temp_c",
-            op=">=",
-            threshold=70.0,
-            clear_threshold=65.0,
-            for_s=120.0,
-            severity="warning",
-            summary="NVMe drive hot (throttling likely)",
-        ),
-        AlertRule(
-            name="disk_wear_high",
-            expr="disk.wear_pct",
-            op=">=",
-            threshold=80.0,
-            clear_threshold=80.0,
-            for_s=0.0,
-            severity="warning",
-            summary="NVMe drive has used 80% or more of its rated endurance",
-        ),
-        AlertRule(
-            name="disk_free_low",
-            expr="disk.free_pct",
-            op="<",
-            threshold=10.0,
-            clear_threshold=12.0,
-            for_s=60.0,
-            severity="warning",
-            summary="filesystem less than 10% free",
-        ),
-        AlertRule(
-            name="disk_critical_warning",
-            expr="disk.critical_warning",
-            op=">",
-            threshold=0.0,
-            for_s=0.0,
-            severity="critical",
-            summary="NVMe drive reports a critical warning",
-        ),
-    ]
-    if _has_fans(build):
-        rules.insert(
-            9,
-            AlertRule(
-                name="gpu_fan_stopped",
-                expr="gpu.fan_stopped_under_load",
-                op="<=",
-                threshold=0.0,
-                clear_threshold=0.0,
-                min_util_pct=50.0,
-                for_s=30.0,
-                severity="critical",
-                summary="GPU fan stopped while the GPU is under load",
-            ),
-        )
+    """The packaged default rules (monitor/data/default-rules.yaml) for ``build``."""
+    defaults = default_rules_file()
+    rules = apply_overrides([], defaults.config.rules, defaults, build)
+    if not _has_fans(build):
+        rules = [r for r in rules if r.expr != "gpu.fan_stopped_under_load"]
     return rules
 
 
-# --- YAML overrides ---------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_RULE_KEYS = {
-    "enabled",
-    "expr",
-    "op",
-    "threshold",
-    "clear_threshold",
-    "for",
-    "clear_for",
-    "severity",
-    "summary",
-    "codes",
-    "exclude_codes",
-    "quiet",
-    "min_util_pct",
-    "relative_to",
-    "ref_default",
-}
-TOP_LEVEL_KEYS = ("rules", "response", "notify")
-
-
-def parse_duration(value: object, where: str) -> float:
-    """Seconds from a number or a string like ``30s``, ``5m``, ``1h``."""
-    if isinstance(value, bool):
-        raise MonitorError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0 or not math.isfinite(value):
-            raise MonitorError(f"{where}: a duration must be >= 0, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2)]
-    raise MonitorError(f"{where}: expected a duration like 30s or 5m, got {value!r}")
-
-
-def _number(value: object, where: str) -> float:
-    # NaN would make a rule that never fires; infinity one that never clears
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise MonitorError(f"{where}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _codes(value: object, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or any(
-        isinstance(x, bool) or not isinstance(x, int) for x in value
-    ):
-        raise MonitorError(f"{where}: expected a list of XID numbers, got {value!r}")
-    return tuple(value)
-
-
-def read_config(path: str | Path) -> dict[str, Any]:
-    """Read a monitor YAML file (``rules:``, ``response:``, ``notify:`` sections)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise MonitorError(f"{p}: cannot read rules file: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise MonitorError(f"{p}: not a text file (not UTF-8)") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise MonitorError(yaml_error_text(str(p), err)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise MonitorError(f"{p}: expected a mapping with 'rules:' and/or 'response:'")
-    unknown = sorted(set(map(str, data)) - set(TOP_LEVEL_KEYS))
-    if unknown:
-        raise MonitorError(
-            f"{p}: unknown section(s) {', '.join(unknown)}",
-            hint=f"known sections: {', '.join(TOP_LEVEL_KEYS)}",
-        )
-    return data
-
-
 def apply_overrides(
-    rules: list[AlertRule], overrides: Mapping[str, Any], where: str = "rules"
+    rules: list[AlertRule],
+    overrides: Mapping[str, RuleSettings | None],
+    file: ConfigFile,
+    build: Build | None = None,
 ) -> list[AlertRule]:
-    """Change, disable or add rules. Disabled rules are dropped from the result."""
+    """Change, disable or add rules (``rules:`` of ``file``). Disabled rules are dropped."""
     by_name = {r.name: r for r in rules}
     order = [r.name for r in rules]
-    for name, spec in overrides.items():
-        here = f"{where}.{name}"
-        if spec is None:
-            spec = {}
-        if not isinstance(spec, Mapping):
-            raise MonitorError(f"{here}: expected a mapping of settings")
-        unknown = sorted(set(map(str, spec)) - _RULE_KEYS)
-        if unknown:
-            raise MonitorError(
-                f"{here}: unknown setting(s) {', '.join(unknown)}",
-                hint=f"known settings: {', '.join(sorted(_RULE_KEYS))}",
-            )
-        changes: dict[str, Any] = {}
-        for key, value in spec.items():
-            at = f"{here}.{key}"
-            if key == "enabled":
-                if not isinstance(value, bool):
-                    raise MonitorError(f"{at}: expected true or false")
-                changes["enabled"] = value
-            elif key in ("threshold", "clear_threshold", "min_util_pct", "ref_default"):
-                changes[key] = None if value is None else _number(value, at)
-            elif key == "for":
-                changes["for_s"] = parse_duration(value, at)
-            elif key == "clear_for":
-                changes["clear_for_s"] = parse_duration(value, at)
-            elif key == "quiet":
-                changes["quiet_s"] = parse_duration(value, at)
-            elif key in ("codes", "exclude_codes"):
-                changes[key] = _codes(value, at)
-            elif key == "severity":
-                if value not in ("critical", "warning", "info"):
-                    raise MonitorError(f"{at}: expected critical, warning or info")
-                changes["severity"] = value
-            elif key in ("expr", "op", "summary", "relative_to"):
-                if value is not None and not isinstance(value, str):
-                    raise MonitorError(f"{at}: expected a string")
-                changes[key] = value
+    for name, settings in overrides.items():
+        changes = _rule_fields(settings) if settings is not None else {}
         try:
             if name in by_name:
-                by_name[name] = replace(by_name[name], **changes)
+                if "relative_to" in changes and "ref_default" not in changes:
+                    changes["ref_default"] = None  # the new reference's, from the build
+                by_name[name] = _with_build(replace(by_name[name], **changes), build)
             else:
                 if "expr" not in changes:
                     raise MonitorError(
-                        # the handler below puts the file and the rule's place in front
                         "no default rule has this name, and a new rule needs 'expr'",
-                        hint=f"default rules: {', '.join(order)}",
+                        hint=f"default rules: {', '.join(order)}" if order else None,
                     )
-                changes.setdefault("summary", str(name))
-                by_name[str(name)] = AlertRule(name=str(name), **changes)
-                order.append(str(name))
+                changes.setdefault("summary", name)
+                by_name[name] = _with_build(AlertRule(name=name, **changes), build)
+                order.append(name)
         except MonitorError as err:
-            raise MonitorError(f"{here}: {err.message}", hint=err.hint) from err
-        except TypeError as err:  # pragma: no cover - guarded by _RULE_KEYS
-            raise MonitorError(f"{here}: {err}") from err
+            loc: tuple[str, ...] = ("rules", name)
+            if "unknown expr" in err.message:
+                loc = (*loc, "expr")
+            message = err.message.removeprefix(f"alert rule {name!r}: ")
+            raise file.error(loc, message, err.hint) from None
     return [by_name[n] for n in order if by_name[n].enabled]
 
 
 def load_rules(path: str | Path | None, build: Build | None = None) -> list[AlertRule]:
-    """Default rules for ``build`` with the overrides of the YAML file at ``path`` applied."""
+    """Default rules for ``build`` with the overrides of the settings file at ``path`` applied."""
     rules = default_rules(build)
     if path is None:
         return rules
-    data = read_config(path)
-    overrides = data.get("rules") or {}
-    if not isinstance(overrides, Mapping):
-        raise MonitorError(f"{path}: 'rules' must map rule names to settings")
-    return apply_overrides(rules, overrides, where=f"{path}: rules")
+    file = load_config(path)
+    return apply_overrides(rules, file.config.rules, file, build)
 
 
 # --- evaluation -------------------------------------------------------------------------------

@@ -20,16 +20,16 @@ once per episode, not once per sample.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from rigkit.errors import MonitorError
-from rigkit.monitor.alerts import gpu_temp_limits, parse_duration, read_config
+from rigkit.monitor.alerts import gpu_temp_limits
+from rigkit.monitor.config import ConditionSettings, ResponseSettings, load_config
 from rigkit.monitor.sample import Event, GpuSample, Sample, Severity
 
 if TYPE_CHECKING:
@@ -118,110 +118,55 @@ def default_policy(build: Build | None = None) -> ResponsePolicy:
     return ResponsePolicy(slowdown_temp_c=slowdown, shutdown_temp_c=shutdown)
 
 
-# --- YAML -------------------------------------------------------------------------------------
+# --- settings file (response:) -----------------------------------------------------------------
 
 
-def _cond(d: object, where: str, default: TierCondition) -> TierCondition:
-    if not isinstance(d, Mapping):
-        raise MonitorError(f"{where}: expected a mapping with relative_to, offset_c, for")
-    unknown = sorted(set(map(str, d)) - {"relative_to", "offset_c", "for"})
-    if unknown:
-        raise MonitorError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-    rel = d.get("relative_to", default.relative_to)
-    if rel not in ("slowdown", "shutdown"):
-        raise MonitorError(f"{where}.relative_to: expected slowdown or shutdown, got {rel!r}")
-    off = d.get("offset_c", default.offset_c)
-    if isinstance(off, bool) or not isinstance(off, int | float) or not math.isfinite(off):
-        raise MonitorError(f"{where}.offset_c: expected a number of degrees, got {off!r}")
-    for_s = parse_duration(d["for"], f"{where}.for") if "for" in d else default.for_s
-    return TierCondition(rel, float(off), for_s)
-
-
-def _names(v: object, where: str) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise MonitorError(f"{where}: expected a list of names")
-    return tuple(v)
-
-
-def _enabled(d: Mapping[str, Any], where: str, default: bool) -> bool:
-    v = d.get("enabled", default)
-    if not isinstance(v, bool):
-        raise MonitorError(f"{where}.enabled: expected true or false")
-    return v
-
-
-def _section(data: Mapping[str, Any], key: str, where: str, allowed: set[str]) -> dict[str, Any]:
-    d = data.get(key) or {}
-    if not isinstance(d, Mapping):
-        raise MonitorError(f"{where}.{key}: expected a mapping")
-    unknown = sorted(set(map(str, d)) - allowed)
-    if unknown:
-        raise MonitorError(
-            f"{where}.{key}: unknown setting(s) {', '.join(unknown)}",
-            hint=f"known: {', '.join(sorted(allowed))}",
-        )
-    return dict(d)
-
-
-def policy_from_dict(
-    data: Mapping[str, Any], base: ResponsePolicy, where: str = "response"
-) -> ResponsePolicy:
-    """Apply a ``response:`` mapping to ``base``."""
-    top = {"slowdown_temp_c", "shutdown_temp_c", "tier1", "tier2", "tier3"}
-    unknown = sorted(set(map(str, data)) - top)
-    if unknown:
-        raise MonitorError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-    changes: dict[str, Any] = {}
-    for key in ("slowdown_temp_c", "shutdown_temp_c"):
-        if key in data:
-            v = data[key]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise MonitorError(f"{where}.{key}: expected a number")
-            changes[key] = float(v)
-    t1 = _section(
-        data,
-        "tier1",
-        where,
-        {"enabled", "relative_to", "offset_c", "for", "power_fraction", "restore_below"},
+def _cond(c: ConditionSettings | None, default: TierCondition) -> TierCondition:
+    if c is None:
+        return default
+    return TierCondition(
+        c.relative_to if c.relative_to is not None else default.relative_to,
+        c.offset_c if c.offset_c is not None else default.offset_c,
+        c.for_s if c.for_s is not None else default.for_s,
     )
-    if t1:
-        changes["tier1_enabled"] = _enabled(t1, f"{where}.tier1", base.tier1_enabled)
-        cond = {k: t1[k] for k in ("relative_to", "offset_c", "for") if k in t1}
-        changes["tier1"] = _cond(cond, f"{where}.tier1", base.tier1)
-        if "power_fraction" in t1:
-            pf = t1["power_fraction"]
-            if isinstance(pf, bool) or not isinstance(pf, int | float) or not math.isfinite(pf):
-                raise MonitorError(f"{where}.tier1.power_fraction: expected a number")
-            changes["tier1_power_fraction"] = float(pf)
-        if "restore_below" in t1:
-            changes["tier1_restore"] = _cond(
-                t1["restore_below"], f"{where}.tier1.restore_below", base.tier1_restore
-            )
-    t2 = _section(data, "tier2", where, {"enabled", "conditions", "units", "containers"})
-    if t2:
-        changes["tier2_enabled"] = _enabled(t2, f"{where}.tier2", base.tier2_enabled)
-        if "conditions" in t2:
-            changes["tier2"] = _conds(t2["conditions"], f"{where}.tier2.conditions", base.tier2)
-        if "units" in t2:
-            changes["tier2_units"] = _names(t2["units"], f"{where}.tier2.units")
-        if "containers" in t2:
-            changes["tier2_containers"] = _names(t2["containers"], f"{where}.tier2.containers")
-    t3 = _section(data, "tier3", where, {"enabled", "conditions", "rising_for"})
-    if t3:
-        changes["tier3_enabled"] = _enabled(t3, f"{where}.tier3", base.tier3_enabled)
-        if "conditions" in t3:
-            changes["tier3"] = _conds(t3["conditions"], f"{where}.tier3.conditions", base.tier3)
-        if "rising_for" in t3:
-            changes["tier3_rising_s"] = parse_duration(
-                t3["rising_for"], f"{where}.tier3.rising_for"
-            )
+
+
+def _conds(
+    cs: list[ConditionSettings] | None, base: tuple[TierCondition, ...]
+) -> tuple[TierCondition, ...]:
+    """Each condition given; a setting left out of one takes the first default condition's."""
+    return base if cs is None else tuple(_cond(c, base[0]) for c in cs)
+
+
+def apply_response(settings: ResponseSettings, base: ResponsePolicy) -> ResponsePolicy:
+    """``base`` with the ``response:`` settings of a file applied."""
+    changes: dict[str, Any] = {}
+    if settings.slowdown_temp_c is not None:
+        changes["slowdown_temp_c"] = settings.slowdown_temp_c
+    if settings.shutdown_temp_c is not None:
+        changes["shutdown_temp_c"] = settings.shutdown_temp_c
+    if (t1 := settings.tier1) is not None:
+        if t1.enabled is not None:
+            changes["tier1_enabled"] = t1.enabled
+        changes["tier1"] = _cond(t1, base.tier1)
+        if t1.power_fraction is not None:
+            changes["tier1_power_fraction"] = t1.power_fraction
+        changes["tier1_restore"] = _cond(t1.restore_below, base.tier1_restore)
+    if (t2 := settings.tier2) is not None:
+        if t2.enabled is not None:
+            changes["tier2_enabled"] = t2.enabled
+        changes["tier2"] = _conds(t2.conditions, base.tier2)
+        if t2.units is not None:
+            changes["tier2_units"] = tuple(t2.units)
+        if t2.containers is not None:
+            changes["tier2_containers"] = tuple(t2.containers)
+    if (t3 := settings.tier3) is not None:
+        if t3.enabled is not None:
+            changes["tier3_enabled"] = t3.enabled
+        changes["tier3"] = _conds(t3.conditions, base.tier3)
+        if t3.rising_for_s is not None:
+            changes["tier3_rising_s"] = t3.rising_for_s
     return replace(base, **changes)
-
-
-def _conds(v: object, where: str, base: tuple[TierCondition, ...]) -> tuple[TierCondition, ...]:
-    if not isinstance(v, list) or not v:
-        raise MonitorError(f"{where}: expected a non-empty list of conditions")
-    return tuple(_cond(c, f"{where}[{i}]", base[0]) for i, c in enumerate(v))
 
 
 def load_policy(path: str | Path | None, build: Build | None = None) -> ResponsePolicy:
@@ -229,10 +174,7 @@ def load_policy(path: str | Path | None, build: Build | None = None) -> Response
     base = default_policy(build)
     if path is None:
         return base
-    data = read_config(path).get("response") or {}
-    if not isinstance(data, Mapping):
-        raise MonitorError(f"{path}: 'response' must be a mapping")
-    return policy_from_dict(data, base, where=f"{path}: response")
+    return apply_response(load_config(path).config.response, base)
 
 
 # --- actuators --------------------------------------------------------------------------------
