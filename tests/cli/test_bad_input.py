@@ -216,15 +216,15 @@ def test_monitor_events_bad_limit(
         # a NaN threshold compares false with every reading: the alert could never fire
         (
             "rules:\n  gpu_temp_high:\n    threshold: .nan\n",
-            "rules.gpu_temp_high.threshold: expected a number, got nan",
+            "rules.yaml:3: rules.gpu_temp_high.threshold: input should be a finite number, got nan",
         ),
         (
             "response:\n  tier1: {offset_c: .nan, for: 30s}\n",
-            "response.tier1.offset_c: expected a number of degrees, got nan",
+            "rules.yaml:2: response.tier1.offset_c: input should be a finite number, got nan",
         ),
         (
             "response:\n  slowdown_temp_c: .inf\n",
-            "response.slowdown_temp_c: expected a number",
+            "rules.yaml:2: response.slowdown_temp_c: input should be a finite number, got inf",
         ),
     ],
 )
