@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import socketserver
@@ -10,8 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import pytest
 
 from rigkit.errors import MonitorError
 from rigkit.monitor.alerts import AlertEngine, default_rules
-from rigkit.monitor.notify import Notifier, format_text, parse_target
+from rigkit.monitor.notify import Notifier, format_text, idempotency_key, parse_target
 from rigkit.monitor.sample import Event, Sample
 
 REPLAYS = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
@@ -305,6 +308,94 @@ def test_email_delivery_to_a_local_smtp_stub(tmp_path: Path) -> None:
     assert msg["From"] == "rig@example.org"
     assert msg["To"] == "ops@example.org"
     assert "WARNING: GPU 2 temperature_c 89 >= 83 for 60 s" in msg.get_payload()
+    # Date: now, as RFC 5322 writes it (parsed back within a minute of the test's clock)
+    sent = parsedate_to_datetime(msg["Date"])
+    assert abs(sent.timestamp() - time.time()) < 60
+    # Message-ID: the idempotency key of the payload, in the sender's domain
+    assert re.fullmatch(r"<rigkit\.[0-9a-f]{32}@example\.org>", msg["Message-ID"])
+
+
+def test_a_repeated_email_keeps_its_message_id(tmp_path: Path) -> None:
+    """The same alert delivered twice (as after a crash between the mail server taking it and
+    the outbox recording that) carries the same Message-ID both times, so the repeat can be
+    recognised; its Date is the time of each attempt."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
+    server.daemon_threads = True
+    server.messages = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"smtp://127.0.0.1:{server.server_address[1]}?from=rig@example.org&to=o@example.org"
+        for db in ("a.db", "b.db"):  # two outboxes: the second knows nothing of the first send
+            n = Notifier(tmp_path / db, [url], machine="ws1", clock=clock)
+            n.submit(ev())
+            assert n.flush(now=T0) == 1
+            n.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    first, second = (message_from_bytes(m) for m in server.messages)  # type: ignore[attr-defined]
+    assert first["Message-ID"] == second["Message-ID"]
+
+
+class SlowHook:
+    """A webhook endpoint that records each request's body and Idempotency-Key header at once,
+    then answers after ``delay_s`` (longer than the client's timeout on the first request)."""
+
+    def __init__(self, delays: list[float]) -> None:
+        self.requests: list[tuple[str | None, dict[str, Any]]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.requests.append((self.headers.get("Idempotency-Key"), body))
+                time.sleep(delays.pop(0) if delays else 0.0)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the client gave up already
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_webhook_answering_after_the_timeout_gets_the_alert_twice_with_one_key(
+    tmp_path: Path,
+) -> None:
+    """At-least-once: the endpoint takes the alert but answers 0.6 s later, after the client's
+    0.2 s timeout; the notifier retries after its 5 s backoff and the endpoint sees the alert a
+    second time, with the same Idempotency-Key, so it can drop the repeat. Another alert has
+    another key."""
+    hook = SlowHook(delays=[0.6])
+    try:
+        n = Notifier(tmp_path / "m.db", [hook.url], machine="ws1", clock=clock, timeout_s=0.2)
+        n.submit(ev())
+        assert n.flush(now=T0) == 0  # timed out: not marked delivered
+        assert n.flush(now=T0 + 5.0) == 1  # backoff 5 s x 2^0, then delivered
+        n.submit(ev(gpu=3))
+        assert n.flush(now=T0 + 6.0) == 1
+        n.close()
+    finally:
+        hook.close()
+    keys = [k for k, _ in hook.requests]
+    assert len(hook.requests) == 3
+    assert hook.requests[0][1] == hook.requests[1][1]  # the same alert twice
+    assert keys[0] is not None and re.fullmatch(r"[0-9a-f]{32}", keys[0])
+    assert keys[0] == keys[1] != keys[2]
+    assert keys[0] == idempotency_key(hook.requests[0][1])  # a hash of what was sent
 
 
 _CHILD = """

@@ -13,8 +13,12 @@ while an endpoint is down is delivered when it comes back, also after the agent 
 * **Retry** with exponential backoff per target (5 s, 10 s, 20 s ... capped at 5 min); one failure
   defers the whole target, so a dead endpoint costs at most one short timeout per flush.
 * **Resolved** alerts are sent as their own messages ("RESOLVED ...").
-* Delivery is at-least-once: a message is marked delivered right after the endpoint accepts it;
-  a crash between the two can repeat one message, never lose one.
+* Delivery is **at-least-once**: a message is marked delivered right after the endpoint accepts it;
+  a crash between the two, or an endpoint that answers after the client's timeout (it got the
+  message, the notifier saw a failure and retries), repeats a message, never loses one. Each
+  message carries a key that is the same on every attempt, so the receiver can drop repeats:
+  webhooks get an ``Idempotency-Key`` header, e-mails a ``Message-ID`` built from it (and a
+  ``Date``).
 
 Targets: ``http://`` / ``https://`` URLs (webhook), ``smtp://[user:password@]host[:port]?from=
 ADDR&to=ADDR[,ADDR][&starttls=1]`` and ``smtps://...`` (email). Credentials are never written to
@@ -24,6 +28,7 @@ the outbox: rows name the target without its password.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import smtplib
@@ -36,6 +41,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -147,6 +153,20 @@ def _subject(e: Event) -> str:
 def _alert_key(e: Event) -> str:
     disk = e.detail.get("disk") if e.detail else None
     return f"{e.rule}|{'' if e.gpu is None else e.gpu}|{disk or ''}"
+
+
+def idempotency_key(payload: dict[str, Any]) -> str:
+    """A key for one message, the same on every delivery attempt (a hash of its payload, which
+    the outbox stores once): 32 hex digits."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def message_id(key: str, sender: str) -> str:
+    """An RFC 5322 Message-ID from the message's idempotency key, in the sender's domain: a
+    repeated delivery has the same id, so mail systems that drop duplicate ids drop it."""
+    domain = sender.rpartition("@")[2].strip("<> ") or "localhost"
+    return f"<rigkit.{key}@{domain}>"
 
 
 def format_text(e: Event, machine: str) -> tuple[str, str]:
@@ -395,7 +415,11 @@ class Notifier:
             target.url,
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "rigkit-monitor"},
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "rigkit-monitor",
+                "Idempotency-Key": idempotency_key(payload),
+            },
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
@@ -413,6 +437,8 @@ class Notifier:
         msg["Subject"] = str(payload["subject"])
         msg["From"] = target.sender
         msg["To"] = ", ".join(target.recipients)
+        msg["Date"] = formatdate(localtime=True)
+        msg["Message-ID"] = message_id(idempotency_key(payload), target.sender)
         msg.set_content(str(payload["text"]))
         try:
             smtp: smtplib.SMTP
