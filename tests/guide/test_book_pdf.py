@@ -155,3 +155,13 @@ def test_pages_keep_their_margins(reference: tuple[Book, Path], tmp_path: Path) 
         cols = np.nonzero(ink.any(axis=0))[0]
         assert cols.min() <= (14 + 1.5) * PX_PER_MM, f"{png.name}: content shrunk"
         assert cols.max() >= (210 - 14 - 1.5) * PX_PER_MM, f"{png.name}: content shrunk"
+
+
+def test_sign_off_is_not_alone_on_a_page(reference: tuple[Book, Path]) -> None:
+    """Each phase's sign-off box prints on the page of the phase's last step."""
+    book, pdf = reference
+    pages = pages_text(pdf)
+    for phase in book.phases:
+        where = [i for i, p in enumerate(pages) if phase.signoff_id in p]
+        assert len(where) == 1, phase.signoff_id
+        assert phase.steps[-1].id in pages[where[0]].split(), phase.signoff_id

@@ -39,6 +39,11 @@ def guide_cmd(
         "html,pdf", "--format", "-f", help="Comma list of html, pdf, md.", metavar="LIST"
     ),
     force: bool = typer.Option(False, "--force", help="Replace book files already in --out."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Write the one-page quick reference (quick-reference.html/.pdf) instead of the book.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the book (steps, ids) as JSON."),
 ) -> None:
     """Write the build book for this exact build: parts and tools, assembly phases with one
@@ -54,6 +59,9 @@ def guide_cmd(
     from rigkit.spec import load_build
 
     formats = _formats(fmt)
+    if quick:
+        _quick(spec, out, formats, force=force, as_json=as_json)
+        return
     if out is not None:
         from rigkit.outputs import check_out_dir
 
@@ -80,6 +88,47 @@ def guide_cmd(
             typer.echo(f"written: {p}")
         if out is None:
             typer.echo("(give --out DIR to write the book)")
+    if problem is not None:
+        typer.echo(f"rigkit: PDF not written: {problem}", err=True)
+        raise SystemExit(1)
+
+
+def _quick(
+    spec: Path, out: Path | None, formats: tuple[str, ...], *, force: bool, as_json: bool
+) -> None:
+    from rigkit.errors import RigkitError
+    from rigkit.guide.quick import quick_reference
+    from rigkit.guide.render import quick_file_names, write_quick
+    from rigkit.spec import load_build
+
+    if "md" in formats:
+        raise RigkitError("--quick writes html and pdf only", hint="--format html,pdf")
+    if out is not None:
+        from rigkit.outputs import check_out_dir
+
+        check_out_dir(out, quick_file_names(formats), force=force)
+    ref = quick_reference(load_build(spec))
+    paths: list[Path] = []
+    problem: str | None = None
+    if out is not None:
+        try:
+            paths, problem = write_quick(ref, out, formats)
+        except OSError as err:
+            raise RigkitError(f"cannot write to {out}: {err.strerror or err}") from err
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {**ref.to_dict(), "files": [str(p) for p in paths], "pdf_problem": problem},
+                indent=2,
+            )
+            + "\n"
+        )
+    else:
+        typer.echo(f"{ref.name}: quick reference")
+        for p in paths:
+            typer.echo(f"written: {p}")
+        if out is None:
+            typer.echo("(give --out DIR to write it)")
     if problem is not None:
         typer.echo(f"rigkit: PDF not written: {problem}", err=True)
         raise SystemExit(1)

@@ -15,15 +15,23 @@ from typing import Any
 from rigkit.errors import RigkitError
 from rigkit.guide.hardware import LEAD_NAMES
 from rigkit.guide.model import Book
+from rigkit.guide.quick import QuickRef
 
 BOOK_HTML = "build-book.html"
 BOOK_PDF = "build-book.pdf"
 BOOK_MD = "build-book.md"
 BOOK_JSON = "build-book.json"
+QUICK_HTML = "quick-reference.html"
+QUICK_PDF = "quick-reference.pdf"
 FORMATS = ("html", "pdf", "md")
 
 #: PSU colours in the drawings (cycled)
 PSU_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+def quick_file_names(formats: tuple[str, ...]) -> list[str]:
+    """Every file :func:`write_quick` may write for ``formats`` (html, pdf)."""
+    return [QUICK_HTML] + ([QUICK_PDF] if "pdf" in formats else [])
 
 
 def book_file_names(formats: tuple[str, ...] = FORMATS) -> list[str]:
@@ -311,6 +319,28 @@ def write_book(
         try:
             print_pdf(html_path, pdf)
             written.append(pdf)
+        except RigkitError as err:
+            problem = str(err)
+    return written, problem
+
+
+def render_quick_html(quick: QuickRef) -> str:
+    return str(_env().get_template("quick.html.j2").render(q=quick))
+
+
+def write_quick(
+    quick: QuickRef, out_dir: Path, formats: tuple[str, ...]
+) -> tuple[list[Path], str | None]:
+    """Write the one-page quick reference (HTML, and the PDF printed from it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html = out_dir / QUICK_HTML
+    html.write_text(render_quick_html(quick), encoding="utf-8")
+    written = [html]
+    problem: str | None = None
+    if "pdf" in formats:
+        try:
+            print_pdf(html, out_dir / QUICK_PDF)
+            written.append(out_dir / QUICK_PDF)
         except RigkitError as err:
             problem = str(err)
     return written, problem
