@@ -46,9 +46,11 @@ def guide_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the book (steps, ids) as JSON."),
 ) -> None:
-    """Write the build book for this exact build: parts and tools, assembly phases with one
-    action per step, slot and cable maps, BIOS settings, POST troubleshooting, acceptance, and a
-    printable checklist whose item ids `rigkit build` records.
+    """Write the build book for a build: assembly steps, cable map, BIOS settings, checklist.
+
+    Parts and tools, assembly phases with one action per step, slot and cable maps, BIOS
+    settings, POST troubleshooting, acceptance, and a printable checklist whose item ids
+    `rigkit build` records; --quick writes the one-page quick reference instead.
 
     Exit status: 0 written, 1 the PDF could not be printed (the HTML is written), 2 unusable input.
     """

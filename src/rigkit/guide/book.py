@@ -856,6 +856,13 @@ def build_book(build: Build, spec_arg: str | None = None) -> Book:
         if f.severity is Severity.ERROR and f.category in ("clearance", "psu", "power", "pcie")
     ]
     notes += [f"cable map: {s}" for s in cm.notes]
+    risers = riser_gpus(build)
+    if risers:
+        names = ", ".join(f"GPU {i}" for i in sorted(risers))
+        notes.append(
+            f"this book mounts {names} on riser cables from their planned slots so that every "
+            "card fits (see the slot map); change the spec's slots to avoid them"
+        )
     return Book(
         name=build.name,
         spec_path=build.spec_path,
