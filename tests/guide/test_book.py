@@ -177,3 +177,22 @@ def test_readings_carry_the_plan_s_link() -> None:
     assert (width.reading.min, width.reading.max) == (16, 16)
     assert gen is not None and gen.reading is not None and gen.reading.min == 4
     assert not width.reading.in_range(8) and width.reading.in_range(16)
+
+
+def test_a_long_settings_table_may_break_between_rows() -> None:
+    """Seven 3-slot cards on seven single-pitch slots: the cards in positions 1-6 would each cover
+    the slot below, so six go on risers, each with a link-speed setting: 3 + 6 + memory, ECC, NPS,
+    AC loss, fans = 14 settings, more than fit a page; the reference's 11 stay one block."""
+    from rigkit.guide.render import render_html
+
+    seven = build_book(
+        load_build(ROOT / "tests" / "fixtures" / "specs" / "guide" / "seven-4090.yaml")
+    )
+    assert sorted(s.position for s in seven.slots if s.riser) == [1, 2, 3, 4, 5, 6]
+    assert len(seven.bios) == 14
+    assert [b.key for b in seven.bios if b.key.startswith("pcie_speed:")] == [
+        f"pcie_speed:PCIEX16_{n}" for n in range(1, 7)
+    ]
+    assert '<table class="fixed long">' in render_html(seven)
+    ref = build_book(load_build(REF))
+    assert len(ref.bios) == 11 and '<table class="fixed">' in render_html(ref)

@@ -224,7 +224,7 @@ def bios_settings(build: Build) -> list[BiosSetting]:
         "windows)",
     )
     risers = riser_gpus(build)
-    for g in build.gpus:
+    for g in sorted(build.gpus, key=lambda g: g.slot.position if g.slot else 0):
         if g.index in risers and g.slot is not None:
             link = gpu_link(build, g)
             add(

@@ -217,8 +217,15 @@ def _sentence(text: object) -> str:
     return t if t.endswith((".", "!", "?", ":")) else t + "."
 
 
+#: rows a table may have and still be kept on one page (A4, 9 pt); a longer one may break
+#: between rows, with its header repeated, rather than be cut by the page edge
+ONE_PAGE_ROWS = {"parts": 30, "leads": 30, "bios": 11}
+
+
 def _context(book: Book) -> dict[str, Any]:
+    rows = {"parts": len(book.parts), "leads": len(book.cables.leads), "bios": len(book.bios)}
     return {
+        "long": {k: n > ONE_PAGE_ROWS[k] for k, n in rows.items()},
         "book": book,
         "slots": slot_drawing(book),
         "cables": cable_drawing(book),
