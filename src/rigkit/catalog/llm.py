@@ -51,7 +51,9 @@ EXL2_MIN_BPW = 2.0
 EXL2_MAX_BPW = 8.0
 
 ParallelMode = Literal["layer", "row", "tensor", "pipeline"]
-Kernel = Literal["dequant-f16", "mmq-int8", "fp8", "int4-marlin", "exl2", "dense-f16", "dense-f32"]
+Kernel = Literal[
+    "dequant-f16", "mmq-int8", "fp8", "fp4", "int4-marlin", "exl2", "dense-f16", "dense-f32"
+]
 
 
 class _Frozen(BaseModel):
@@ -90,7 +92,15 @@ class MoeConfig(_Frozen):
         description="MLP size of the dense layers (default: the model's ffn_size)",
     )
     router_bias: bool = Field(
-        default=False, description="per-expert score-correction bias (DeepSeek-V3/R1)"
+        default=False, description="per-expert router bias (DeepSeek-V3/R1, gpt-oss)"
+    )
+    expert_bias: bool = Field(
+        default=False, description="every expert's matrices carry biases (gpt-oss)"
+    )
+    layer_step: int = Field(
+        default=1,
+        ge=1,
+        description="every layer_step-th layer after the dense ones is MoE (Llama 4 Maverick: 2)",
     )
 
 
@@ -132,10 +142,34 @@ class ModelArch(_Entry):
         description="gated: SwiGLU/GeGLU, 3 matrices; plain: up + down"
     )
     qkv_bias: bool = Field(default=False, description="biases on Q, K and V (Qwen2)")
+    out_bias: bool = Field(default=False, description="bias on the attention output (gpt-oss)")
+    qk_norm: bool = Field(
+        default=False, description="RMSNorm vectors on Q and K per head (Qwen3, Gemma 3)"
+    )
+    attn_sinks: bool = Field(default=False, description="one learned sink logit per head (gpt-oss)")
     attention_window: int | None = Field(default=None, gt=0, description="sliding window, tokens")
-    sliding_window_layers: Literal["alternate", "all"] | None = Field(
+    sliding_window_layers: Literal["alternate", "all"] | int | None = Field(
         default=None,
-        description="alternate: every other layer is local (Gemma-2, first layer local); all: every layer",
+        description="alternate: every other layer is local (Gemma-2, gpt-oss; first layer local); "
+        "all: every layer; N: every N-th layer is global, the others local (Gemma 3: 6)",
+    )
+    vision_params_b: float | None = Field(
+        default=None,
+        ge=0,
+        description="vision encoder in the published total, billions (not loaded for text)",
+    )
+    active_count: Literal["head", "embedding+head", "no-head"] = Field(
+        default="head",
+        description="what the card's active count includes besides the layers: the LM head "
+        "(as active_params_per_token), also the embedding lookup (Qwen3 MoE, Llama 4), or "
+        "neither (GLM-4.5)",
+    )
+    file_bytes: dict[str, float] | None = Field(
+        default=None,
+        description="exact bytes per component from a GGUF file's tensors (weight_params keys)",
+    )
+    file_format: str | None = Field(
+        default=None, description="weight format id of the GGUF file the entry was read from"
     )
     moe: MoeConfig | None = None
     mla: MlaConfig | None = None
@@ -155,6 +189,8 @@ class ModelArch(_Entry):
             raise ValueError("active_params_b is larger than params_b")
         if (self.attention_window is None) != (self.sliding_window_layers is None):
             raise ValueError("attention_window and sliding_window_layers go together")
+        if isinstance(self.sliding_window_layers, int) and self.sliding_window_layers < 2:
+            raise ValueError("sliding_window_layers N needs N >= 2 (every N-th layer global)")
         if self.moe is not None and self.moe.first_dense_layers > self.n_layers:
             raise ValueError("moe.first_dense_layers exceeds n_layers")
         if self.moe is not None and self.moe.n_active > self.moe.n_experts:
@@ -172,7 +208,9 @@ class ModelArch(_Entry):
     @property
     def n_moe_layers(self) -> int:
         """Layers whose MLP is a mixture of experts."""
-        return 0 if self.moe is None else self.n_layers - self.moe.first_dense_layers
+        if self.moe is None:
+            return 0
+        return (self.n_layers - self.moe.first_dense_layers) // self.moe.layer_step
 
     @property
     def n_dense_layers(self) -> int:
@@ -203,10 +241,12 @@ class ModelArch(_Entry):
             k = h * (m.kv_lora_rank + m.qk_rope_head_dim)
             v = m.kv_lora_rank * self.n_heads * (m.qk_nope_head_dim + m.v_head_dim)
             o = self.n_heads * m.v_head_dim * h
-            return {"q": q, "k": k, "v": v, "o": o, "bias": 0}
+            return {"q": q, "k": k, "v": v, "o": o, "bias": h if self.out_bias else 0}
         q_dim = self.n_heads * self.head_dim
         kv_dim = self.n_kv_heads * self.head_dim
         bias = q_dim + 2 * kv_dim if self.qkv_bias else 0
+        bias += h if self.out_bias else 0
+        bias += self.n_heads if self.attn_sinks else 0
         return {"q": h * q_dim, "k": h * kv_dim, "v": h * kv_dim, "o": q_dim * h, "bias": bias}
 
     def weight_params(self) -> dict[str, int]:
@@ -214,14 +254,15 @@ class ModelArch(_Entry):
 
         Keys: ``embedding`` (vocab x hidden), ``attention`` (all layers, biases included),
         ``mlp`` (dense MLPs), ``experts`` (all routed experts), ``shared_experts``, ``router``,
-        ``norms`` (norm weight vectors, the final norm and MLA's latent norms) and ``output``
-        (the LM head; 0 when tied to the embedding).
+        ``norms`` (norm weight vectors, the final norm, MLA's latent norms, Q/K norms),
+        ``expert_bias`` (gpt-oss's per-expert biases) and ``output`` (the LM head; 0 when tied to
+        the embedding). Attention biases and sinks are in ``attention``.
         """
         h = self.hidden_size
         attn = sum(self.attention_matrix_params().values()) * self.n_layers
         per_mlp = self._mlp_matrices() * h
         dense_ffn = self.ffn_size
-        experts = shared = router = 0
+        experts = shared = router = expert_bias = 0
         if self.moe is not None:
             moe = self.moe
             dense_ffn = moe.dense_ffn_size or self.ffn_size
@@ -230,11 +271,16 @@ class ModelArch(_Entry):
             shared = self.n_moe_layers * moe.n_shared_experts * per_expert
             router_per_layer = h * moe.n_experts + (moe.n_experts if moe.router_bias else 0)
             router = self.n_moe_layers * router_per_layer
+            if moe.expert_bias:  # gated: gate + up biases (2 x ffn) and the down bias (hidden)
+                one = (self._mlp_matrices() - 1) * moe.expert_ffn_size + h
+                expert_bias = self.n_moe_layers * moe.n_experts * one
         mlp = self.n_dense_layers * per_mlp * dense_ffn
         norms = self.n_layers * self.norms_per_layer * h + h
         if self.mla is not None:
             latent = self.mla.kv_lora_rank + (self.mla.q_lora_rank or 0)
             norms += self.n_layers * latent
+        if self.qk_norm:
+            norms += self.n_layers * 2 * self.head_dim
         return {
             "embedding": self.vocab_size * h,
             "attention": attn,
@@ -243,12 +289,23 @@ class ModelArch(_Entry):
             "shared_experts": shared,
             "router": router,
             "norms": norms,
+            "expert_bias": expert_bias,
             "output": 0 if self.tied_embeddings else self.vocab_size * h,
         }
 
     def total_params(self) -> int:
         """Sum of :meth:`weight_params` (MTP layers excluded)."""
         return sum(self.weight_params().values())
+
+    def published_active_params(self) -> int:
+        """:meth:`active_params_per_token` counted the way the model card counts (``active_count``)."""
+        a = self.active_params_per_token()
+        h = self.vocab_size * self.hidden_size
+        if self.active_count == "embedding+head":
+            return a + h
+        if self.active_count == "no-head":
+            return a - h
+        return a
 
     def active_params_per_token(self) -> int:
         """Parameters whose weights are read for each generated token.
@@ -262,6 +319,7 @@ class ModelArch(_Entry):
             return self.total_params() - (0 if self.tied_embeddings else p["embedding"])
         moe = self.moe
         active_experts = p["experts"] * moe.n_active // moe.n_experts
+        active_experts += p["expert_bias"] * moe.n_active // moe.n_experts
         head = p["embedding"] if self.tied_embeddings else p["output"]
         return (
             p["attention"]
@@ -297,11 +355,14 @@ class ModelArch(_Entry):
 
     @property
     def n_local_layers(self) -> int:
-        """Layers with a sliding window (Gemma-2 alternates, first layer local: ceil(n/2))."""
+        """Layers with a sliding window (Gemma-2 alternates, first layer local: ceil(n/2); every
+        N-th layer global: n - n // N)."""
         if self.sliding_window_layers == "all":
             return self.n_layers
         if self.sliding_window_layers == "alternate":
             return (self.n_layers + 1) // 2
+        if isinstance(self.sliding_window_layers, int):
+            return self.n_layers - self.n_layers // self.sliding_window_layers
         return 0
 
     def kv_bytes(self, context: int, kv_dtype_bytes: float) -> float:
@@ -362,6 +423,16 @@ class WeightFormat(_Entry):
 
 
 def _bytes_of(model: ModelArch, fmt: WeightFormat) -> dict[str, float]:
+    if model.file_bytes is not None:  # read from a GGUF file's tensors: exact
+        fb = model.file_bytes
+        return {
+            "embedding": fb.get("embedding", 0.0),
+            "attention": fb.get("attention", 0.0),
+            "ffn": fb.get("mlp", 0.0) + fb.get("experts", 0.0) + fb.get("shared_experts", 0.0),
+            "router": fb.get("router", 0.0) + fb.get("expert_bias", 0.0),
+            "norms": fb.get("norms", 0.0),
+            "output": fb.get("output", 0.0),
+        }
     p = model.weight_params()
     attn = model.attention_matrix_params()
     t = fmt.tensor_bpw
@@ -390,7 +461,7 @@ def _bytes_of(model: ModelArch, fmt: WeightFormat) -> dict[str, float]:
         "embedding": p["embedding"] * embd_bpw / 8,
         "attention": attn_bits / 8,
         "ffn": ffn_bits / 8,
-        "router": p["router"] * fmt.norm_bpw / 8,
+        "router": (p["router"] + p["expert_bias"]) * fmt.norm_bpw / 8,
         "norms": p["norms"] * fmt.norm_bpw / 8,
         "output": p["output"] * fmt.output_bpw / 8,
     }
@@ -512,8 +583,14 @@ class LlmCatalog:
         self.exl2_template = exl2_template
 
     def model(self, model_id: str) -> ModelArch:
-        """The model with this id (case-insensitive); :class:`UnknownIdError` with the 3 closest
-        ids otherwise."""
+        """The model with this id (case-insensitive), or read from a path to a Hugging Face
+        ``config.json`` or a ``.gguf`` file (:mod:`rigkit.catalog.modelfile`);
+        :class:`UnknownIdError` with the 3 closest ids otherwise."""
+        from rigkit.catalog.modelfile import is_model_path, load_model_file
+
+        if model_id.strip().lower() not in self.models and is_model_path(model_id):
+            arch: ModelArch = load_model_file(model_id)
+            return arch
         model_id = model_id.strip().lower()
         try:
             return self.models[model_id]

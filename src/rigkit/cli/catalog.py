@@ -346,6 +346,59 @@ def _catalog_root(
     )
 
 
+#: the figures listed by `rigkit catalog models` / `formats` (the LLM catalog's fields)
+LLM_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "models": ("family", "params_b", "active_params_b", "n_layers", "max_context"),
+    "formats": ("bits_per_weight", "containers", "kernel", "engines"),
+}
+
+
+def llm_listing(kind: str) -> dict[str, Any]:
+    """The JSON document of ``rigkit catalog models`` / ``formats``."""
+    from rigkit.catalog.llm import load_llm_catalog
+
+    llm = load_llm_catalog()
+    table: Mapping[str, Any] = llm.models if kind == "models" else llm.formats
+    fields = LLM_FIELDS[kind]
+    rows = []
+    for item_id in sorted(table):
+        d = table[item_id].model_dump(mode="json")
+        rows.append({"id": item_id, "name": d["name"], **{f: d[f] for f in fields}})
+    return {"kind": kind, "fields": list(fields), "entries": rows}
+
+
+def _llm_command(kind: str) -> Callable[..., None]:
+    def command(
+        json_flag: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        doc = llm_listing(kind)
+        if json_flag:
+            typer.echo(json.dumps(doc, indent=2))
+            return
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(
+            title=f"{kind}: {len(doc['entries'])} entries",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        table.add_column("id", no_wrap=True)
+        for f in doc["fields"]:
+            table.add_column(f.replace("_", " "), justify="right")
+        for row in doc["entries"]:
+            table.add_row(row["id"], *(cell(row[f]) for f in doc["fields"]))
+        Console().print(table)
+
+    command.__doc__ = (
+        "List the model architectures (parameters from each model card and config.json)."
+        if kind == "models"
+        else "List the weight formats (bits per weight, containers, the engines that load them)."
+    )
+    return command
+
+
 def register(app: typer.Typer) -> None:
     """Add `catalog` (with one sub-command per kind, and `show`) to the root app."""
     sub = typer.Typer(
@@ -357,5 +410,7 @@ def register(app: typer.Typer) -> None:
     sub.callback()(_catalog_root)
     for kind in KEY_FIELDS:
         sub.command(kind, help=KIND_HELP[kind])(_kind_command(kind))
+    for kind in LLM_FIELDS:
+        sub.command(kind)(_llm_command(kind))
     sub.command("show")(show_cmd)
     app.add_typer(sub, name="catalog")

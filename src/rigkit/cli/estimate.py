@@ -196,7 +196,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("estimate")
     def estimate_cmd(
-        model: str | None = typer.Option(None, "--model", help="model id, e.g. llama-3-70b"),
+        model: str | None = typer.Option(
+            None,
+            "--model",
+            help="model id (llama-3-70b), or a Hugging Face config.json or .gguf file",
+        ),
         quant: str | None = typer.Option(None, "--quant", help="weight format id, e.g. q4_k_m"),
         gpu: str | None = typer.Option(None, "--gpu", help="GPU id, e.g. rtx-4090"),
         gpus: str = typer.Option("1", "--gpus", metavar="N", help="number of GPUs"),
@@ -290,6 +294,11 @@ def register(app: typer.Typer) -> None:
 
             run_batch_source(batch, sys.stdout, profile)
             return
+        if not quant and model and model.strip().lower().endswith(".gguf") and "," not in model:
+            from rigkit.catalog.llm import load_llm_catalog
+
+            # a GGUF file carries its own weight format
+            quant = load_llm_catalog().model(model).file_format
         missing = [n for n, v in (("--model", model), ("--quant", quant), ("--gpu", gpu)) if not v]
         if missing:
             raise EstimateError(f"missing {', '.join(missing)}", hint="rigkit estimate --help")

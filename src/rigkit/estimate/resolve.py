@@ -19,6 +19,7 @@ KERNEL_CLASS: dict[str, str] = {
     "mmq-int8": "gguf",
     "int4-marlin": "int4",
     "fp8": "fp8",
+    "fp4": "fp4",
     "exl2": "exl2",
 }
 
@@ -218,12 +219,21 @@ def model_nums(model_id: str, format_id: str, kv_dtype_bytes: float | None = Non
     llm = load_llm_catalog()
     m = llm.model(model_id)
     f = llm.format(format_id)
+    if m.file_format is not None and m.file_format != f.id:
+        raise EstimateError(
+            f"{model_id} is stored in {m.file_format}, not {format_id}",
+            hint=f"use --quant {m.file_format} (the file's own tensor types set the bytes)",
+        )
     b = weight_bytes_breakdown(m, f)
     p = m.weight_params()
     n = m.n_layers
     expert_bytes = 0.0
     dense_ffn_bytes = b["ffn"]
-    if m.moe is not None and (p["experts"] + p["mlp"] + p["shared_experts"]) > 0:
+    if m.file_bytes is not None:
+        expert_bytes = m.file_bytes.get("experts", 0.0) + m.file_bytes.get("expert_bias", 0.0)
+        dense_ffn_bytes = b["ffn"] - m.file_bytes.get("experts", 0.0)
+        b = {**b, "router": b["router"] - m.file_bytes.get("expert_bias", 0.0)}
+    elif m.moe is not None and (p["experts"] + p["mlp"] + p["shared_experts"]) > 0:
         ffn_params = p["experts"] + p["mlp"] + p["shared_experts"]
         expert_bytes = b["ffn"] * p["experts"] / ffn_params
         dense_ffn_bytes = b["ffn"] - expert_bytes
