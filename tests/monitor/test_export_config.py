@@ -210,8 +210,83 @@ def test_scrape_config_labels_machines() -> None:
     job = cfg["scrape_configs"][0]
     assert job["job_name"] == "rigkit"
     assert job["file_sd_configs"][0]["files"] == ["rigkit-targets*.yml"]
-    assert job["static_configs"][0]["labels"] == {"machine": "localhost"}
+    assert "static_configs" not in job  # every target comes from rigkit-targets*.yml
     assert cfg["rule_files"] == ["rigkit-alerts.yml"]
+    assert cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+
+
+def _scraped(out: Path) -> list[dict[str, Any]]:
+    """What Prometheus scrapes: the active entries of every rigkit-targets*.yml (comments are
+    not entries), and any static targets of the scrape config."""
+    entries: list[dict[str, Any]] = []
+    for f in sorted(out.glob("rigkit-targets*.yml")):
+        entries += yaml.safe_load(f.read_text(encoding="utf-8")) or []
+    cfg = yaml.safe_load((out / "prometheus-scrape.yml").read_text(encoding="utf-8"))
+    for job in cfg["scrape_configs"]:
+        entries += job.get("static_configs", [])
+    return entries
+
+
+def test_no_example_host_is_scraped_by_default(tmp_path: Path) -> None:
+    write_config(tmp_path, default_rules(None))
+    # only this machine's exporter, at the agent's default address
+    assert _scraped(tmp_path) == [
+        {"targets": ["127.0.0.1:9842"], "labels": {"machine": "localhost"}}
+    ]
+    text = (tmp_path / "rigkit-targets.yml").read_text(encoding="utf-8")
+    assert '# - targets: ["ws-4x4090.lan:9842"]' in text  # the examples, commented out
+    # the file next to the targets says remote scraping needs --listen on a routable address
+    assert "--listen 0.0.0.0:9842" in text
+    assert "--listen 0.0.0.0:9842" in (tmp_path / "prometheus-scrape.yml").read_text("utf-8")
+
+
+def test_a_fleet_is_the_targets_given_and_nothing_else(tmp_path: Path) -> None:
+    from rigkit.monitor.export_config import prometheus_files
+
+    write_config(tmp_path, default_rules(None), targets=["ws-a.lan:9842", "rig2=10.0.0.21:9842"])
+    assert _scraped(tmp_path) == [
+        {"targets": ["ws-a.lan:9842"], "labels": {"machine": "ws-a.lan"}},
+        {"targets": ["10.0.0.21:9842"], "labels": {"machine": "rig2"}},
+    ]
+    # the library function another tool calls for a fleet gives the same text
+    files = prometheus_files(["ws-a.lan:9842", "rig2=10.0.0.21:9842"])
+    assert files["rigkit-targets.yml"] == (tmp_path / "rigkit-targets.yml").read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["ws1", "ws1:0", "ws1:99999", 'ws"1:9842', "ws1:9842\n- targets: [evil:1]", "a b=ws1:9842",
+     "$(reboot):9842", ":9842"],
+)  # fmt: skip
+def test_bad_targets_are_refused(bad: str, tmp_path: Path) -> None:
+    from rigkit.errors import MonitorError
+    from rigkit.monitor.export_config import ScrapeTarget
+
+    with pytest.raises(MonitorError, match="expected HOST:PORT or NAME=HOST:PORT"):
+        ScrapeTarget.parse(bad)
+    result = CliRunner().invoke(
+        app, ["monitor", "export-config", "--out", str(tmp_path / "o"), "--target", bad]
+    )
+    assert result.exit_code != 0 and not (tmp_path / "o").exists()  # nothing written
+
+
+def test_descriptions_carry_the_value_and_the_threshold() -> None:
+    doc = alerts_by_name(prometheus_rules(default_rules(None)))
+    value = '{{ printf "%.4g" $value }}'
+    # gpu_temp_high: >= slowdown - 5 C, 88 - 5 = 83 C without NVML's own slowdown temperature;
+    # clears below slowdown - 8 C = 80 C
+    assert doc["RigkitGpuTempHigh"]["annotations"]["description"] == (
+        "{{ $labels.machine }} GPU {{ $labels.gpu }}: rigkit_gpu_temperature_celsius "
+        f"{value} C, alert at >= slowdown - 5 C (83 C where the GPU reports no slowdown"
+        " temperature), clears at < slowdown - 8 C (80 C where the GPU reports no slowdown"
+        " temperature); rigkit rule gpu_temp_high"
+    )
+    # disk_free_low: < 10 % free -> the ratio 0.1; clears at >= 12 % -> 0.12
+    assert doc["RigkitDiskFreeLow"]["annotations"]["description"] == (
+        "{{ $labels.machine }} disk {{ $labels.disk }}: rigkit_disk_free_ratio "
+        f"{value}, alert at < 0.1, clears at >= 0.12; rigkit rule disk_free_low"
+    )
+    assert value in doc["RigkitSamplesStale"]["annotations"]["description"]
 
 
 def test_cli_writes_the_files(tmp_path: Path) -> None:
@@ -221,6 +296,7 @@ def test_cli_writes_the_files(tmp_path: Path) -> None:
     info = json.loads(result.output)
     names = sorted(Path(f).name for f in info["files"])
     assert names == [
+        "alertmanager.yml",
         "grafana-dashboard.json",
         "prometheus-scrape.yml",
         "rigkit-alerts.test.yml",
@@ -271,6 +347,45 @@ def test_promtool_checks_and_unit_tests_pass(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     r = promtool("check", "config", "prometheus-scrape.yml", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@needs_promtool
+def test_promtool_accepts_a_fleet_config(tmp_path: Path) -> None:
+    write_config(tmp_path, default_rules(None), targets=["ws-a.lan:9842", "rig2=[fd00::21]:9842"])
+    r = promtool("check", "config", "prometheus-scrape.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: prometheus-scrape.yml is valid" in r.stdout + r.stderr
+    r = promtool("check", "rules", "rigkit-alerts.yml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+AMTOOL = shutil.which("amtool")
+
+
+@pytest.mark.skipif(
+    AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)"
+)
+def test_amtool_accepts_the_alertmanager_config(tmp_path: Path) -> None:
+    assert AMTOOL is not None
+    write_config(tmp_path, default_rules(None))
+    r = subprocess.run(
+        [AMTOOL, "check-config", "alertmanager.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+    doc = yaml.safe_load((tmp_path / "alertmanager.yml").read_text(encoding="utf-8"))
+    assert doc["route"]["receiver"] == "email"
+    assert doc["receivers"][0]["email_configs"][0]["send_resolved"] is True
+    # every placeholder is marked for the user
+    text = (tmp_path / "alertmanager.yml").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if "example.org" in line:
+            assert "CHANGE-ME" in line, line
 
 
 @needs_promtool

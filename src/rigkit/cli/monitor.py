@@ -586,17 +586,27 @@ def export_config(
     rules: Path | None = typer.Option(
         None, "--rules", help="YAML overrides (`rules:`), as for `monitor run`."
     ),
+    targets: list[str] = typer.Option(
+        [],
+        "--target",
+        metavar="[NAME=]HOST:PORT",
+        help="A workstation's exporter to scrape (repeat for a fleet; default: this machine's,"
+        " 127.0.0.1:9842). Remote ones need `monitor run --listen` on an address Prometheus"
+        " can reach.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
     force: bool = typer.Option(
         False, "--force", help="Replace files already in the --out directory."
     ),
 ) -> None:
-    """Write Prometheus alert rules (+ promtool tests), a scrape config and a Grafana
-    dashboard derived from the agent's alert rules."""
+    """Write Prometheus alert rules (+ promtool tests), a scrape config and its target list, an
+    Alertmanager configuration routing to e-mail, and a Grafana dashboard, all derived from the
+    agent's alert rules."""
     from rigkit.monitor.alerts import load_rules
-    from rigkit.monitor.export_config import EXPORT_FILES, write_config
+    from rigkit.monitor.export_config import EXPORT_FILES, ScrapeTarget, write_config
     from rigkit.outputs import check_out_dir
 
+    parsed = [ScrapeTarget.parse(t) for t in targets]  # a bad target: exit 2, nothing written
     check_out_dir(out, EXPORT_FILES, force=force)
 
     build: Build | None = None
@@ -604,7 +614,9 @@ def export_config(
         from rigkit.monitor.agent import load_build
 
         build = load_build(spec)
-    result = write_config(out, load_rules(rules, build), source=str(spec) if spec else None)
+    result = write_config(
+        out, load_rules(rules, build), source=str(spec) if spec else None, targets=parsed
+    )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -613,6 +625,8 @@ def export_config(
         typer.echo(f"  {f}")
     typer.echo(
         f"{result.alerts} alerts, {result.tests} promtool test groups. Check with:\n"
-        f"  promtool check rules {result.out_dir}/rigkit-alerts.yml\n"
-        f"  (cd {result.out_dir} && promtool test rules rigkit-alerts.test.yml)"
+        f"  promtool check config {result.out_dir}/prometheus-scrape.yml\n"
+        f"  (cd {result.out_dir} && promtool test rules rigkit-alerts.test.yml)\n"
+        f"  amtool check-config {result.out_dir}/alertmanager.yml\n"
+        "Put your mail server and addresses in alertmanager.yml (the CHANGE-ME values)."
     )

@@ -14,9 +14,14 @@ Files written to ``--out``:
 * ``rigkit-alerts.test.yml``: ``promtool test rules`` cases: for every alert, a sustained bad value
   that fires, a good value that does not, and a one-sample spike that must NOT fire; for every
   rule with hysteresis, a value between the thresholds that keeps a firing alert firing.
-* ``prometheus-scrape.yml``: a complete Prometheus configuration scraping many workstations
-  (file_sd targets with a ``machine`` label, plus this machine as a static target).
-* ``rigkit-targets.yml``: an example file_sd target list.
+* ``prometheus-scrape.yml``: a complete Prometheus configuration: the targets of
+  ``rigkit-targets*.yml`` (file_sd, with a ``machine`` label), the alert rules, Alertmanager.
+* ``rigkit-targets.yml``: the exporters to scrape: this machine's (the agent's default address)
+  or the ``--target`` list (a fleet); example hosts only commented out, so none is scraped.
+* ``alertmanager.yml``: routes every alert to e-mail; the mail settings are marked placeholders.
+
+The three Prometheus files are packaged Jinja templates (``monitor/data/*.yml.j2``) filled by
+:func:`prometheus_files`, every value quoted as a YAML string.
 * ``grafana-dashboard.json``: a dashboard with ``datasource``, ``machine`` and ``gpu`` variables.
 
 Every series name comes from :mod:`rigkit.monitor.exporter` (its tables and ``*_SERIES``
@@ -26,6 +31,7 @@ constants), and a test checks each name used here against the exporter's real /m
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,13 +232,61 @@ def _subject_template(rule: AlertRule) -> str:
     return "{{ $labels.machine }}"
 
 
+#: The alert's value in an annotation (Go's %.4g, the same text as Python's f"{v:.4g}").
+VALUE = '{{ printf "%.4g" $value }}'
+
+_UNITS = {"_celsius": " C", "_watts": " W", "_hertz": " Hz", "_bytes": " bytes"}
+_REF_NAME = {"slowdown_temp_c": "slowdown", "shutdown_temp_c": "shutdown"}
+
+
+def _unit(metric: str) -> str:
+    return next((u for suffix, u in _UNITS.items() if metric.endswith(suffix)), "")
+
+
+def _limit(rule: AlertRule, value: float, fallback: float | None, scale: float, unit: str) -> str:
+    """``83 C`` or, relative to the GPU's own reference, ``slowdown - 5 C (83 C where ...)``."""
+    if rule.relative_to is None:
+        return f"{_num(value * scale)}{unit}"
+    ref = _REF_NAME[rule.relative_to]
+    sign = "+" if value >= 0 else "-"
+    shifted = ref if value == 0 else f"{ref} {sign} {_num(abs(value * scale))}{unit}"
+    if fallback is None:
+        return shifted
+    return f"{shifted} ({_num(fallback * scale)}{unit} where the GPU reports no {ref} temperature)"
+
+
+def _value_text(p: PromRule) -> str | None:
+    """What the description says about the value and the threshold, for the rules whose
+    alert value is the measured value (threshold rules and the stopped fan)."""
+    rule = p.rule
+    if rule.expr == "gpu.fan_stopped_under_load":
+        fan, scale = _metric("gpu.fan_pct")
+        util, util_scale = _metric("gpu.util_pct")
+        thr = _num(float(rule.threshold or 0.0) * scale)
+        load = _num(rule.min_util_pct * util_scale)
+        return f"{fan} {VALUE}, alert at <= {thr} while {util} >= {load}"
+    if rule.threshold is None or rule.is_event or rule.expr.startswith("gpu.throttle."):
+        return None
+    if rule.expr in ("gpu.lost", "gpu.data_missing", "gpu.pcie_degraded_under_load"):
+        return None
+    metric, scale = _metric(rule.expr)
+    unit = _unit(metric)
+    limit = _limit(rule, rule.threshold, rule.effective_threshold(None), scale, unit)
+    text = f"{metric} {VALUE}{unit}, alert at {rule.op} {limit}"
+    if has_hysteresis(rule) and rule.clear_threshold is not None:
+        neg = {">=": "<", ">": "<=", "<=": ">", "<": ">="}[rule.op]
+        clear = _limit(rule, rule.clear_threshold, rule.effective_clear(None), scale, unit)
+        text += f", clears at {neg} {clear}"
+    return text
+
+
 def _annotations(p: PromRule) -> dict[str, str]:
-    what = p.rule.expr
+    what = _value_text(p) or p.rule.expr
     if p.rule.is_event:
         what = "XID {{ $labels.xid }}"
     return {
         "summary": p.rule.summary,
-        "description": f"{_subject_template(p.rule)}: {what} (rigkit rule {p.rule.name})",
+        "description": f"{_subject_template(p.rule)}: {what}; rigkit rule {p.rule.name}",
     }
 
 
@@ -245,8 +299,8 @@ def _meta_rules() -> list[dict[str, Any]]:
             "labels": {"severity": "critical", "rule": "samples_stale"},
             "annotations": {
                 "summary": "the rigkit agent stopped producing samples",
-                "description": "{{ $labels.machine }}: latest sample older than "
-                f"{STALE_AFTER_S} s (rigkit rule samples_stale)",
+                "description": f"{{{{ $labels.machine }}}}: latest sample {VALUE} s old,"
+                f" alert at > {STALE_AFTER_S} s; rigkit rule samples_stale",
             },
         },
         {
@@ -256,8 +310,8 @@ def _meta_rules() -> list[dict[str, Any]]:
             "labels": {"severity": "critical", "rule": "exporter_down"},
             "annotations": {
                 "summary": "the rigkit exporter does not answer scrapes",
-                "description": "{{ $labels.machine }}: /metrics unreachable "
-                "(rigkit rule exporter_down)",
+                "description": "{{ $labels.machine }}: {{ $labels.instance }}/metrics unreachable"
+                " for 2 minutes; rigkit rule exporter_down",
             },
         },
     ]
@@ -324,6 +378,11 @@ class _Case:
     also: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)  # (time, firing)
     # at the spike sample's own evaluation: the sustained ones that already fire, never the spike
     at_spike: list[dict[str, str]] | None = None
+    #: the alert's value for each firing label set, where the description shows it
+    values: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
+
+    def value(self, labels: dict[str, str]) -> float | None:
+        return self.values.get(tuple(sorted(labels.items())))
 
     def add(self, metric: str, labels: dict[str, str], values: str) -> None:
         self.series.append({"series": _sel(metric, labels), "values": values})
@@ -421,6 +480,7 @@ def _case(p: PromRule) -> _Case:
         c.add(fan, extra_l, steady(0))  # idle with the fans stopped: normal
         c.add(util, extra_l, steady(0))
         c.firing = [bad_l]
+        c.values[tuple(sorted(bad_l.items()))] = 0.0
         c.at_spike = c.firing
         return c
     if expr == "gpu.pcie_degraded_under_load":
@@ -465,6 +525,7 @@ def _case(p: PromRule) -> _Case:
     c.add(metric, ok_l, steady(good))
     c.add(metric, spike_l, spike(good, bad))
     c.firing = [bad_l]
+    c.values[tuple(sorted(bad_l.items()))] = bad
     if rule.relative_to is not None and rule.threshold is not None:
         # with NVML's own slowdown temperature (84 C) the threshold moves with it
         ref_metric = _metric(f"gpu.{rule.relative_to}")[0]
@@ -473,17 +534,23 @@ def _case(p: PromRule) -> _Case:
         c.add(metric, extra_l, steady(ref + rule.threshold))
         c.add(ref_metric, ok_l, steady(float(rule.ref_default or 0.0)))
         c.firing = [bad_l, extra_l]
+        c.values[tuple(sorted(extra_l.items()))] = ref + rule.threshold
     c.at_spike = c.firing if p.for_s <= SPIKE_AT * SCRAPE_INTERVAL_S else []
     return c
 
 
-def _expected(p: PromRule, labels: dict[str, str]) -> dict[str, Any]:
+def _render(text: str, labels: dict[str, str], value: float | None) -> str:
+    """An annotation as Prometheus renders it for an alert with ``labels`` and ``value``."""
+    for name, label_value in labels.items():
+        text = text.replace(f"{{{{ $labels.{name} }}}}", label_value)
+    if value is not None:
+        text = text.replace(VALUE, f"{value:.4g}")
+    return text
+
+
+def _expected(p: PromRule, labels: dict[str, str], value: float | None = None) -> dict[str, Any]:
     lab = {**labels, "severity": p.rule.severity, "rule": p.rule.name}
-    ann = {}
-    for k, v in _annotations(p).items():
-        for name, value in labels.items():
-            v = v.replace(f"{{{{ $labels.{name} }}}}", value)
-        ann[k] = v
+    ann = {k: _render(v, labels, value) for k, v in _annotations(p).items()}
     return {"exp_labels": lab, "exp_annotations": ann}
 
 
@@ -514,14 +581,22 @@ def _hysteresis_test(p: PromRule) -> dict[str, Any]:
             "values": f"{_num(bad * scale)}x{m - 1} {_num(good * scale)}x{length}",
         },
     ]
-    checks = [(_dur((m - 1) * step), [stays, clears]), (_dur(check_s), [stays])]
+    # the alert's value at each check: the bad value, then the value between the thresholds
+    checks = [
+        (_dur((m - 1) * step), [(stays, bad), (clears, bad)]),
+        (_dur(check_s), [(stays, between)]),
+    ]
     return {
         "name": f"{p.alert}: hysteresis, firing until past the clear threshold "
         f"{_num(clr)} (threshold {_num(thr)})",
         "interval": f"{step}s",
         "input_series": series,
         "alert_rule_test": [
-            {"eval_time": t, "alertname": p.alert, "exp_alerts": [_expected(p, lab) for lab in f]}
+            {
+                "eval_time": t,
+                "alertname": p.alert,
+                "exp_alerts": [_expected(p, lab, v * scale) for lab, v in f],
+            }
             for t, f in checks
         ],
     }
@@ -549,7 +624,7 @@ def promtool_tests(
                     {
                         "eval_time": t,
                         "alertname": p.alert,
-                        "exp_alerts": [_expected(p, lab) for lab in firing],
+                        "exp_alerts": [_expected(p, lab, c.value(lab)) for lab in firing],
                     }
                     for t, firing in checks
                 ],
@@ -568,13 +643,12 @@ def promtool_tests(
 def _meta_tests() -> list[dict[str, Any]]:
     lab = [{"instance": f"ws{i}:9842", "job": JOB, "machine": f"ws{i}"} for i in (1, 2, 3)]
 
-    def exp(rule: str, labels: dict[str, str], summary: str, desc: str) -> dict[str, Any]:
+    def exp(
+        rule: str, labels: dict[str, str], summary: str, desc: str, value: float | None = None
+    ) -> dict[str, Any]:
         return {
             "exp_labels": {**labels, "severity": "critical", "rule": rule},
-            "exp_annotations": {
-                "summary": summary,
-                "description": desc.replace("{{ $labels.machine }}", labels["machine"]),
-            },
+            "exp_annotations": {"summary": summary, "description": _render(desc, labels, value)},
         }
 
     meta = {m["alert"]: m for m in _meta_rules()}
@@ -603,6 +677,7 @@ def _meta_tests() -> list[dict[str, Any]]:
                             lab[0],
                             stale["annotations"]["summary"],
                             stale["annotations"]["description"],
+                            165.0,  # age 0 + 15 s per scrape, at 165 s
                         )
                     ],
                 },
@@ -615,6 +690,7 @@ def _meta_tests() -> list[dict[str, Any]]:
                             lab[0],
                             stale["annotations"]["summary"],
                             stale["annotations"]["description"],
+                            600.0,  # at 10 minutes
                         )
                     ],
                 },
@@ -651,49 +727,125 @@ def _meta_tests() -> list[dict[str, Any]]:
     ]
 
 
-# --- scrape config ----------------------------------------------------------------------------
+# --- scrape config, targets, Alertmanager ----------------------------------------------------
+
+#: The exporter's own default address: this machine, scraped when no --target is given.
+DEFAULT_TARGET_ADDRESS = "127.0.0.1:9842"
+ALERTMANAGER = "127.0.0.1:9093"
+SCRAPE_TIMEOUT = "5s"
+TARGETS_GLOB = "rigkit-targets*.yml"
+MACHINE_REGEX = ";([^:]+)(:[0-9]+)?"
+
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+|\[[0-9A-Fa-f:.]+\]")
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,63}")
 
 
-def scrape_config(rule_file: str = "rigkit-alerts.yml") -> dict[str, Any]:
-    """A complete Prometheus configuration for many workstations (``promtool check config``)."""
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One workstation's exporter: ``HOST:PORT`` and the ``machine`` label it gets."""
+
+    address: str
+    machine: str
+
+    @classmethod
+    def parse(cls, text: str) -> ScrapeTarget:
+        """``HOST:PORT`` or ``NAME=HOST:PORT`` (the machine label is the host name unless
+        NAME is given); MonitorError for anything else."""
+        from rigkit.errors import MonitorError
+
+        name, sep, address = text.strip().rpartition("=")
+        host, colon, port = address.rpartition(":")
+        ok_port = port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+        if (
+            not colon
+            or not ok_port
+            or not _HOST.fullmatch(host)
+            or (sep and not _NAME.fullmatch(name))
+        ):
+            raise MonitorError(
+                f"--target {text!r}: expected HOST:PORT or NAME=HOST:PORT",
+                hint="e.g. --target ws-4x4090.lan:9842 or --target rig1=10.0.0.21:9842",
+            )
+        if not sep:
+            name = "localhost" if host in ("127.0.0.1", "[::1]", "localhost") else host
+        return cls(address=address, machine=name)
+
+
+#: Shown commented out in rigkit-targets.yml, never scraped.
+EXAMPLE_TARGETS = (
+    ScrapeTarget("ws-4x4090.lan:9842", "ws-4x4090"),
+    ScrapeTarget("ws-2x3090.lan:9842", "ws-2x3090"),
+)
+
+
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("rigkit.monitor", "data"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    # every value reaches YAML as a JSON string, which YAML reads as a double-quoted scalar
+    env.filters["q"] = lambda v: json.dumps(str(v), ensure_ascii=False)
+    return env
+
+
+def prometheus_files(
+    targets: Sequence[str | ScrapeTarget] = (),
+    *,
+    header: str = "",
+    alertmanager: str = ALERTMANAGER,
+    email_to: Sequence[str] = ("ops@example.org",),
+    email_from: str = "rigkit@example.org",
+    smarthost: str = "mail.example.org:587",
+    auth_username: str = "rigkit@example.org",
+    password_file: str = "/etc/alertmanager/smtp-password",
+) -> dict[str, str]:
+    """The text of ``prometheus-scrape.yml``, ``rigkit-targets.yml`` and ``alertmanager.yml``
+    for the exporters at ``targets`` (``HOST:PORT``, ``NAME=HOST:PORT`` or ScrapeTarget; none:
+    this machine's exporter at its default address). A fleet's Prometheus is this function with
+    every workstation's target; the example hosts appear only commented out."""
+    parsed = [t if isinstance(t, ScrapeTarget) else ScrapeTarget.parse(t) for t in targets]
+    default = not parsed
+    if default:
+        parsed = [ScrapeTarget.parse(DEFAULT_TARGET_ADDRESS)]
+    env = _env()
     return {
-        "global": {
-            "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
-            "evaluation_interval": f"{EVAL_INTERVAL_S}s",
-        },
-        "rule_files": [rule_file],
-        "scrape_configs": [
-            {
-                "job_name": JOB,
-                "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
-                "scrape_timeout": "5s",
-                "metrics_path": "/metrics",
-                # One entry per workstation: {targets: [host:9842], labels: {machine: name}}.
-                "file_sd_configs": [{"files": ["rigkit-targets*.yml"], "refresh_interval": "1m"}],
-                "static_configs": [
-                    {"targets": ["127.0.0.1:9842"], "labels": {"machine": "localhost"}}
-                ],
-                "relabel_configs": [
-                    {
-                        # no machine label given: use the target's host name
-                        "source_labels": ["machine", "__address__"],
-                        "separator": ";",
-                        "regex": ";([^:]+)(:[0-9]+)?",
-                        "target_label": "machine",
-                        "replacement": "$1",
-                    }
-                ],
-            }
-        ],
+        "prometheus-scrape.yml": env.get_template("prometheus-scrape.yml.j2").render(
+            header=header.rstrip("\n"),
+            scrape_interval=f"{SCRAPE_INTERVAL_S}s",
+            eval_interval=f"{EVAL_INTERVAL_S}s",
+            scrape_timeout=SCRAPE_TIMEOUT,
+            rule_file="rigkit-alerts.yml",
+            alertmanager=alertmanager,
+            job=JOB,
+            targets_glob=TARGETS_GLOB,
+            machine_regex=MACHINE_REGEX,
+        ),
+        "rigkit-targets.yml": env.get_template("rigkit-targets.yml.j2").render(
+            targets=parsed, examples=EXAMPLE_TARGETS, default_target=default
+        ),
+        "alertmanager.yml": env.get_template("alertmanager.yml.j2").render(
+            header=header.rstrip("\n"),
+            email_to=list(email_to),
+            email_from=email_from,
+            smarthost=smarthost,
+            auth_username=auth_username,
+            password_file=password_file,
+        ),
     }
 
 
-def example_targets() -> list[dict[str, Any]]:
-    """An example ``rigkit-targets.yml`` (file_sd) listing workstations."""
-    return [
-        {"targets": ["ws-4x4090.lan:9842"], "labels": {"machine": "ws-4x4090"}},
-        {"targets": ["ws-2x3090.lan:9842"], "labels": {"machine": "ws-2x3090"}},
-    ]
+def scrape_config(targets: Sequence[str | ScrapeTarget] = ()) -> dict[str, Any]:
+    """``prometheus-scrape.yml`` as data (what Prometheus reads)."""
+    import yaml
+
+    doc: dict[str, Any] = yaml.safe_load(prometheus_files(targets)["prometheus-scrape.yml"])
+    return doc
 
 
 # --- Grafana ----------------------------------------------------------------------------------
@@ -962,14 +1114,19 @@ EXPORT_FILES = (
     "rigkit-alerts.test.yml",
     "prometheus-scrape.yml",
     "rigkit-targets.yml",
+    "alertmanager.yml",
     "grafana-dashboard.json",
 )
 
 
 def write_config(
-    out_dir: str | Path, rules: Sequence[AlertRule], source: str | None = None
+    out_dir: str | Path,
+    rules: Sequence[AlertRule],
+    source: str | None = None,
+    targets: Sequence[str | ScrapeTarget] = (),
 ) -> ExportResult:
-    """Write every file into ``out_dir``; returns what was written."""
+    """Write every file into ``out_dir`` (scraping ``targets``, see :func:`prometheus_files`);
+    returns what was written."""
     import yaml
 
     from rigkit.errors import MonitorError
@@ -985,10 +1142,7 @@ def write_config(
     docs: dict[str, str] = {
         "rigkit-alerts.yml": header + yaml.safe_dump(alerts, sort_keys=False, width=100),
         "rigkit-alerts.test.yml": header + yaml.safe_dump(tests, sort_keys=False, width=100),
-        "prometheus-scrape.yml": header
-        + yaml.safe_dump(scrape_config(), sort_keys=False, width=100),
-        "rigkit-targets.yml": "# Example file_sd targets: one entry per workstation.\n"
-        + yaml.safe_dump(example_targets(), sort_keys=False),
+        **prometheus_files(targets, header=header),
         "grafana-dashboard.json": json.dumps(grafana_dashboard(), indent=2) + "\n",
     }
     written = []
