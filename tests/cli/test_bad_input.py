@@ -428,11 +428,12 @@ def test_export_config_needs_force_to_replace(
     code, err = run_cli(argv, monkeypatch, capsys)
     assert_one_line(code, err, "already has rigkit-alerts.yml", "pass --force")
     assert mine.read_text(encoding="utf-8") == "my notes\n"
-    # with --force the five files are written (exit status 0: returns without SystemExit)
+    # with --force the six files are written (exit status 0: returns without SystemExit)
     monkeypatch.setattr(sys, "argv", ["rigkit", *argv, "--force"])
     entry.run()
     doc = json.loads(capsys.readouterr().out)
-    assert len(doc["files"]) == 5  # alerts, promtool tests, scrape config, targets, dashboard
+    # alerts, promtool tests, scrape config, targets, Alertmanager, dashboard
+    assert len(doc["files"]) == 6
     assert mine.read_text(encoding="utf-8") != "my notes\n"
 
 
