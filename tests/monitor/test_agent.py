@@ -44,6 +44,9 @@ class RecordingResponder:
         self.calls.append((sample.t, fresh))
         return []
 
+    def collect(self, t: float | None = None, wait_s: float = 0.0) -> list[Event]:
+        return []
+
 
 class ThresholdEngine:
     """Raises when GPU 0 is >= 90 C, resolves below."""

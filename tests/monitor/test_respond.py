@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rigkit.errors import MonitorError
+from rigkit.monitor.actions import RecordingActuator
 from rigkit.monitor.respond import (
-    RecordingActuator,
     Responder,
     ResponsePolicy,
     TierCondition,
@@ -37,12 +37,32 @@ def drive(
     enforce: bool = True,
     fresh: bool = True,
 ) -> tuple[list[Event], RecordingActuator]:
+    """The decisions of a replay (enforced actions run on the responder's own threads: their
+    outcomes are waited for and checked to match the decisions one to one)."""
     act = RecordingActuator()
     responder = Responder(policy, enforce=enforce, actuator=act)
     events: list[Event] = []
     for s in replay(name):
         events += responder.decide(s, fresh)
+    outcomes = responder.collect(wait_s=5.0)
+    started = [e for e in events if e.detail.get("status") == "started"]
+    assert sorted(o.message for o in outcomes) == sorted(
+        e.message.replace("acting: lower", "lowered")
+        .replace("acting: restore", "restored")
+        .replace("acting: stop", "stopped")
+        .replace("acting: shut down", "shut down")
+        for e in started
+    )
     return events, act
+
+
+def lanes(calls: list[tuple[str, object]]) -> dict[str, list[object]]:
+    """Actuator calls by kind, in order (each tier acts on its own thread, so only the order
+    within a kind is fixed)."""
+    out: dict[str, list[object]] = {}
+    for what, arg in calls:
+        out.setdefault(what, []).append(arg)
+    return out
 
 
 def test_runaway_walks_up_all_three_tiers() -> None:
@@ -56,13 +76,13 @@ def test_runaway_walks_up_all_three_tiers() -> None:
         (190.0, 2, None),
         (220.0, 3, None),
     ]
-    assert events[0].message.startswith("lowered GPU 2 power limit 450 W -> 315 W")
-    assert act.calls == [
-        ("set_power_limit", (2, 315.0)),  # 0.7 x 450 W
-        ("stop_unit", "llama-server.service"),
-        ("stop_container", "vllm"),
-        ("shutdown", None),
-    ]
+    assert events[0].message.startswith("acting: lower GPU 2 power limit 450 W -> 315 W")
+    assert lanes(act.calls) == {
+        "set_power_limit": [(2, 315.0)],  # 0.7 x 450 W
+        "stop_unit": ["llama-server.service"],
+        "stop_container": ["vllm"],
+        "shutdown": [None],
+    }
     assert all(e.kind == "action" and e.dry_run is False for e in events)
 
 
@@ -95,7 +115,8 @@ def test_tier1_restores_the_limit_after_cooling() -> None:
         (40.0, 1, 1, "warning"),
         (405.0, 1, 1, "info"),
     ]
-    assert events[1].message.startswith("restored GPU 1 power limit 315 W -> 450 W")
+    assert events[1].message.startswith("acting: restore GPU 1 power limit 315 W -> 450 W")
+    # one lane per tier and GPU: lowering and restoring GPU 1 keep their order
     assert act.calls == [("set_power_limit", (1, 315.0)), ("set_power_limit", (1, 450.0))]
 
 
@@ -143,6 +164,7 @@ def test_stale_pause_is_logged_when_a_condition_was_pending() -> None:
     for t in (40.0, 60.0):
         assert responder.decide(Sample(t=t, gpus=(hot,)), True) == []
     assert [e.tier for e in responder.decide(Sample(t=70.0, gpus=(hot,)), True)] == [1]
+    responder.collect(wait_s=5.0)
     assert act.calls == [("set_power_limit", (0, 315.0))]
 
 
@@ -158,6 +180,7 @@ def test_tier1_respects_min_power_limit() -> None:
     )
     for t in (0.0, 30.0):
         responder.decide(Sample(t=t, gpus=(g,)), True)
+    responder.collect(wait_s=5.0)
     # 0.3 x 450 W = 135 W is below the 150 W minimum -> 150 W.
     assert act.calls == [("set_power_limit", (0, 150.0))]
 
@@ -176,10 +199,11 @@ def test_failed_action_is_reported_not_raised() -> None:
     responder = Responder(ResponsePolicy(), enforce=True, actuator=act)
     g = GpuSample(index=0, temperature_c=86, power_limit_w=450, default_power_limit_w=450)
     events = [e for t in (0.0, 30.0) for e in responder.decide(Sample(t=t, gpus=(g,)), True)]
-    assert len(events) == 1
-    assert events[0].message.startswith("failed to lower GPU 0 power limit 450 W -> 315 W")
-    assert events[0].severity == "critical"
-    assert "simulated" in events[0].detail["error"]
+    assert len(events) == 1 and events[0].detail["status"] == "started"
+    (outcome,) = responder.collect(wait_s=5.0)
+    assert outcome.message.startswith("failed to lower GPU 0 power limit 450 W -> 315 W")
+    assert outcome.severity == "critical" and outcome.t == 30.0
+    assert "simulated" in outcome.detail["error"]
 
 
 def test_tier2_without_workloads_says_so() -> None:
@@ -187,7 +211,7 @@ def test_tier2_without_workloads_says_so() -> None:
     tier2 = [e for e in events if e.tier == 2]
     assert len(tier2) == 1
     assert "no workloads are configured" in tier2[0].message
-    assert ("shutdown", None) in act.calls
+    assert lanes(act.calls)["shutdown"] == [None]
 
 
 def test_policy_yaml(tmp_path: Path) -> None:
@@ -292,14 +316,17 @@ def test_the_same_readings_when_fresh_walk_the_tiers(tmp_path: Path) -> None:
     assert stale == 0
     tiers = sorted({(e.t, e.tier) for e in events if e.kind == "action" and e.tier is not None})
     assert tiers[:2] == [(20.0, 2), (20.0, 3)]
-    # in time order: tier 2 stops the workloads, tier 3 shuts down (20 s), then tier 1 lowers
-    # the limit to max(150 W, 0.7 x 450 W) = 315 W (40 s)
-    assert act.calls == [
-        ("stop_unit", "llama-server.service"),
-        ("stop_container", "vllm"),
-        ("shutdown", None),
-        ("set_power_limit", (0, 315.0)),
-    ]
+    # tier 2 stops the workloads, tier 3 shuts down (20 s), tier 1 lowers the limit to
+    # max(150 W, 0.7 x 450 W) = 315 W (40 s); each on its own thread
+    assert lanes(act.calls) == {
+        "stop_unit": ["llama-server.service"],
+        "stop_container": ["vllm"],
+        "shutdown": [None],
+        "set_power_limit": [(0, 315.0)],
+    }
+    # the agent stored every outcome: one "done" per decision
+    done = [e for e in events if e.detail.get("status") == "done"]
+    assert sorted(e.tier or 0 for e in done) == [1, 2, 2, 3]
 
 
 def test_decisions_are_logged_info_when_dry_run_warning_when_enforced(

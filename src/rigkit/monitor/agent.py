@@ -6,7 +6,9 @@ One loop iteration (:meth:`Agent.step`)::
     fresh  = age of the sample (now - sample.wall_time) <= stale_after_s
     store.write_sample(sample)                   # committed before anything acts on it
     events  = engine.evaluate(sample)            # alerts raised / resolved
-    actions = responder.decide(sample, fresh)    # tiered thermal response (dry-run by default)
+    actions = responder.decide(sample, fresh)    # tiered thermal response (dry-run by default);
+    actions += responder.collect(sample.t)       # enforced actions run on threads of their own:
+                                                 # how the ones that ended since went
     store.write_events(events + actions)         # every decision is logged to the store
     notifier.submit(e) for alert events; notifier.flush()
     cache.update(sample, engine.active())        # what /metrics serves
@@ -48,7 +50,13 @@ class Engine(Protocol):
 
 
 class Decider(Protocol):
+    """The thermal responder: decides on the loop, acts off it (see monitor/respond.py)."""
+
     def decide(self, sample: Sample, fresh: bool) -> list[Event]: ...
+
+    def collect(self, t: float | None = None, wait_s: float = 0.0) -> list[Event]:
+        """Outcomes of actions that ended since the last call (stamped ``t``)."""
+        ...
 
 
 class Notifier(Protocol):
@@ -100,6 +108,7 @@ class Agent:
         interval_s: float = 1.0,
         stale_after_s: float | None = None,
         compact_every_s: float = COMPACT_EVERY_S,
+        outcome_wait_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -117,6 +126,7 @@ class Agent:
             stale_after_s if stale_after_s is not None else max(3 * interval_s, 5.0)
         )
         self.compact_every_s = compact_every_s
+        self.outcome_wait_s = outcome_wait_s
         self._clock = clock
         self._wall = wall
         self._sleep = sleep
@@ -161,7 +171,9 @@ class Agent:
             if g.lost:
                 log.debug("t=%.3f GPU %d lost (no answer / fell off the bus)", sample.t, g.index)
         events = self.engine.evaluate(sample) if self.engine is not None else []
-        actions = self.responder.decide(sample, fresh) if self.responder is not None else []
+        actions = []
+        if self.responder is not None:
+            actions = self.responder.decide(sample, fresh) + self.responder.collect(sample.t)
         out = [*events, *actions]
         if out:
             try:
@@ -176,7 +188,8 @@ class Agent:
                 "t=%.3f %s %s [%s] gpu=%s: %s", e.t, e.kind, e.rule, e.severity, e.gpu, e.message
             )
         for a in actions:  # the responder logs each decision (INFO; WARNING when enforced)
-            self.counts["actions"] += 1
+            if a.detail.get("status") in (None, "started"):  # a decision, not an outcome
+                self.counts["actions"] += 1
             log.debug(
                 "t=%.3f action tier=%s %s%s: %s",
                 a.t,
@@ -253,6 +266,7 @@ class Agent:
                         self._sleep(delay)
                 else:
                     next_due = self._clock()
+        self._last_outcomes(last_t)
         c = self.counts
         return RunSummary(
             samples=n,
@@ -267,6 +281,20 @@ class Agent:
             cpu_s=time.process_time() - cpu0,
             stopped_by=stopped_by,
         )
+
+    def _last_outcomes(self, t: float | None) -> None:
+        """Store the outcomes of enforced actions still running, waiting up to
+        ``outcome_wait_s`` for them (nothing to wait for in a dry run)."""
+        if self.responder is None:
+            return
+        outcomes = self.responder.collect(t, wait_s=self.outcome_wait_s)
+        if outcomes:
+            try:
+                self.store.write_events(outcomes, wall_time=self._wall())
+            except MonitorError as err:
+                self.counts["store_errors"] += 1
+                log.error("%d action outcomes not stored: %s", len(outcomes), err)
+            self._notify([], outcomes)
 
     def close(self) -> None:
         """Close the notifier and the source (the store belongs to the caller)."""

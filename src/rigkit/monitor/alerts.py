@@ -42,6 +42,7 @@ from rigkit.monitor.sample import (
     Sample,
     Severity,
 )
+from rigkit.nvml.codes import APPLICATION_XIDS, CRITICAL_XIDS
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -60,10 +61,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-#: XIDs that point at hardware, driver or bus trouble (NVIDIA XID catalogue): raise at once.
-CRITICAL_XIDS: tuple[int, ...] = (48, 62, 64, 74, 79, 94, 95, 119, 120)
-#: XIDs caused by applications (bad memory access, exceptions): log only, never alert.
-APPLICATION_XIDS: tuple[int, ...] = (13, 31, 43, 63, 92)
 
 #: Used only when neither NVML (the sample) nor the catalog gives the GPU's slowdown temperature.
 #: A conservative default, not a published figure: RTX 4090-class cards slow down near 88-90 C.

@@ -14,20 +14,21 @@ temperature, held for a duration of sample time and at least two consecutive sam
 Safety: dry-run unless ``enforce=True`` (each decision is still returned as an ``action`` event
 with ``dry_run=True`` and a "would ..." message); nothing acts on stale data (``fresh=False`` or a
 sample time that did not advance) or on a GPU whose temperature is missing; every action happens
-once per episode, not once per sample.
+once per episode, not once per sample. Enforced actions run off the sampling loop on the threads of
+an :class:`~rigkit.monitor.actions.ActionRunner` (one per tier and target), so a hung NVML call or
+command holds neither the loop nor the next tier; :meth:`Responder.collect` returns how they ended.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import shutil
-import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from rigkit.errors import MonitorError
+from rigkit.monitor.actions import ActionRunner, Actuator, Outcome, SystemActuator
 from rigkit.monitor.alerts import gpu_temp_limits
 from rigkit.monitor.config import ConditionSettings, ResponseSettings, load_config
 from rigkit.monitor.sample import Event, GpuSample, Sample, Severity
@@ -177,97 +178,6 @@ def load_policy(path: str | Path | None, build: Build | None = None) -> Response
     return apply_response(load_config(path).config.response, base)
 
 
-# --- actuators --------------------------------------------------------------------------------
-
-
-class Actuator(Protocol):
-    """What the responder can do to the machine. Failures raise MonitorError."""
-
-    def set_power_limit(self, gpu_index: int, watts: float) -> None: ...
-
-    def stop_unit(self, name: str) -> None: ...
-
-    def stop_container(self, name: str) -> None: ...
-
-    def shutdown(self) -> None: ...
-
-
-@dataclass
-class RecordingActuator:
-    """Records calls instead of acting (tests, demos). ``fail`` names calls that raise."""
-
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-    fail: set[str] = field(default_factory=set)
-
-    def _do(self, what: str, arg: Any) -> None:
-        if what in self.fail:
-            raise MonitorError(f"{what} failed (simulated)")
-        self.calls.append((what, arg))
-
-    def set_power_limit(self, gpu_index: int, watts: float) -> None:
-        self._do("set_power_limit", (gpu_index, watts))
-
-    def stop_unit(self, name: str) -> None:
-        self._do("stop_unit", name)
-
-    def stop_container(self, name: str) -> None:
-        self._do("stop_container", name)
-
-    def shutdown(self) -> None:
-        self._do("shutdown", None)
-
-
-def _run(argv: Sequence[str], timeout: float) -> None:
-    exe = shutil.which(argv[0])
-    if exe is None:
-        raise MonitorError(f"{argv[0]} not found on PATH; cannot run {' '.join(argv)}")
-    try:
-        proc = subprocess.run(
-            [exe, *argv[1:]], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as err:
-        raise MonitorError(f"{' '.join(argv)} did not finish within {timeout:g} s") from err
-    except OSError as err:
-        raise MonitorError(f"{' '.join(argv)} could not start: {err}") from err
-    if proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip().splitlines()
-        raise MonitorError(
-            f"{' '.join(argv)} exited with {proc.returncode}: {msg[-1] if msg else ''}"
-        )
-
-
-class SystemActuator:
-    """Acts on the real machine: NVML for power limits (root), systemctl, docker, poweroff."""
-
-    def __init__(self, timeout_s: float = 30.0) -> None:
-        self.timeout_s = timeout_s
-
-    def set_power_limit(self, gpu_index: int, watts: float) -> None:
-        import pynvml
-
-        try:
-            pynvml.nvmlInit()
-            try:
-                handle = pynvml.nvmlDeviceGetHandleByIndex(gpu_index)
-                pynvml.nvmlDeviceSetPowerManagementLimit(handle, round(watts * 1000))
-            finally:
-                pynvml.nvmlShutdown()
-        except pynvml.NVMLError as err:
-            raise MonitorError(
-                f"cannot set GPU {gpu_index} power limit to {watts:g} W: {err}",
-                hint="setting power limits needs root",
-            ) from err
-
-    def stop_unit(self, name: str) -> None:
-        _run(["systemctl", "stop", name], self.timeout_s)
-
-    def stop_container(self, name: str) -> None:
-        _run(["docker", "stop", name], self.timeout_s)
-
-    def shutdown(self) -> None:
-        _run(["systemctl", "poweroff"], self.timeout_s)
-
-
 # --- the responder ----------------------------------------------------------------------------
 
 
@@ -295,19 +205,29 @@ def _w(v: float) -> str:
 
 
 class Responder:
-    """Decides tiered actions sample by sample; acts only with ``enforce=True``."""
+    """Decides tiered actions sample by sample; acts only with ``enforce=True``.
+
+    Decisions are made in :meth:`decide` (on the sampling loop, cheap); enforced actions are carried
+    out by an :class:`~rigkit.monitor.actions.ActionRunner` on threads of their own, one lane per
+    tier (per GPU for tier 1), so a hung action neither holds the loop nor the next tier.
+    :meth:`collect` hands back how the actions ended."""
 
     def __init__(
         self,
         policy: ResponsePolicy | None = None,
         enforce: bool = False,
         actuator: Actuator | None = None,
+        runner: ActionRunner | None = None,
     ) -> None:
         self.policy = policy or ResponsePolicy()
         self.enforce = enforce
         self.actuator: Actuator | None = actuator
         if enforce and actuator is None:
             self.actuator = SystemActuator()
+        self.runner = runner or ActionRunner()
+        # action key -> (the decision event, its verbs, what it acts on)
+        self._started: dict[int, tuple[Event, tuple[str, str], str]] = {}
+        self._keys = itertools.count()
         self._holds: dict[tuple[str, int], _Hold] = {}
         # gpu -> (original limit, target) set by tier 1; original None: it was already low
         self._lowered: dict[int, tuple[float | None, float]] = {}
@@ -570,19 +490,54 @@ class Responder:
     ) -> Event:
         if not self.enforce or self.actuator is None:
             return self._event(t, tier, gpu, severity, f"would {verbs[0]} {what}", detail)
-        try:
-            do(self.actuator)
-        except MonitorError as err:
-            log.error("tier %d action failed: %s", tier, err)
-            return self._event(
-                t,
-                tier,
-                gpu,
-                "critical",
-                f"failed to {verbs[0]} {what}: {err}",
-                {**detail, "error": str(err)},
+        actuator = self.actuator
+        decision = self._event(
+            t, tier, gpu, severity, f"acting: {verbs[0]} {what}", {**detail, "status": "started"}
+        )
+        key = next(self._keys)
+        self._started[key] = (decision, verbs, what)
+        # one lane per tier and target: a hung action holds nothing but its own target
+        target = f"gpu{gpu}" if gpu is not None else detail.get("unit") or detail.get("container")
+        lane = f"tier{tier}" if target is None else f"tier{tier}-{target}"
+        self.runner.submit(lane, key, lambda: do(actuator))
+        return decision
+
+    def collect(self, t: float | None = None, wait_s: float = 0.0) -> list[Event]:
+        """Outcome events of enforced actions that ended (or became overdue) since the last call,
+        stamped with sample time ``t`` (default: the decision's). ``wait_s``: wait up to that long
+        for running actions first (end of a run)."""
+        return [self._outcome(o, t) for o in self.runner.outcomes(wait_s)]
+
+    def _outcome(self, o: Outcome, t: float | None) -> Event:
+        decision, verbs, what = self._started[o.key] if o.overdue else self._started.pop(o.key)
+        stamp = decision.t if t is None else t
+        detail = {**decision.detail, "seconds": round(o.seconds, 3)}
+        if o.overdue:
+            msg = (
+                f"not finished after {o.seconds:.0f} s: {verbs[0]} {what}; "
+                "later tiers do not wait for it"
             )
-        return self._event(t, tier, gpu, severity, f"{verbs[1]} {what}", detail)
+            log.error("tier %s action %s", decision.tier, msg)
+            status: dict[str, Any] = {"status": "overdue"}
+            return replace(
+                decision, t=stamp, severity="critical", message=msg, detail={**detail, **status}
+            )
+        if o.error is not None:
+            log.error("tier %s action failed: %s", decision.tier, o.error)
+            return replace(
+                decision,
+                t=stamp,
+                severity="critical",
+                message=f"failed to {verbs[0]} {what}: {o.error}",
+                detail={**detail, "status": "failed", "error": o.error},
+            )
+        msg = f"{verbs[1]} {what}"
+        log.warning("t=%s tier %s enforced: %s", stamp, decision.tier, msg)
+        return replace(decision, t=stamp, message=msg, detail={**detail, "status": "done"})
+
+    def close(self, wait_s: float = 0.0) -> list[Event]:
+        """The outcomes still to come, waiting up to ``wait_s`` for running actions."""
+        return self.collect(wait_s=wait_s)
 
     def _event(
         self,

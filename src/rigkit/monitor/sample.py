@@ -18,18 +18,8 @@ from typing import Any, Literal
 
 from rigkit.errors import MonitorError
 
-#: Throttle / clock-event reason names, in NVML bit order.
-THROTTLE_REASONS: tuple[str, ...] = (
-    "idle",
-    "applications_clocks",
-    "sw_power_cap",
-    "hw_slowdown",
-    "sync_boost",
-    "sw_thermal_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-    "display_clocks",
-)
+# Clock-event (throttle) reason names in NVML bit order; the table lives in rigkit.nvml.codes.
+from rigkit.nvml.codes import THROTTLE_REASONS as THROTTLE_REASONS
 
 #: Numeric per-GPU fields (``float | int | None``), in replay-format order.
 GPU_METRICS: tuple[str, ...] = (

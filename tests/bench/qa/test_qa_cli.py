@@ -56,7 +56,7 @@ def test_whole_qa_on_this_machine(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     by = {r["name"]: r for r in data["results"]}
     assert by["gpu-inventory"]["status"] == "skip"
-    assert by["gpu-inventory"]["reason"].startswith("NVML is not available")
+    assert by["gpu-inventory"]["reason"].startswith("NVML not available: no NVIDIA driver found")
     assert by["pcie"]["status"] == "skip"
     assert by["gpu-compute"]["status"] == "skip"
     assert by["gpu-compute"]["reason"] in ("PyTorch not installed", "no CUDA device")

@@ -78,11 +78,13 @@ def test_inventory_without_nvml(monkeypatch: pytest.MonkeyPatch, build: Build) -
     nvml_absent(monkeypatch)
     [r] = inventory.run(QaContext())
     assert r.status == "skip"
-    assert "NVML is not available" in r.reason
+    assert "NVML not available: no NVIDIA driver found" in r.reason
     # with a 4-GPU spec, no probe-able GPU is a failure, with the reason
     [r] = inventory.run(QaContext(build=build))
     assert r.status == "fail"
-    assert r.reason.startswith("the spec has 4 GPUs but none can be probed: NVML is not available")
+    assert r.reason.startswith(
+        "the spec has 4 GPUs but none can be probed: NVML not available: no NVIDIA driver found"
+    )
 
 
 def pci_tree(tmp_path: Path, links: list[tuple[str, int, str, int]]) -> Path:

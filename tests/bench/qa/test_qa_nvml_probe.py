@@ -40,7 +40,7 @@ def fake_nvml() -> ModuleType:
         "nvmlDeviceGetIndex": lambda h: int(h[1:]),
         "nvmlSystemGetDriverVersion": lambda: "550.54.15",
         "nvmlDeviceGetName": lambda h: "NVIDIA GeForce RTX 4090",
-        "nvmlDeviceGetMemoryInfo": lambda h: SimpleNamespace(total=24564 << 20),
+        "nvmlDeviceGetMemoryInfo": lambda h: SimpleNamespace(total=24564 << 20, used=1 << 30),
         "nvmlDeviceGetPciInfo": lambda h: SimpleNamespace(busId=f"00000000:0{h[1:]}:00.0"),
         "nvmlDeviceGetMaxPcieLinkGeneration": lambda h: 4,
         "nvmlDeviceGetMaxPcieLinkWidth": lambda h: 16,
@@ -98,3 +98,27 @@ def test_hung_nvml_call_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
             NvmlProbe(timeout_s=0.2)
     finally:
         release.set()
+
+
+def test_a_lost_gpu_is_a_lost_reading_not_missing_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rigkit.bench.qa.checks.soak import to_sample
+
+    module = fake_nvml()
+
+    def temperature(handle: str, sensor: int) -> int:
+        if handle == "h1":
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        return 66
+
+    module.nvmlDeviceGetTemperature = temperature  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    probe = NvmlProbe()
+    try:
+        r0, r1 = probe.readings()
+        assert (r0.lost, r0.temp_c) == (False, 66.0)
+        assert r1.lost and r1.temp_c is None
+        # the soak check sees a GPU that fell off the bus, not a GPU without sensors
+        sample = to_sample(0.0, [r0, r1], [])
+        assert [g.lost for g in sample.gpus] == [False, True]
+    finally:
+        probe.close()

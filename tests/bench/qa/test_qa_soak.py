@@ -104,7 +104,7 @@ def test_soak_not_requested_or_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pynvml, "nvmlInit", init)
     [r] = soak.run(QaContext(soak_seconds=5))
     assert r.status == "skip"
-    assert r.reason.startswith("no GPU to soak: NVML is not available")
+    assert r.reason.startswith("no GPU to soak: NVML not available: no NVIDIA driver found")
 
 
 def test_live_soak_on_a_fake_probe_records_a_replay(

@@ -1,38 +1,24 @@
 """GPU access for the acceptance checks: an NVML probe behind a small protocol, and PyTorch loading.
 
 NVML is optional: without a driver the probe cannot open and the GPU checks skip with the reason.
-"Not supported" and "no permission" answers become ``None`` fields. NVML calls run in a worker
-thread with a timeout, because they can hang on a sick GPU.
+The probe reads through :class:`rigkit.nvml.Nvml` (every call on a worker with a timeout; "not
+supported" and "no permission" become ``None`` fields; a lost or hung GPU is a reading with
+``lost=True``, never a reading of missing values).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol
 
 from rigkit.errors import BenchError
+from rigkit.nvml import Lost, Nvml, NvmlUnavailable
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-# Clock-event reason bits (NVML nvmlClocksEventReason*); see reference/facts.md.
-HW_SLOWDOWN = 0x8
-HW_THERMAL_SLOWDOWN = 0x40
-HW_POWER_BRAKE_SLOWDOWN = 0x80
-HW_SLOWDOWN_MASK = HW_SLOWDOWN | HW_THERMAL_SLOWDOWN | HW_POWER_BRAKE_SLOWDOWN
-
-# XIDs that point at hardware, driver or bus trouble, and XIDs caused by applications rather than
-# hardware (NVIDIA's XID catalog; the same lists as the monitor's alert rules).
-CRITICAL_XIDS = frozenset({48, 62, 64, 74, 79, 94, 95, 119, 120})
-APPLICATION_XIDS = frozenset({13, 31, 43, 63, 92})
 
 NVML_TIMEOUT_S = 5.0
 
@@ -52,7 +38,7 @@ class GpuDevice:
 
 @dataclass(frozen=True)
 class GpuReading:
-    """One GPU at one instant."""
+    """One GPU at one instant. ``lost``: NVML says the GPU is lost, or it did not answer."""
 
     index: int
     temp_c: float | None = None
@@ -63,6 +49,7 @@ class GpuReading:
     pcie_width: int | None = None
     util_pct: float | None = None
     fan_pct: float | None = None
+    lost: bool = False
 
 
 class GpuProbe(Protocol):
@@ -83,147 +70,78 @@ class GpuUnavailable(BenchError):
     """No GPU can be probed; ``str()`` says why (checks turn it into a skip)."""
 
 
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
 class NvmlProbe:
-    """NVML through ``pynvml`` (the nvidia-ml-py package)."""
+    """The qa view of an NVML session (:class:`rigkit.nvml.Nvml`)."""
 
-    def __init__(self, timeout_s: float = NVML_TIMEOUT_S) -> None:
-        import pynvml
-
-        self._nvml: ModuleType = pynvml
-        self._timeout_s = timeout_s
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nvml")
-        try:
-            self._call(pynvml.nvmlInit)
-        except pynvml.NVMLError as err:
-            self._pool.shutdown(wait=False)
-            raise GpuUnavailable(f"NVML is not available ({err}): no NVIDIA driver") from err
-        self._events: object | None = None
-        try:
-            count = int(self._call(pynvml.nvmlDeviceGetCount))
-            if count == 0:
-                raise GpuUnavailable("NVML reports no GPUs")
-            self._handles = [self._call(pynvml.nvmlDeviceGetHandleByIndex, i) for i in range(count)]
-        except BenchError:
-            self._pool.shutdown(wait=False)
-            raise
-        except pynvml.NVMLError as err:
-            self._pool.shutdown(wait=False)
-            raise BenchError(f"NVML cannot enumerate the GPUs: {err}") from err
-
-    def _call(self, fn: Callable[..., T], *args: object) -> T:
-        future = self._pool.submit(fn, *args)
-        try:
-            return future.result(timeout=self._timeout_s)
-        except concurrent.futures.TimeoutError as err:
-            raise BenchError(
-                f"NVML call {getattr(fn, '__name__', fn)} did not answer within "
-                f"{self._timeout_s:g} s: the GPU or driver may be hung"
-            ) from err
-
-    def _opt(self, fn: Callable[..., T], *args: object) -> T | None:
-        """A call whose "not supported" / "no permission" answer becomes None."""
-        try:
-            return self._call(fn, *args)
-        except self._nvml.NVMLError:
-            return None
+    def __init__(self, nvml: Nvml | None = None, *, timeout_s: float = NVML_TIMEOUT_S) -> None:
+        if nvml is None:
+            try:
+                nvml = Nvml(timeout_s=timeout_s)
+            except NvmlUnavailable as err:
+                raise GpuUnavailable(err.message) from err
+        if nvml.count == 0:
+            nvml.close()
+            raise GpuUnavailable("NVML reports no GPUs")
+        self._nvml = nvml
 
     def devices(self) -> list[GpuDevice]:
-        nv = self._nvml
-        driver = self._opt(nv.nvmlSystemGetDriverVersion)
         out = []
-        for i, handle in enumerate(self._handles):
-            name = self._opt(nv.nvmlDeviceGetName, handle)
-            mem = self._opt(nv.nvmlDeviceGetMemoryInfo, handle)
-            pci = self._opt(nv.nvmlDeviceGetPciInfo, handle)
+        for i in range(self._nvml.count):
+            info = self._nvml.info(i)
+            if isinstance(info, Lost):
+                out.append(GpuDevice(index=i, name=f"GPU {i} (lost: {info.reason})"))
+                continue
             out.append(
                 GpuDevice(
                     index=i,
-                    name=_text(name) or f"GPU {i}",
-                    pci_bus_id=_text(getattr(pci, "busId", None)),
-                    memory_total_bytes=int(mem.total) if mem is not None else None,
-                    pcie_gen_max=self._opt(nv.nvmlDeviceGetMaxPcieLinkGeneration, handle),
-                    pcie_width_max=self._opt(nv.nvmlDeviceGetMaxPcieLinkWidth, handle),
-                    driver_version=_text(driver),
+                    name=info.name or f"GPU {i}",
+                    pci_bus_id=info.pci_bus_id,
+                    memory_total_bytes=info.memory_total_bytes,
+                    pcie_gen_max=info.pcie_max_gen,
+                    pcie_width_max=info.pcie_max_width,
+                    driver_version=self._nvml.driver_version,
                 )
             )
         return out
 
     def readings(self) -> list[GpuReading]:
-        nv = self._nvml
         out = []
-        for i, handle in enumerate(self._handles):
-            power_mw = self._opt(nv.nvmlDeviceGetPowerUsage, handle)
-            temp = self._opt(nv.nvmlDeviceGetTemperature, handle, nv.NVML_TEMPERATURE_GPU)
-            clock = self._opt(nv.nvmlDeviceGetClockInfo, handle, nv.NVML_CLOCK_SM)
-            util = self._opt(nv.nvmlDeviceGetUtilizationRates, handle)
-            fan = self._opt(nv.nvmlDeviceGetFanSpeed, handle)
+        for r in self._nvml.read_all():
+            if isinstance(r, Lost):
+                log.warning("GPU %d lost: %s", r.index, r.reason)
+                out.append(GpuReading(index=r.index, lost=True))
+                continue
             out.append(
                 GpuReading(
-                    index=i,
-                    temp_c=float(temp) if temp is not None else None,
-                    sm_clock_mhz=float(clock) if clock is not None else None,
-                    power_w=power_mw / 1000.0 if power_mw is not None else None,
-                    clocks_event_reasons=self._opt(
-                        nv.nvmlDeviceGetCurrentClocksEventReasons, handle
-                    ),
-                    pcie_gen=self._opt(nv.nvmlDeviceGetCurrPcieLinkGeneration, handle),
-                    pcie_width=self._opt(nv.nvmlDeviceGetCurrPcieLinkWidth, handle),
-                    util_pct=float(util.gpu) if util is not None else None,
-                    fan_pct=float(fan) if fan is not None else None,
+                    index=r.index,
+                    temp_c=_float(r.temperature_c),
+                    sm_clock_mhz=_float(r.sm_clock_mhz),
+                    power_w=r.power_w,
+                    clocks_event_reasons=r.clock_event_mask,
+                    pcie_gen=r.pcie_gen,
+                    pcie_width=r.pcie_width,
+                    util_pct=_float(r.util_pct),
+                    fan_pct=_float(r.fan_pct),
                 )
             )
         return out
 
     def xids(self, wait_ms: int) -> list[tuple[int, int]]:
-        nv = self._nvml
-        if self._events is None:
-            events = self._opt(nv.nvmlEventSetCreate)
-            if events is None:
-                return []
-            for handle in self._handles:
-                self._opt(
-                    nv.nvmlDeviceRegisterEvents, handle, nv.nvmlEventTypeXidCriticalError, events
-                )
-            self._events = events
-        found: list[tuple[int, int]] = []
-        deadline = time.monotonic() + wait_ms / 1000.0
-        while True:
-            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            try:
-                data = self._call(nv.nvmlEventSetWait_v2, self._events, left_ms)
-            except nv.NVMLError:  # NVML_ERROR_TIMEOUT: nothing happened
-                break
-            index = self._opt(nv.nvmlDeviceGetIndex, data.device)
-            found.append((-1 if index is None else int(index), int(data.eventData)))
-            if left_ms == 0:
-                break
-        return found
+        return self._nvml.xids(wait_ms)
 
     def close(self) -> None:
-        try:
-            if self._events is not None:
-                self._opt(self._nvml.nvmlEventSetFree, self._events)
-            self._opt(self._nvml.nvmlShutdown)
-        finally:
-            self._pool.shutdown(wait=False)
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return str(value)
+        self._nvml.close()
 
 
 def open_probe(given: GpuProbe | None) -> GpuProbe:
     """The given probe, or NVML; raises :class:`GpuUnavailable` with the reason when neither."""
     if given is not None:
         return given
-    try:
-        return NvmlProbe()
-    except ImportError as err:
-        raise GpuUnavailable("the nvidia-ml-py package (pynvml) is not installed") from err
+    return NvmlProbe()
 
 
 def load_torch() -> tuple[ModuleType | None, str]:

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rigkit.bench.qa.gpu import (
-    APPLICATION_XIDS,
-    CRITICAL_XIDS,
     GpuLoad,
     GpuProbe,
     GpuReading,
@@ -29,6 +27,7 @@ from rigkit.bench.qa.gpu import (
 )
 from rigkit.bench.qa.result import CheckResult, QaContext, QaInputError, Status, Value
 from rigkit.errors import MonitorError
+from rigkit.nvml.codes import APPLICATION_XIDS, CRITICAL_XIDS, HW_SLOWDOWN_REASONS, reason_names
 
 if TYPE_CHECKING:
     from rigkit.monitor.sample import GpuSample, Sample
@@ -43,7 +42,6 @@ CLOCK_CV_FAIL = 0.10
 TEMP_SLOPE_WARN_C_PER_MIN = 1.0  # still rising this fast in the last quarter: no plateau yet
 TEMP_HEADROOM_WARN_C = 5.0  # peak within this of the slowdown temperature
 MIN_SAMPLES = 8
-HW_SLOWDOWN_REASONS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
 FALLBACK_SLOWDOWN_C = 88.0  # when neither the sample nor the catalog knows the GPU's limit
 
 
@@ -336,17 +334,17 @@ def load_replay(path: Path) -> list[Sample]:
 
 def to_sample(t: float, readings: Sequence[GpuReading], xids: Sequence[tuple[int, int]]) -> Sample:
     """A monitor Sample from probe readings (throttle bits become the monitor's reason names)."""
-    from rigkit.monitor.sample import THROTTLE_REASONS, GpuSample, Sample
+    from rigkit.monitor.sample import GpuSample, Sample
 
     gpus = []
     for r in readings:
+        xid = tuple(x for i, x in xids if i == r.index)
+        if r.lost:
+            gpus.append(GpuSample.lost_gpu(r.index, xid=xid))
+            continue
         reasons = None
         if r.clocks_event_reasons is not None:
-            reasons = tuple(
-                name
-                for bit, name in enumerate(THROTTLE_REASONS)
-                if r.clocks_event_reasons >> bit & 1
-            )
+            reasons = reason_names(r.clocks_event_reasons)
         gpus.append(
             GpuSample(
                 index=r.index,
@@ -358,7 +356,7 @@ def to_sample(t: float, readings: Sequence[GpuReading], xids: Sequence[tuple[int
                 util_pct=r.util_pct,
                 fan_pct=r.fan_pct,
                 throttle_reasons=reasons,
-                xid=tuple(x for i, x in xids if i == r.index),
+                xid=xid,
             )
         )
     return Sample(t=t, gpus=tuple(gpus), source="qa-soak")

@@ -1,16 +1,17 @@
-"""The NVML source against a fake pynvml module (same function names, same error classes)."""
+"""A stand-in for the pynvml module: RTX 4090s with the same function names and error class.
+
+Controls: ``unsupported`` / ``no_permission`` (function short names that raise NOT_SUPPORTED /
+NO_PERMISSION), ``lost`` (GPUs that answer GPU_IS_LOST), ``hang`` (GPU -> event: every call for that
+GPU waits until the event is set), ``hang_calls`` (NVML function name -> event: that call waits on
+every GPU), ``temp`` (GPU index -> temperature, e.g. driven by a test clock).
+"""
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
-
-from rigkit.errors import MonitorError
-from rigkit.monitor.sources.nvml import NvmlSource
 
 
 class NVMLError(Exception):
@@ -27,10 +28,11 @@ NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, TIMEOUT, LIBRARY_NOT_FOUND, GPU
     12,
     15,
 )
+HANG_S = 30.0  # a hung call returns after this long at the latest (tests release it earlier)
 
 
 class FakeNvml:
-    """Two-to-four RTX 4090s. ``unsupported`` names functions that raise NOT_SUPPORTED."""
+    """``count`` RTX 4090s at 70 + index C."""
 
     NVMLError = NVMLError
     NVML_ERROR_NOT_SUPPORTED = NOT_SUPPORTED
@@ -50,18 +52,27 @@ class FakeNvml:
         self.count = count
         self.init_error = init_error
         self.unsupported: set[str] = set()
+        self.no_permission: set[str] = set()
         self.lost: set[int] = set()
         self.hang: dict[int, threading.Event] = {}
+        self.hang_calls: dict[str, threading.Event] = {}
+        self.temp: Callable[[int], float] = lambda h: 70 + h
         self.events: list[SimpleNamespace] = []
+        self.set_limits: list[tuple[int, int]] = []
         self.shutdown_called = False
+        self.power_limit_mw = 450000
 
-    def _check(self, fn: str, h: int) -> None:
+    def _check(self, fn: str, h: int, nvml_name: str = "") -> None:
+        if nvml_name in self.hang_calls:
+            self.hang_calls[nvml_name].wait(HANG_S)
         if h in self.hang:
-            self.hang[h].wait(10)
+            self.hang[h].wait(HANG_S)
         if h in self.lost:
             raise NVMLError(GPU_IS_LOST)
         if fn in self.unsupported:
             raise NVMLError(NOT_SUPPORTED)
+        if fn in self.no_permission:
+            raise NVMLError(NO_PERMISSION)
 
     def nvmlInit(self) -> None:
         if self.init_error is not None:
@@ -69,6 +80,9 @@ class FakeNvml:
 
     def nvmlShutdown(self) -> None:
         self.shutdown_called = True
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "550.54.15"
 
     def nvmlDeviceGetCount(self) -> int:
         return self.count
@@ -80,17 +94,20 @@ class FakeNvml:
         return h
 
     def nvmlDeviceGetName(self, h: int) -> str:
+        self._check("name", h)
         return "NVIDIA GeForce RTX 4090"
 
     def nvmlDeviceGetUUID(self, h: int) -> str:
+        self._check("uuid", h)
         return f"GPU-{h}"
 
     def nvmlDeviceGetPciInfo(self, h: int) -> Any:
+        self._check("pci", h)
         return SimpleNamespace(busId=f"00000000:{0x01 + 0x20 * h:02X}:00.0".encode())
 
-    def nvmlDeviceGetTemperature(self, h: int, kind: int) -> int:
-        self._check("temp", h)
-        return 70 + h
+    def nvmlDeviceGetTemperature(self, h: int, kind: int) -> float:
+        self._check("temp", h, "nvmlDeviceGetTemperature")
+        return self.temp(h)
 
     def nvmlDeviceGetTemperatureThreshold(self, h: int, kind: int) -> int:
         self._check("threshold", h)
@@ -106,7 +123,7 @@ class FakeNvml:
 
     def nvmlDeviceGetEnforcedPowerLimit(self, h: int) -> int:
         self._check("limit", h)
-        return 450000
+        return self.power_limit_mw
 
     def nvmlDeviceGetPowerManagementDefaultLimit(self, h: int) -> int:
         self._check("default_limit", h)
@@ -141,9 +158,11 @@ class FakeNvml:
         return 8 if h == 1 else 16
 
     def nvmlDeviceGetMaxPcieLinkGeneration(self, h: int) -> int:
+        self._check("pcie_max", h)
         return 4
 
     def nvmlDeviceGetMaxPcieLinkWidth(self, h: int) -> int:
+        self._check("pcie_max", h)
         return 16
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, h: int) -> int:
@@ -151,9 +170,11 @@ class FakeNvml:
         return 0x4 | 0x80  # SwPowerCap | HwPowerBrakeSlowdown
 
     def nvmlDeviceGetTotalEccErrors(self, h: int, kind: int, counter: int) -> int:
+        self._check("ecc", h)
         raise NVMLError(NOT_SUPPORTED)  # GeForce: no ECC
 
     def nvmlDeviceGetRemappedRows(self, h: int) -> list[int]:
+        self._check("rows", h)
         raise NVMLError(NOT_SUPPORTED)
 
     def nvmlEventSetCreate(self) -> str:
@@ -163,6 +184,8 @@ class FakeNvml:
         pass
 
     def nvmlEventSetWait_v2(self, s: str, timeout_ms: int) -> Any:
+        if "nvmlEventSetWait_v2" in self.hang_calls:
+            self.hang_calls["nvmlEventSetWait_v2"].wait(HANG_S)
         if not self.events:
             raise NVMLError(TIMEOUT)
         return self.events.pop(0)
@@ -171,107 +194,5 @@ class FakeNvml:
         pass
 
     def nvmlDeviceSetPowerManagementLimit(self, h: int, mw: int) -> None:
-        if h in self.lost:
-            raise NVMLError(GPU_IS_LOST)
-        self.set_limit = (h, mw)
-
-
-def test_values_are_converted_to_the_sample_units() -> None:
-    src = NvmlSource(FakeNvml())
-    s = src.read()
-    g = s.gpus[0]
-    assert (g.name, g.uuid, g.pci_bus_id) == (
-        "NVIDIA GeForce RTX 4090",
-        "GPU-0",
-        "00000000:01:00.0",
-    )
-    assert (g.temperature_c, g.slowdown_temp_c, g.shutdown_temp_c, g.thermal_margin_c) == (
-        70,
-        88,
-        93,
-        18,
-    )
-    assert (g.power_w, g.power_limit_w, g.default_power_limit_w, g.min_power_limit_w) == (
-        402.5,
-        450,
-        450,
-        150,
-    )
-    assert (g.fan_pct, g.sm_clock_mhz, g.mem_clock_mhz, g.util_pct) == (64, 2520, 10501, 99)
-    assert (g.mem_used_mib, g.mem_total_mib) == (21000, 24564)
-    assert (g.pcie_gen, g.pcie_width, g.pcie_max_gen, g.pcie_max_width) == (4, 16, 4, 16)
-    assert s.gpus[1].pcie_width == 8
-    # 0x84 = bit 2 (SwPowerCap) + bit 7 (HwPowerBrakeSlowdown)
-    assert g.throttle_reasons == ("sw_power_cap", "hw_power_brake_slowdown")
-    # GeForce: ECC and row remapping not supported -> not available, not an error
-    assert g.ecc_uncorrected is None and g.remapped_rows_pending is None
-    src.close()
-
-
-def test_not_supported_becomes_none_and_margin_is_derived() -> None:
-    fake = FakeNvml()
-    fake.unsupported = {"fan", "margin"}
-    g = NvmlSource(fake).read().gpus[0]
-    assert g.fan_pct is None
-    # margin derived from slowdown - temperature = 88 - 70
-    assert g.thermal_margin_c == 18
-    assert g.temperature_c == 70
-
-
-@pytest.mark.parametrize("code", [DRIVER_NOT_LOADED, LIBRARY_NOT_FOUND])
-def test_missing_driver_is_an_error_at_start_up(code: int) -> None:
-    with pytest.raises(MonitorError) as err:
-        NvmlSource(FakeNvml(init_error=code))
-    assert "NVML not available: no NVIDIA driver found" in str(err.value)
-
-
-def test_gpu_lost_is_reported_not_fatal() -> None:
-    fake = FakeNvml(count=3)
-    src = NvmlSource(fake)
-    fake.lost = {1}
-    s = src.read()
-    assert [g.lost for g in s.gpus] == [False, True, False]
-    assert s.gpus[1].temperature_c is None and s.gpus[1].name == "NVIDIA GeForce RTX 4090"
-    assert s.gpus[2].temperature_c == 72
-
-
-def test_a_hung_gpu_times_out_and_others_still_answer() -> None:
-    fake = FakeNvml(count=3)
-    src = NvmlSource(fake, timeout_s=0.2)
-    release = threading.Event()
-    fake.hang = {2: release}
-    t0 = time.monotonic()
-    s = src.read()
-    first = time.monotonic() - t0
-    assert [g.lost for g in s.gpus] == [False, False, True]
-    assert first < 2.0  # bounded by the 0.2 s timeout, not the 10 s hang
-    t0 = time.monotonic()
-    s = src.read()  # the hung call has not returned: reported lost at once, no second wait
-    assert s.gpus[2].lost and time.monotonic() - t0 < 0.2
-    del fake.hang[2]
-    release.set()
-    deadline = time.monotonic() + 5
-    while src._workers[2].busy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert src.read().gpus[2].temperature_c == 72  # answers again once the call returned
-
-
-def test_xid_events_are_attached_to_their_gpu() -> None:
-    fake = FakeNvml(count=2)
-    src = NvmlSource(fake)
-    fake.events = [SimpleNamespace(device=1, eventData=79), SimpleNamespace(device=1, eventData=48)]
-    s = src.read()
-    assert s.gpus[0].xid == () and s.gpus[1].xid == (79, 48)
-    assert src.read().gpus[1].xid == ()  # only new XIDs since the previous sample
-
-
-def test_set_power_limit_in_milliwatts() -> None:
-    fake = FakeNvml()
-    src = NvmlSource(fake)
-    src.set_power_limit(1, 315)
-    assert fake.set_limit == (1, 315000)
-    fake.lost = {0}
-    with pytest.raises(MonitorError):
-        src.set_power_limit(0, 315)
-    src.close()
-    assert fake.shutdown_called
+        self._check("set_limit", h, "nvmlDeviceSetPowerManagementLimit")
+        self.set_limits.append((h, mw))
