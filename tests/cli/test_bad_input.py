@@ -250,7 +250,7 @@ def test_binary_soak_replay(
     # unusable input, not a failed soak check (which would exit 1)
     argv = ["qa", "--checks", "soak", "--soak-replay", str(binary)]
     code, err = run_cli(argv, monkeypatch, capsys)
-    assert_one_line(code, err, "binary.yaml: not a replay file (not UTF-8 text)")
+    assert_one_line(code, err, "binary.yaml:1: not UTF-8 text")
 
 
 def test_binary_replay_record(
@@ -261,7 +261,7 @@ def test_binary_replay_record(
 ) -> None:
     argv = ["monitor", "record", "--source", f"replay:{binary}", "-o", str(tmp_path / "r.jsonl")]
     code, err = run_cli(argv, monkeypatch, capsys)
-    assert_one_line(code, err, "binary.yaml: not a replay file (not UTF-8 text)")
+    assert_one_line(code, err, "binary.yaml:1: not UTF-8 text")
 
 
 def test_calibrate_bad_gpu_count(

@@ -102,7 +102,7 @@ def test_run_replay_not_utf8(
     src.write_bytes(b"\xff\xfe\x00bin\n")
     db = tmp_path / "m.db"
     code, _, err = run_cli(_run_argv(f"replay:{src}", db), monkeypatch, capsys)
-    assert "in.jsonl: not a replay file (not UTF-8 text)" in error_line(code, err)
+    assert "in.jsonl:1: not UTF-8 text (byte 1 of the line)" in error_line(code, err)
     assert listing(tmp_path) == ["in.jsonl"]
 
 

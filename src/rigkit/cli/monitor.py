@@ -456,15 +456,16 @@ def history_cmd(
     since: str | None = typer.Option(None, "--since", help="30m, 2h, 7d; Unix time; ISO time."),
     gpu: int | None = typer.Option(None, "--gpu", help="Only this GPU index."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG plot to this file."),
+    force: bool = typer.Option(False, "--force", help="Replace the --plot file if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the points as JSON."),
 ) -> None:
     """A metric over time (raw samples, then 1-minute and 1-hour aggregates for older data)."""
     if gpu is not None and gpu < 0:
         raise MonitorError(f"--gpu must be a GPU index, 0 or more, got {gpu}")
     if plot is not None:
-        from rigkit.outputs import check_file_target
+        from rigkit.outputs import check_out_file
 
-        check_file_target(plot, "--plot")
+        check_out_file(plot, force=force, option="--plot")
     with _open_store(db) as store:
         latest = store.latest()
         lo = parse_since(since, latest.t if latest else None)

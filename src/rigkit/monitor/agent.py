@@ -222,7 +222,9 @@ class Agent:
             self._last_compact_t = t
             return
         if t - self._last_compact_t >= self.compact_every_s:
-            result = self.store.compact(t)
+            # retention counts back from now at the latest: a sample time that jumped ahead (a
+            # clock set wrong) must not age everything stored out of the history
+            result = self.store.compact(min(t, self._wall()))
             self._last_compact_t = t
             log.info("store compacted at t=%.0f: %s", t, result.to_dict())
 

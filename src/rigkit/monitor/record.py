@@ -97,7 +97,10 @@ class Recorder:
 
     def _make_temp(self) -> Path:
         """A new file beside ``path`` (same file system, so the final rename is atomic), created
-        with the permissions a plain ``open`` would give (0666 less the umask)."""
+        with the permissions a plain ``open`` would give (0666 less the umask). Temporary files
+        that an earlier recording to ``path`` left behind (killed with ``kill -9``, or the machine
+        went down) are removed first."""
+        remove_stale_temps(self.path)
         for k in range(100):
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{k}.tmp")
             try:
@@ -161,6 +164,46 @@ class Recorder:
             self.commit()
         else:
             self.discard()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files (``.NAME.PID.K.tmp``) of recordings to ``path`` whose process is
+    gone; a recording still running keeps its file. Returns what was removed."""
+    removed: list[Path] = []
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid_text, _, k = name[len(prefix) : -len(".tmp")].partition(".")
+        if not (pid_text.isdigit() and k.isdigit()) or _pid_alive(int(pid_text)):
+            continue
+        try:
+            if not entry.is_file() or entry.is_symlink():
+                continue
+            entry.unlink()
+        except OSError as err:
+            log.warning("cannot remove %s left by an earlier recording: %s", entry, err.strerror)
+            continue
+        log.info("removed %s, left by an earlier recording that did not finish", entry)
+        removed.append(entry)
+    return removed
 
 
 def _sync_dir(path: Path) -> None:

@@ -58,15 +58,35 @@ DISK_METRICS: tuple[str, ...] = (
 Number = float | int
 
 
+#: No reading (a temperature, a byte rate, an epoch time) comes near this; anything larger is not a
+#: measurement, and could overflow SQLite's integers or the aggregates' sums.
+MAX_MAGNITUDE = 1e15
+#: GPU indexes as NVML numbers them (0 up to the number of GPUs in the machine).
+MAX_GPU_INDEX = 4095
+
+
 def _num(value: Any, where: str) -> Number | None:
-    """A JSON number (not bool, not NaN) or None; anything else is a MonitorError."""
+    """A JSON number (not bool, not NaN) within +-MAX_MAGNITUDE, or None; anything else is a
+    MonitorError."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MonitorError(f"{where}: expected a number or null, got {value!r}")
+        raise MonitorError(f"{where}: expected a number or null, got {_short(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if abs(value) > MAX_MAGNITUDE:
+        raise MonitorError(
+            f"{where}: {_short(value)} is out of range (a reading is at most {MAX_MAGNITUDE:g})"
+        )
     return value
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to a readable length (a 5,000-digit integer is not a message)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of about {value.bit_length() * 30103 // 100000 + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _opt_int(value: Any, where: str) -> int | None:
@@ -164,7 +184,11 @@ class GpuSample:
         d = _mapping(d, where)
         index = d.get("index")
         if isinstance(index, bool) or not isinstance(index, int):
-            raise MonitorError(f"{where}: 'index' must be an integer, got {index!r}")
+            raise MonitorError(f"{where}: 'index' must be an integer, got {_short(index)}")
+        if not 0 <= index <= MAX_GPU_INDEX:
+            raise MonitorError(
+                f"{where}.index: {_short(index)} is not a GPU index (0 to {MAX_GPU_INDEX})"
+            )
         kwargs: dict[str, Any] = {"index": index}
         for name in GPU_METRICS:
             kwargs[name] = _num(d.get(name), f"{where}.{name}")
@@ -180,8 +204,10 @@ class GpuSample:
         xid = d.get("xid")
         if xid is not None:
             items = _list(xid, f"{where}.xid")
-            if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
-                raise MonitorError(f"{where}.xid: expected a list of integers")
+            if any(
+                isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2**31 for x in items
+            ):
+                raise MonitorError(f"{where}.xid: expected a list of XID numbers (0 to 2^31 - 1)")
             kwargs["xid"] = tuple(items)
         kwargs["ecc_uncorrected"] = _opt_int(d.get("ecc_uncorrected"), f"{where}.ecc_uncorrected")
         kwargs["remapped_rows_pending"] = _opt_bool(
@@ -348,6 +374,14 @@ class Sample:
             gpus = tuple(
                 GpuSample.from_dict(g, f"gpus[{i}]") for i, g in enumerate(_list(gpus_raw, "gpus"))
             )
+            seen: dict[int, int] = {}
+            for i, g in enumerate(gpus):
+                if g.index in seen:
+                    raise MonitorError(
+                        f"gpus[{i}].index: GPU {g.index} is already gpus[{seen[g.index]}]",
+                        hint="one object per GPU in a sample",
+                    )
+                seen[g.index] = i
         host_raw = d.get("host")
         host = None if host_raw is None else HostSample.from_dict(host_raw)
         return cls(

@@ -279,7 +279,8 @@ def _throttle_names(mask: int | None) -> tuple[str, ...] | None:
 def _num(v: float | int | None) -> float | int | None:
     if v is None:
         return None
-    return int(v) if isinstance(v, float) and v.is_integer() else v
+    # whole numbers as integers (smaller files), but only where SQLite's 64-bit integer holds them
+    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**53 else v
 
 
 #: the first bytes of every SQLite 3 database file

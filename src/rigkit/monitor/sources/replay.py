@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Generator, Iterator
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import IO
@@ -20,6 +21,8 @@ from rigkit.monitor.sample import Sample
 from rigkit.monitor.sources.base import SourceExhausted
 
 PACKAGED_SUFFIX = ".jsonl"
+#: A sample time further ahead of this machine's clock is refused (clocks differ by seconds).
+MAX_FUTURE_S = 86400.0
 
 
 def packaged_replays() -> list[str]:
@@ -55,17 +58,23 @@ def iter_replay(path: Path) -> Iterator[tuple[int, Sample]]:
 def _iter_lines(path: Path) -> Generator[tuple[int, Sample, float], None, None]:
     """(line number, sample, age_s) for each sample line."""
     try:
-        fh: IO[str] = path.open(encoding="utf-8")
+        fh: IO[bytes] = path.open("rb")
     except OSError as err:
         raise MonitorError(f"cannot read replay file {path}: {err.strerror}") from err
     with fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                parsed = _parse(line, path, lineno)
-                if parsed is not None:
-                    yield lineno, *parsed
-        except UnicodeDecodeError as err:
-            raise MonitorError(f"{path}: not a replay file (not UTF-8 text)") from err
+        # bytes, decoded line by line: a line that is not UTF-8 is reported with its number, after
+        # every sample before it has been handed on
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise MonitorError(
+                    f"{path}:{lineno}: not UTF-8 text (byte {err.start + 1} of the line)",
+                    hint="a replay file is JSON Lines in UTF-8",
+                ) from err
+            parsed = _parse(line, path, lineno)
+            if parsed is not None:
+                yield lineno, *parsed
 
 
 def parse_line(line: str, path: Path | str, lineno: int) -> Sample | None:
@@ -85,13 +94,28 @@ def _parse(line: str, path: Path | str, lineno: int) -> tuple[Sample, float] | N
         obj = json.loads(text)
     except json.JSONDecodeError as err:
         raise MonitorError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+    except RecursionError as err:
+        raise MonitorError(
+            f"{path}:{lineno}: nested too deeply to be a sample",
+            hint="one flat JSON object per line (t, gpus, host)",
+        ) from err
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise MonitorError(f"{path}:{lineno}: not a usable number ({err})") from err
     age = obj.get("age_s", 0) if isinstance(obj, dict) else 0
     if isinstance(age, bool) or not isinstance(age, int | float) or not age >= 0:
         raise MonitorError(f"{path}:{lineno}: age_s must be a number of seconds >= 0, got {age!r}")
     try:
-        return Sample.from_dict(obj, source=f"replay:{Path(path).name}"), float(age)
+        sample = Sample.from_dict(obj, source=f"replay:{Path(path).name}")
     except MonitorError as err:
         raise MonitorError(f"{path}:{lineno}: {err.message}", hint=err.hint) from err
+    if sample.t > time.time() + MAX_FUTURE_S:
+        when = datetime.fromtimestamp(sample.t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise MonitorError(
+            f"{path}:{lineno}: t {sample.t:.0f} is {when}, in the future",
+            hint="sample times are Unix seconds (or seconds from 0 for a synthetic replay);"
+            " a future sample would age everything stored out of the history",
+        )
+    return sample, float(age)
 
 
 class ReplaySource:
