@@ -211,3 +211,41 @@ def test_survives_kill_9_in_the_middle_of_writing(tmp_path: Path) -> None:
     with Tracker(db) as t:  # and the build goes on
         t.check("bench-esd")
         assert t.status().done >= 1
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "not JSON"),
+        ('{"verdict": "pass"}', "not a rigkit qa result"),
+        ('{"results": [{"name": "x", "status": "maybe"}]}', "unknown status 'maybe'"),
+    ],
+)
+def test_certificate_refuses_an_unusable_qa_file(
+    tmp_path: Path, cli: RunCli, content: str, needle: str
+) -> None:
+    db = tmp_path / "b.db"
+    assert cli(["build", "start", str(SPEC), "--db", str(db)])[0] == 0
+    qa = tmp_path / "qa.json"
+    qa.write_text(content, encoding="utf-8")
+    out = tmp_path / "cert"
+    code, _, err = cli(
+        ["build", "certificate", "--db", str(db), "--qa", str(qa), "--out", str(out)]
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+    assert not out.exists()  # nothing written for unusable input
+
+
+def test_status_text_names_what_is_left(tmp_path: Path, cli: RunCli) -> None:
+    db = tmp_path / "b.db"
+    assert cli(["build", "start", str(SPEC), "--db", str(db)])[0] == 0
+    assert cli(["build", "check", "gpu0-seat", "--db", str(db)])[0] == 0  # no serial given
+    assert cli(["build", "check", "gpu0-link-gen", "--value", "Gen4", "--db", str(db)])[0] == 1
+    code, out, _ = cli(["build", "status", "--db", str(db)])
+    assert code == 1
+    # RTX 5090 (PCIe 5.0) in a Gen5 slot of a Gen5 CPU: the plan expects Gen5
+    assert "FLAGGED gpu0-link-gen: PCIe generation 4, the plan expects 5" in out
+    assert "MISSING gpu0-seat: serial of GPU 0 (NVIDIA GeForce RTX 5090)" in out
+    assert "[ ] bench-esd" in out and "gpu0-seat " not in out.split("open items:")[1]
