@@ -76,20 +76,36 @@ def guide_cmd(
             paths, problem = write_book(book, out, formats)
         except OSError as err:
             raise RigkitError(f"cannot write the book to {out}: {err.strerror or err}") from err
+    _report(
+        book.to_dict(),
+        f"{book.name}: {len(book.phases)} phases, {len(book.item_ids())} checklist items, "
+        f"about {book.minutes / 60:.1f} h",
+        paths,
+        problem,
+        out,
+        as_json,
+    )
+
+
+def _report(
+    doc: dict[str, object],
+    title: str,
+    paths: list[Path],
+    problem: str | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Print what was written (or the document as JSON); a PDF that could not be printed is
+    said on stderr and is exit status 1."""
     if as_json:
-        doc = book.to_dict()
-        doc["files"] = [str(p) for p in paths]
-        doc["pdf_problem"] = problem
+        doc = {**doc, "files": [str(p) for p in paths], "pdf_problem": problem}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        typer.echo(
-            f"{book.name}: {len(book.phases)} phases, {len(book.item_ids())} checklist items, "
-            f"about {book.minutes / 60:.1f} h"
-        )
+        typer.echo(title)
         for p in paths:
             typer.echo(f"written: {p}")
         if out is None:
-            typer.echo("(give --out DIR to write the book)")
+            typer.echo("(give --out DIR to write the files)")
     if problem is not None:
         typer.echo(f"rigkit: PDF not written: {problem}", err=True)
         raise SystemExit(1)
@@ -117,23 +133,7 @@ def _quick(
             paths, problem = write_quick(ref, out, formats)
         except OSError as err:
             raise RigkitError(f"cannot write to {out}: {err.strerror or err}") from err
-    if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {**ref.to_dict(), "files": [str(p) for p in paths], "pdf_problem": problem},
-                indent=2,
-            )
-            + "\n"
-        )
-    else:
-        typer.echo(f"{ref.name}: quick reference")
-        for p in paths:
-            typer.echo(f"written: {p}")
-        if out is None:
-            typer.echo("(give --out DIR to write it)")
-    if problem is not None:
-        typer.echo(f"rigkit: PDF not written: {problem}", err=True)
-        raise SystemExit(1)
+    _report(ref.to_dict(), f"{ref.name}: quick reference", paths, problem, out, as_json)
 
 
 def register(app: typer.Typer) -> None:
