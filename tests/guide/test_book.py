@@ -196,3 +196,14 @@ def test_a_long_settings_table_may_break_between_rows() -> None:
     assert '<table class="fixed long">' in render_html(seven)
     ref = build_book(load_build(REF))
     assert len(ref.bios) == 11 and '<table class="fixed">' in render_html(ref)
+
+
+def test_every_catalog_socket_has_an_installation_procedure() -> None:
+    from rigkit.catalog import load_catalog
+    from rigkit.guide.book import socket_procedures
+
+    sockets = {c.socket for c in load_catalog().cpus.values()}
+    procs = socket_procedures()
+    assert sockets <= set(procs)
+    for name, proc in procs.items():
+        assert proc["source"] and len(proc["steps"]) >= 2, name
