@@ -285,23 +285,29 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                 self.wfile.write(b"502 not implemented\r\n")
 
 
-def test_email_delivery_to_a_local_smtp_stub(tmp_path: Path) -> None:
+@pytest.fixture
+def smtp_stub() -> Iterator[tuple[str, list[bytes]]]:
+    """A local SMTP server on 127.0.0.1: (address HOST:PORT, the messages it has taken)."""
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
     server.daemon_threads = True
-    server.messages = []  # type: ignore[attr-defined]
-    port = server.server_address[1]
+    messages: list[bytes] = []
+    server.messages = messages  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
-        url = f"smtp://127.0.0.1:{port}?from=rig@example.org&to=ops@example.org"
-        n = Notifier(tmp_path / "m.db", [url], machine="ws1", clock=clock)
-        n.submit(ev())
-        assert n.flush(now=T0) == 1
-        n.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-    messages: list[bytes] = server.messages  # type: ignore[attr-defined]
+    yield f"127.0.0.1:{server.server_address[1]}", messages
+    server.shutdown()
+    server.server_close()
+
+
+def test_email_delivery_to_a_local_smtp_stub(
+    tmp_path: Path, smtp_stub: tuple[str, list[bytes]]
+) -> None:
+    address, messages = smtp_stub
+    url = f"smtp://{address}?from=rig@example.org&to=ops@example.org"
+    n = Notifier(tmp_path / "m.db", [url], machine="ws1", clock=clock)
+    n.submit(ev())
+    assert n.flush(now=T0) == 1
+    n.close()
     assert len(messages) == 1
     msg = message_from_bytes(messages[0])
     assert msg["Subject"] == "[rigkit ws1] WARNING gpu_temp_high GPU 2"
@@ -315,26 +321,20 @@ def test_email_delivery_to_a_local_smtp_stub(tmp_path: Path) -> None:
     assert re.fullmatch(r"<rigkit\.[0-9a-f]{32}@example\.org>", msg["Message-ID"])
 
 
-def test_a_repeated_email_keeps_its_message_id(tmp_path: Path) -> None:
+def test_a_repeated_email_keeps_its_message_id(
+    tmp_path: Path, smtp_stub: tuple[str, list[bytes]]
+) -> None:
     """The same alert delivered twice (as after a crash between the mail server taking it and
     the outbox recording that) carries the same Message-ID both times, so the repeat can be
-    recognised; its Date is the time of each attempt."""
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
-    server.daemon_threads = True
-    server.messages = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"smtp://127.0.0.1:{server.server_address[1]}?from=rig@example.org&to=o@example.org"
-        for db in ("a.db", "b.db"):  # two outboxes: the second knows nothing of the first send
-            n = Notifier(tmp_path / db, [url], machine="ws1", clock=clock)
-            n.submit(ev())
-            assert n.flush(now=T0) == 1
-            n.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-    first, second = (message_from_bytes(m) for m in server.messages)  # type: ignore[attr-defined]
+    recognised."""
+    address, messages = smtp_stub
+    url = f"smtp://{address}?from=rig@example.org&to=o@example.org"
+    for db in ("a.db", "b.db"):  # two outboxes: the second knows nothing of the first send
+        n = Notifier(tmp_path / db, [url], machine="ws1", clock=clock)
+        n.submit(ev())
+        assert n.flush(now=T0) == 1
+        n.close()
+    first, second = (message_from_bytes(m) for m in messages)
     assert first["Message-ID"] == second["Message-ID"]
 
 
