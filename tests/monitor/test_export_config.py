@@ -402,3 +402,17 @@ def test_promtool_tests_catch_a_rule_without_for(tmp_path: Path) -> None:
     r = promtool("test", "rules", "rigkit-alerts.test.yml", cwd=tmp_path)
     assert r.returncode != 0
     assert "RigkitGpuHwSlowdown" in r.stdout + r.stderr
+
+
+def test_force_replaces_a_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours\n", encoding="utf-8")
+    out = tmp_path / "prom"
+    out.mkdir()
+    (out / "rigkit-alerts.yml").symlink_to(outside)
+    result = CliRunner().invoke(app, ["monitor", "export-config", "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert outside.read_text(encoding="utf-8") == "not yours\n"
+    link = out / "rigkit-alerts.yml"
+    assert not link.is_symlink() and "RigkitGpuTempHigh" in link.read_text(encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temp left

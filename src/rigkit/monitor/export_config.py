@@ -1119,6 +1119,23 @@ EXPORT_FILES = (
 )
 
 
+def _replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path`` and rename it over ``path``: a symlink at
+    ``path`` is replaced, never followed (nothing is written outside the directory), and a
+    reader never sees half a file."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_config(
     out_dir: str | Path,
     rules: Sequence[AlertRule],
@@ -1150,7 +1167,7 @@ def write_config(
         text = docs[name]
         path = out / name
         try:
-            path.write_text(text, encoding="utf-8")
+            _replace_file(path, text)
         except OSError as err:
             raise MonitorError(f"cannot write {path}: {err.strerror or err}") from err
         written.append(str(path))
