@@ -334,6 +334,12 @@ def test_overrides_change_disable_and_add(tmp_path: Path) -> None:
             ":2: rules.gpu_temp_high.threshold: input should be a valid number, got '3'",
         ),
         ("rulez: {}\n", ":1: rulez: unknown section 'rulez' (hint: did you mean 'rules'?)"),
+        (  # one problem, though pydantic tries both members of the union
+            "rules:\n  x: {expr: gpu.xid, codes: [bogus]}\n",
+            ":2: rules.x.codes[0]: input should be a valid integer or 'critical' or"
+            " 'application', got 'bogus'",
+        ),
+        ("rules:\n  gpu_temp_high: 3\n", ":2: rules.gpu_temp_high: expected a mapping of settings"),
         ("rules: [\n", ":2: not valid YAML"),
         ("- a\n", ":1: expected a mapping with rules:, response: and/or notify: sections"),
     ],

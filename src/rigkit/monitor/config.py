@@ -461,23 +461,38 @@ _ROOT_SECTIONS = ("rules", "response", "notify")
 
 
 def _validation_error(err: ValidationError, file: str, lines: Mapping[Loc, int]) -> MonitorError:
+    # One problem per setting: pydantic reports a value that matches no member of a union (an
+    # XID number or a class name) once per member, with the member in the location.
+    problems: dict[Loc, list[Any]] = {}
+    for e in err.errors():
+        problems.setdefault(_clean_loc(e["loc"]), []).append(e)
     # unknown settings first: a misspelt key is better reported as unknown than as anything else
-    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = _one(errors[0], file, lines)
-    if len(errors) > 1:
-        others = sorted({ln for e in errors[1:] if (ln := _line(lines, tuple(e["loc"])))})
-        more = f"{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''}"
+    ordered = sorted(problems.items(), key=lambda kv: kv[1][0]["type"] != "extra_forbidden")
+    first = _one(ordered[0][0], ordered[0][1], file, lines)
+    if len(ordered) > 1:
+        others = sorted({ln for loc, _ in ordered[1:] if (ln := _line(lines, loc))})
+        more = f"{len(ordered) - 1} more problem{'s' if len(ordered) > 2 else ''}"
         if others:
             more += f" (line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})"
         return MonitorError(f"{first.message} [{more}]", hint=first.hint)
     return first
 
 
-def _one(e: Any, file: str, lines: Mapping[Loc, int]) -> MonitorError:
-    # pydantic puts the member of a union that failed into the location: drop those parts
-    loc: Loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and _is_type_tag(p)))
-    kind = e["type"]
-    if kind == "extra_forbidden":
+def _clean_loc(loc: Any) -> Loc:
+    """The location without the union members pydantic puts into it."""
+    return tuple(p for p in loc if not (isinstance(p, str) and _is_type_tag(p)))
+
+
+def _message(e: Any) -> str:
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    if e["type"] in ("dict_type", "model_type", "model_attributes_type"):
+        return "expected a mapping of settings"
+    return msg[:1].lower() + msg[1:]
+
+
+def _one(loc: Loc, errors: list[Any], file: str, lines: Mapping[Loc, int]) -> MonitorError:
+    e = errors[0]
+    if e["type"] == "extra_forbidden":
         key, parent = str(loc[-1]), loc[:-1]
         model = _model_at(parent)
         names = setting_names(model) if model is not None else list(_ROOT_SECTIONS)
@@ -485,10 +500,12 @@ def _one(e: Any, file: str, lines: Mapping[Loc, int]) -> MonitorError:
         what = "section" if not parent else "setting"
         hint = f"did you mean {near[0]!r}?" if near else f"known {what}s: {', '.join(names)}"
         return _error(file, lines, loc, f"unknown {what} {key!r}", hint)
-    msg = str(e["msg"]).removeprefix("Value error, ")
-    msg = msg[:1].lower() + msg[1:]
+    # the members of a union: "input should be a valid integer or 'critical' or 'application'"
+    msg = _message(e)
+    for other in errors[1:]:
+        msg += " or " + _message(other).removeprefix("input should be ")
     got = e.get("input")
-    if kind not in ("value_error", "missing") and not isinstance(got, dict | list):
+    if e["type"] not in ("value_error", "missing") and not isinstance(got, dict | list):
         msg += f", got {got!r}"
     return _error(file, lines, loc, msg)
 
