@@ -105,7 +105,11 @@ def test_reference_pdf_names_slots_psus_and_bios(reference: tuple[Book, Path]) -
 @pytest.mark.parametrize("spec", OTHERS, ids=lambda p: p.stem)
 def test_every_example_prints(spec: Path, tmp_path: Path) -> None:
     _, pdf = print_book(spec, tmp_path)
-    check_names_plan(spec, " ".join(pages_text(pdf)))
+    pages = pages_text(pdf)
+    check_names_plan(spec, " ".join(pages))
+    # poppler renders every page (20 dpi: enough to show the file is a sound PDF)
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(pdf), str(tmp_path / "p")], check=True)
+    assert len(list(tmp_path.glob("p-*.png"))) == len(pages)
 
 
 def test_no_table_is_cut_across_pages(reference: tuple[Book, Path]) -> None:
