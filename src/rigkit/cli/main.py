@@ -37,6 +37,7 @@ COMMAND_MODULES = {
     "calibrate": "calibrate",
     "guide": "guide",
     "build": "build",
+    "provision": "provision",
 }
 
 
