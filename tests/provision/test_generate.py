@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -260,24 +261,36 @@ def test_fleet_inventory_groups_and_scrape_targets(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.slow
 def test_scrape_targets_file_lists_every_host(tmp_path: Path) -> None:
-    plans = [plan_build(REF, ("gpu1.lan", "gpu2.lan"), OPTS)]
+    """Prometheus (monitor export-config's files) scrapes both hosts; the local host is reached
+    from the container as host.docker.internal; the example hosts are not scraped."""
+    plans = [
+        plan_build(REF, ("gpu1.lan", "gpu2.lan"), OPTS),
+        plan_build(ROOT / "examples/2x3090-desktop.yaml", ("localhost",), OPTS),
+    ]
     out = tmp_path / "p"
     render_project(plans, OPTS, out)
-    text = _render_role_template(tmp_path, out, "rigkit_observability", "rigkit-targets.yml.j2")
-    import yaml
-
-    assert yaml.safe_load(text) == [
-        {
-            "targets": ["gpu1.lan:9842"],
-            "labels": {"machine": "gpu1.lan", "build": "build_reference_4x4090"},
-        },
-        {
-            "targets": ["gpu2.lan:9842"],
-            "labels": {"machine": "gpu2.lan", "build": "build_reference_4x4090"},
-        },
+    files = out / "roles/rigkit_observability/files"
+    assert load_yaml(files / "rigkit-targets.yml") == [
+        {"targets": ["gpu1.lan:9842"], "labels": {"machine": "gpu1.lan"}},
+        {"targets": ["gpu2.lan:9842"], "labels": {"machine": "gpu2.lan"}},
+        {"targets": ["host.docker.internal:9842"], "labels": {"machine": "localhost"}},
     ]
+    prom = load_yaml(files / "prometheus.yml")
+    assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"
+    ]
+    assert prom["scrape_configs"][0]["file_sd_configs"][0]["files"] == ["rigkit-targets*.yml"]
+    promtool = shutil.which("promtool")
+    if promtool is not None:  # Prometheus's own check of the config, its rules and targets
+        r = subprocess.run(
+            [promtool, "check", "config", "prometheus.yml"],
+            cwd=files,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_serving_needs_both_model_and_format() -> None:

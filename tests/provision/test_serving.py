@@ -117,9 +117,28 @@ def test_405b_does_not_fit_and_names_what_would() -> None:
 
 
 def test_70b_f16_refusal_reuses_the_estimators_suggestions() -> None:
+    """70B F16 (141 GB) on 4x 24 GB: refused, with the estimator's own nearest configurations
+    (a smaller format on 4 GPUs, F16 on more GPUs)."""
+    from rigkit.estimate.capacity import what_fits
+
     with pytest.raises(ProvisionError) as err:
         plan_serving(REF_BUILD, ServeRequest("llama-3-70b", "f16", "vllm"), OPTS)
-    assert "what would: fp8 on 4x rtx-4090" in str(err.value)
+    e = estimate(
+        "llama-3-70b",
+        "f16",
+        "rtx-4090",
+        gpus=4,
+        engine="vllm",
+        split="tensor",
+        prompt=512,
+        gen=128,
+        ctx=8192,
+        cpu=REF_BUILD.cpu.id,
+        ram_gb=512.0,
+    )
+    alts = what_fits(e, cpu=REF_BUILD.cpu.id, ram_gb=512.0)
+    assert len(alts) == 2 and alts[1].startswith("f16 on 8x rtx-4090")
+    assert str(err.value).endswith("(hint: what would: " + "; ".join(alts) + ")")
 
 
 def test_ollama_and_tgi() -> None:

@@ -38,6 +38,7 @@ COMMAND_MODULES = {
     "guide": "guide",
     "build": "build",
     "provision": "provision",
+    "audit": "audit",
 }
 
 
