@@ -114,3 +114,19 @@ def test_xid_events_are_attached_to_their_gpu() -> None:
     s = src.read()
     assert s.gpus[0].xid == () and s.gpus[1].xid == (79, 48)
     assert src.read().gpus[1].xid == ()  # only new XIDs since the previous sample
+
+
+def test_start_up_with_hung_gpus_waits_one_timeout_not_one_per_gpu() -> None:
+    fake = FakeNvml(count=4)
+    release = threading.Event()
+    fake.hang = {1: release, 2: release, 3: release}
+    try:
+        t0 = time.monotonic()
+        src = NvmlSource(Nvml(fake, timeout_s=0.3))
+        # the names are asked of all four GPUs at once: about 0.3 s, not 3 x 0.3 s = 0.9 s
+        assert time.monotonic() - t0 < 0.8
+        s = src.read()
+        assert [g.lost for g in s.gpus] == [False, True, True, True]
+        assert s.gpus[0].name == "NVIDIA GeForce RTX 4090" and s.gpus[1].name is None
+    finally:
+        release.set()

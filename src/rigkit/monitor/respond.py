@@ -514,7 +514,7 @@ class Responder:
         detail = {**decision.detail, "seconds": round(o.seconds, 3)}
         if o.overdue:
             msg = (
-                f"not finished after {o.seconds:.0f} s: {verbs[0]} {what}; "
+                f"not finished after {round(o.seconds, 1):g} s: {verbs[0]} {what}; "
                 "later tiers do not wait for it"
             )
             log.error("tier %s action %s", decision.tier, msg)

@@ -329,8 +329,32 @@ class Nvml:
 
     # -- reads --------------------------------------------------------------------------------
 
+    def info_all(self) -> list[GpuInfo | Lost]:
+        """Every GPU's :meth:`info`, asked in parallel: at most ``timeout_s`` in all."""
+        deadline = time.monotonic() + self.timeout_s
+        jobs = [self._gpu_job(i, self._info_job(i), "GPU information") for i in range(self.count)]
+        out: list[GpuInfo | Lost] = []
+        for i, job in enumerate(jobs):
+            result = self._finish(i, job, deadline)
+            if isinstance(result, Lost):
+                out.append(result)
+                continue
+            values, missing = result
+            out.append(GpuInfo(index=i, missing=missing, **values))
+        return out
+
     def info(self, index: int) -> GpuInfo | Lost:
         """Name, UUID, PCI address, memory size and PCIe maximum of one GPU."""
+        deadline = time.monotonic() + self.timeout_s
+        result = self._finish(
+            index, self._gpu_job(index, self._info_job(index), "GPU information"), deadline
+        )
+        if isinstance(result, Lost):
+            return result
+        values, missing = result
+        return GpuInfo(index=index, missing=missing, **values)
+
+    def _info_job(self, index: int) -> Callable[[_Calls], dict[str, Any]]:
         h = self._handles[index]
 
         def job(c: _Calls) -> dict[str, Any]:
@@ -345,12 +369,7 @@ class Nvml:
                 "pcie_max_width": c.get("pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth", h),
             }
 
-        deadline = time.monotonic() + self.timeout_s
-        result = self._finish(index, self._gpu_job(index, job, "GPU information"), deadline)
-        if isinstance(result, Lost):
-            return result
-        values, missing = result
-        return GpuInfo(index=index, missing=missing, **values)
+        return job
 
     def read_all(self) -> list[GpuReadout | Lost]:
         """Every GPU, read in parallel: the whole read takes at most ``timeout_s``."""

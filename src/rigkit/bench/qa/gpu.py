@@ -90,15 +90,16 @@ class NvmlProbe:
 
     def devices(self) -> list[GpuDevice]:
         out = []
-        for i in range(self._nvml.count):
-            info = self._nvml.info(i)
+        for info in self._nvml.info_all():
             if isinstance(info, Lost):
-                out.append(GpuDevice(index=i, name=f"GPU {i} (lost: {info.reason})"))
+                out.append(
+                    GpuDevice(index=info.index, name=f"GPU {info.index} (lost: {info.reason})")
+                )
                 continue
             out.append(
                 GpuDevice(
-                    index=i,
-                    name=info.name or f"GPU {i}",
+                    index=info.index,
+                    name=info.name or f"GPU {info.index}",
                     pci_bus_id=info.pci_bus_id,
                     memory_total_bytes=info.memory_total_bytes,
                     pcie_gen_max=info.pcie_max_gen,

@@ -46,10 +46,7 @@ class NvmlSource:
         self.name = "nvml"
         self._clock = clock
         self._said: set[tuple[int, str]] = set()  # (gpu, field) whose missing reason was logged
-        self._info: list[GpuInfo] = []
-        for i in range(nvml.count):
-            info = nvml.info(i)
-            self._info.append(GpuInfo(index=i) if isinstance(info, Lost) else info)
+        self._info = [GpuInfo(index=i.index) if isinstance(i, Lost) else i for i in nvml.info_all()]
 
     def _note_missing(self, index: int, missing: dict[str, str]) -> None:
         for name, reason in missing.items():
