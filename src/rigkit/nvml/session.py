@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from rigkit.nvml.codes import reason_names
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 MIB = 1024 * 1024
 DEFAULT_TIMEOUT_S = 2.0
 
@@ -329,30 +330,42 @@ class Nvml:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def info_all(self) -> list[GpuInfo | Lost]:
-        """Every GPU's :meth:`info`, asked in parallel: at most ``timeout_s`` in all."""
+    def _ask(
+        self,
+        indexes: Sequence[int],
+        make: Callable[[int], Callable[[_Calls], dict[str, Any]]],
+        build: Callable[..., R],
+        what: str,
+    ) -> list[R | Lost]:
+        """One job per GPU in ``indexes``, all at once, against one deadline ``timeout_s`` away:
+        ``build(index=i, missing=..., **values)`` for each GPU that answered, Lost for the others."""
         deadline = time.monotonic() + self.timeout_s
-        jobs = [self._gpu_job(i, self._info_job(i), "GPU information") for i in range(self.count)]
-        out: list[GpuInfo | Lost] = []
-        for i, job in enumerate(jobs):
+        jobs = [self._gpu_job(i, make(i), what) for i in indexes]
+        out: list[R | Lost] = []
+        for i, job in zip(indexes, jobs, strict=True):
             result = self._finish(i, job, deadline)
             if isinstance(result, Lost):
                 out.append(result)
                 continue
             values, missing = result
-            out.append(GpuInfo(index=i, missing=missing, **values))
+            out.append(build(index=i, missing=missing, **values))
         return out
+
+    def info_all(self) -> list[GpuInfo | Lost]:
+        """Every GPU's :meth:`info`, asked in parallel: at most ``timeout_s`` in all."""
+        return self._ask(range(self.count), self._info_job, GpuInfo, "GPU information")
 
     def info(self, index: int) -> GpuInfo | Lost:
         """Name, UUID, PCI address, memory size and PCIe maximum of one GPU."""
-        deadline = time.monotonic() + self.timeout_s
-        result = self._finish(
-            index, self._gpu_job(index, self._info_job(index), "GPU information"), deadline
-        )
-        if isinstance(result, Lost):
-            return result
-        values, missing = result
-        return GpuInfo(index=index, missing=missing, **values)
+        return self._ask([index], self._info_job, GpuInfo, "GPU information")[0]
+
+    def read_all(self) -> list[GpuReadout | Lost]:
+        """Every GPU, read in parallel: the whole read takes at most ``timeout_s``."""
+        return self._ask(range(self.count), self._read_job, GpuReadout, "GPU readout")
+
+    def read(self, index: int) -> GpuReadout | Lost:
+        """One GPU (see :meth:`read_all`)."""
+        return self._ask([index], self._read_job, GpuReadout, "GPU readout")[0]
 
     def _info_job(self, index: int) -> Callable[[_Calls], dict[str, Any]]:
         h = self._handles[index]
@@ -370,31 +383,6 @@ class Nvml:
             }
 
         return job
-
-    def read_all(self) -> list[GpuReadout | Lost]:
-        """Every GPU, read in parallel: the whole read takes at most ``timeout_s``."""
-        deadline = time.monotonic() + self.timeout_s
-        jobs = [self._gpu_job(i, self._read_job(i), "GPU readout") for i in range(self.count)]
-        out: list[GpuReadout | Lost] = []
-        for i, job in enumerate(jobs):
-            result = self._finish(i, job, deadline)
-            if isinstance(result, Lost):
-                out.append(result)
-                continue
-            values, missing = result
-            out.append(GpuReadout(index=i, missing=missing, **values))
-        return out
-
-    def read(self, index: int) -> GpuReadout | Lost:
-        """One GPU (see :meth:`read_all`)."""
-        deadline = time.monotonic() + self.timeout_s
-        result = self._finish(
-            index, self._gpu_job(index, self._read_job(index), "GPU readout"), deadline
-        )
-        if isinstance(result, Lost):
-            return result
-        values, missing = result
-        return GpuReadout(index=index, missing=missing, **values)
 
     def _read_job(self, index: int) -> Callable[[_Calls], dict[str, Any]]:
         h = self._handles[index]
