@@ -104,7 +104,7 @@ def test_tier3_when_tier2_did_not_stop_the_rise() -> None:
     # tier 3 at 230 s, before the 91 C condition (t = 400 s, past the end of the file).
     assert [(e.t, e.tier) for e in events] == [(30.0, 1), (110.0, 2), (110.0, 2), (230.0, 3)]
     assert "rose 88.1 -> 89.3 C" in events[3].message
-    assert act.calls[-1] == ("shutdown", None)
+    assert lanes(act.calls)["shutdown"] == [None]
 
 
 def test_tier1_restores_the_limit_after_cooling() -> None:

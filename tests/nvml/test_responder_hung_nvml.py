@@ -127,10 +127,11 @@ def test_power_limit_call_hangs_escalation_stays_on_time(tmp_path: Path, enforce
             assert outcome[1].detail["status"] == "failed"
             assert "did not answer within 0.2 s" in outcome[1].message
             assert outcome[2].detail["status"] == outcome[3].detail["status"] == "done"
-            assert commands == [
-                ["systemctl", "stop", "llama-server.service"],
+            # each on its own thread: the order between them is not fixed
+            assert sorted(commands) == [
                 ["docker", "stop", "vllm"],
                 ["systemctl", "poweroff"],
+                ["systemctl", "stop", "llama-server.service"],
             ]
         else:
             assert all(e.message.startswith("would ") for e in events if e.kind == "action")
@@ -163,7 +164,7 @@ def test_every_call_hangs_on_one_gpu_the_others_are_sampled_and_tiers_on_time(
         # sample (151 x 0.2 s = 30 s)
         assert took < 10.0
         if enforce:
-            assert commands[-1] == ["systemctl", "poweroff"]
+            assert ["systemctl", "poweroff"] in commands
     finally:
         release.set()
 
@@ -181,7 +182,7 @@ def test_a_hung_tier_holds_neither_the_loop_nor_the_next_tier(tmp_path: Path) ->
         assert decisions(store) == EXPECTED
         assert len(samples) == 151 and took < 10.0
         # the container beside the hung unit is stopped all the same (a lane per target)
-        assert commands == [["docker", "stop", "vllm"], ["systemctl", "poweroff"]]
+        assert sorted(commands) == [["docker", "stop", "vllm"], ["systemctl", "poweroff"]]
         assert fake.set_limits == [(2, 315000)]  # tier 1: 0.7 x 450 W
     finally:
         release.set()

@@ -172,10 +172,12 @@ class _Lane:
             except Exception as err:  # thread boundary: an actuator bug is an outcome, not a crash
                 log.exception("response action failed")
                 error = f"{type(err).__name__}: {err}"
+            # the outcome is queued before the action stops counting as pending, so a caller
+            # that waits for nothing to be pending finds every outcome in the queue
+            self.done.put(Outcome(key, error, time.monotonic() - start))
             with self.lock:
                 self.running = None
                 self.pending -= 1
-            self.done.put(Outcome(key, error, time.monotonic() - start))
 
 
 class ActionRunner:
