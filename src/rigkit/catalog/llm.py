@@ -375,9 +375,20 @@ class ModelArch(_Entry):
         if context < 0:
             raise EstimateError(f"a context of {context} tokens is negative")
         per_layer = self.kv_bytes_per_layer_token(kv_dtype_bytes)
-        local = self.n_local_layers
-        window = self.attention_window or context
-        return per_layer * ((self.n_layers - local) * context + local * min(context, window))
+        return per_layer * layer_tokens(
+            context, self.n_layers, self.n_local_layers, self.attention_window or 0
+        )
+
+
+def layer_tokens(context: float, n_layers: int, n_local: int, window: int) -> float:
+    """Tokens of a ``context`` summed over the layers: the sliding-window formula.
+
+    Global layers hold every token, the ``n_local`` sliding-window layers at most ``window``
+    (0: no window). KV-cache bytes are this x bytes per layer and token; the mean attention
+    depth is this / ``n_layers``.
+    """
+    held = min(context, window) if window > 0 else context
+    return (n_layers - n_local) * context + n_local * held
 
 
 # --- weight formats ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from rigkit.catalog.llm import layer_tokens
 from rigkit.errors import EstimateError
 
 #: WeightFormat.kernel -> kernel class used by the efficiency parameters
@@ -117,9 +118,8 @@ class ModelNums:
 
     def kv_token_bytes(self, context: int) -> float:
         """KV-cache bytes of one sequence of ``context`` tokens over all layers."""
-        local = self.n_local_layers
-        return self.kv_layer_token * (
-            (self.n_layers - local) * context + local * min(context, self.window)
+        return self.kv_layer_token * layer_tokens(
+            context, self.n_layers, self.n_local_layers, self.window
         )
 
 

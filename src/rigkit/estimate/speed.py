@@ -26,6 +26,7 @@ Prompt time (N tokens in micro-batches of U)::
 
 from __future__ import annotations
 
+from rigkit.catalog.llm import layer_tokens
 from rigkit.estimate.params import EngineParams, Params
 from rigkit.estimate.resolve import GpuNums, ModelNums
 
@@ -72,10 +73,9 @@ def depth_sum(d0: int, n: int, window: int) -> float:
 
 def mean_depth(m: ModelNums, d: float) -> float:
     """Context depth averaged over layers (sliding-window layers see at most the window)."""
-    local = m.n_local_layers
-    if local == 0 or m.window <= 0 or d <= m.window:
+    if m.n_local_layers == 0 or m.window <= 0 or d <= m.window:
         return d
-    return ((m.n_layers - local) * d + local * m.window) / m.n_layers
+    return layer_tokens(d, m.n_layers, m.n_local_layers, m.window) / m.n_layers
 
 
 def decode_step(
