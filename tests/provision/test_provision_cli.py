@@ -78,3 +78,30 @@ def test_unusable_input_is_one_line(
     assert err.startswith("rigkit: error: ") and err.count("\n") == 1, err
     assert message in err
     assert not out_dir.exists()  # nothing written
+
+
+def test_many_hosts_one_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        [
+            "provision",
+            str(REF),
+            "--out",
+            str(tmp_path / "p"),
+            "--host",
+            "gpu1.lan",
+            "--host",
+            "10.0.0.8",
+            "--monitoring-host",
+            "10.0.0.8",
+            "--json",
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(out)["groups"][0]["hosts"] == ["gpu1.lan", "10.0.0.8"]
+    inv = (tmp_path / "p" / "inventory.yml").read_text()
+    assert '"gpu1.lan":\n              ansible_host: !unsafe "gpu1.lan"' in inv
+    assert 'rigkit_monitoring:\n      hosts:\n        "10.0.0.8":' in inv
