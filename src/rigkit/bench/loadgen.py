@@ -9,7 +9,9 @@ arrives; only data lines are JSON-decoded. Every failure becomes a classified
 incomplete body, or a stream that ends before ``[DONE]``/``finish_reason``), ``stalled`` (no
 bytes for ``stall_timeout_s``), ``timeout`` (the request took longer than
 ``request_timeout_s``), ``malformed_sse``, ``server_error`` (an ``error`` object in the stream),
-``empty_response`` (finished without any text), ``client_error`` (anything else from aiohttp).
+``empty_response`` (finished without any text), ``invalid_response`` (the answer is not HTTP,
+e.g. a bad status line), ``redirect_loop`` (more redirects than aiohttp follows),
+``client_error`` (anything else from aiohttp).
 
 A run ends when its request bound is reached or at its time bound, whichever comes first;
 requests still in flight at the time bound are cancelled and counted as ``cancelled``.
@@ -27,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 
 from rigkit.bench.metrics import RequestResult
 from rigkit.bench.prompts import Prompt
@@ -167,165 +168,56 @@ _KEEPALIVE_S = 3.0
 (llama.cpp's HTTP server closes idle connections after 5 s)."""
 
 
-class _Stalled(Exception):
-    """No data arrived for ``stall_timeout_s``."""
-
-
 class _StaleConnection(Exception):
     """The request failed before any response arrived (a pooled connection the server closed)."""
 
 
-class _PushReader(aiohttp.StreamReader):
-    """aiohttp's StreamReader, but body data goes straight to a registered :class:`_Push` from
-    the protocol callback (timestamped there), instead of waking the reading task per chunk.
-    Same memory layout (no new slots), so an existing reader can switch to it."""
+class _Lines:
+    """Splits body bytes, as they arrive in reads, into lines for a :class:`_Stream`; lines that
+    arrived in one read share its arrival time."""
 
-    __slots__ = ()
+    __slots__ = ("done_at", "st", "tail")
 
-    def feed_data(self, data: bytes, size: int = 0) -> bool:
-        push = _PUSH.get(id(self))
-        if push is None:
-            return super().feed_data(data, size)
-        if data:
-            push.data(data, time.perf_counter())
-        return False
-
-    def feed_eof(self) -> None:
-        super().feed_eof()
-        push = _PUSH.get(id(self))
-        if push is not None:
-            push.eof()
-
-    def set_exception(self, exc: BaseException, *args: Any) -> None:
-        super().set_exception(exc, *args)
-        push = _PUSH.get(id(self))
-        if push is not None:
-            push.error(exc)
-
-
-_PUSH: dict[int, _Push] = {}
-
-
-class _Push:
-    """Splits pushed body bytes into lines and feeds ``data:`` lines to a :class:`_Stream`."""
-
-    __slots__ = ("done_at", "eof_fut", "fut", "last", "st", "tail")
-
-    def __init__(self, st: _Stream, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, st: _Stream) -> None:
         self.st = st
         self.tail = b""
         self.done_at = 0.0
-        self.last = time.perf_counter()  # when data last arrived
-        self.fut: asyncio.Future[None] = loop.create_future()  # the stream is over
-        self.eof_fut: asyncio.Future[None] = loop.create_future()  # the body has ended
 
-    def data(self, data: bytes, now: float) -> None:
-        self.last = now
-        if self.fut.done():
-            return
+    def data(self, data: bytes, now: float) -> bool:
+        """Feed one read; True when the stream is over. Raises :class:`MalformedSSE`."""
         if self.tail:
             data = self.tail + data
         lines = data.split(b"\n")
         self.tail = lines.pop()
         feed = self.st.feed
-        try:
-            for line in lines:
-                if line.startswith(b"data:") and feed(line, now):
-                    self.done_at = now
-                    self.fut.set_result(None)
-                    return
-        except MalformedSSE as err:
-            self.fut.set_exception(err)
-
-    def eof(self) -> None:
-        if not self.fut.done():
-            if self.tail.startswith(b"data:"):
-                self.data(b"\n", time.perf_counter())
-            if not self.fut.done():
-                self.fut.set_result(None)
-        if not self.eof_fut.done():
-            self.eof_fut.set_result(None)
-
-    def error(self, exc: BaseException) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(exc)
-        if not self.eof_fut.done():
-            self.eof_fut.set_result(None)
-
-
-async def _read_pushed(
-    content: aiohttp.StreamReader,
-    proto: ResponseHandler | None,
-    cfg: ClientConfig,
-    r: RequestResult,
-    st: _Stream,
-) -> None:
-    """Read the stream with data pushed from the protocol callback (see :class:`_PushReader`)."""
-    push = _Push(st, asyncio.get_running_loop())
-    key = id(content)
-    _PUSH[key] = push
-    try:
-        content.__class__ = _PushReader
-        early = content.read_nowait()  # body bytes that came with the headers
-        if early:
-            push.data(early, time.perf_counter())
-        exc = content.exception()
-        if exc is not None:
-            push.error(exc)
-        elif content.is_eof():
-            push.eof()
-        # Stall and total time are watched here, at most once per stall period, instead of
-        # aiohttp re-arming its read timer on every network read.
-        if proto is not None:
-            proto.read_timeout = None
-        deadline = r.start + cfg.request_timeout_s
-        stall = cfg.stall_timeout_s
-        while not push.fut.done():
-            now = time.perf_counter()
-            if now >= deadline:
-                raise TimeoutError
-            if now - push.last >= stall:
-                raise _Stalled
-            wait = min(push.last + stall, deadline) - now
-            await asyncio.wait((push.fut,), timeout=wait)
-        push.fut.result()
-        if st.done:
-            r.end = push.done_at
-            if not push.eof_fut.done():
-                # Wait for the (empty) rest so the connection goes back to the pool.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(push.eof_fut), 1.0)
-    finally:
-        _PUSH.pop(key, None)
-        push.fut.cancel()
-        if push.fut.done() and not push.fut.cancelled():
-            push.fut.exception()  # retrieved: no "exception was never retrieved" warning
-
-
-async def _read_pulled(content: aiohttp.StreamReader, r: RequestResult, st: _Stream) -> None:
-    """Read the stream with ``readany()``, one wake-up per network read."""
-    perf = time.perf_counter
-    feed = st.feed
-    tail = b""
-    over = False
-    now = perf()
-    while not over:
-        data = await content.readany()
-        now = perf()
-        if not data:  # end of the body
-            if tail:
-                over = feed(tail, now)
-            break
-        if tail:
-            data = tail + data
-        lines = data.split(b"\n")
-        tail = lines.pop()
         for line in lines:
             if line.startswith(b"data:") and feed(line, now):
-                over = True
-                break
+                self.done_at = now
+                return True
+        return False
+
+    def eof(self, now: float) -> None:
+        """The body ended: a last ``data:`` line without a newline still counts."""
+        if self.tail.startswith(b"data:") and self.st.feed(self.tail, now):
+            self.done_at = now
+        self.tail = b""
+
+
+async def _read_stream(content: aiohttp.StreamReader, r: RequestResult, st: _Stream) -> None:
+    """Read the body with :meth:`aiohttp.StreamReader.iter_any` (whatever has arrived: one
+    wake-up per network read, not per line) and feed its ``data:`` lines to ``st``.
+
+    Stalls and the total time bound are the session's ``ClientTimeout(sock_read=..., total=...)``.
+    """
+    perf = time.perf_counter
+    lines = _Lines(st)
+    async for data in content.iter_any():
+        if lines.data(data, perf()):
+            break
+    else:
+        lines.eof(perf())
     if st.done:
-        r.end = now
+        r.end = lines.done_at
         if not content.at_eof():
             # Read the (empty) rest so the connection goes back to the pool.
             with contextlib.suppress(TimeoutError, aiohttp.ClientError):
@@ -358,12 +250,7 @@ async def _exchange(
             if detail:
                 r.message += f": {detail}"
             return
-        content = resp.content
-        if type(content) is aiohttp.StreamReader:
-            conn = resp.connection
-            await _read_pushed(content, conn.protocol if conn else None, cfg, r, st)
-        else:  # pragma: no cover - another aiohttp reader type: the generic path
-            await _read_pulled(content, r, st)
+        await _read_stream(resp.content, r, st)
     finally:
         await ctx.__aexit__(None, None, None)
 
@@ -373,7 +260,7 @@ async def send_request(
 ) -> RequestResult:
     """Stream one request and return what happened; failures are classified, not raised.
 
-    The body is read with ``readany()`` (whatever has arrived) and split into lines here: one
+    The body is read with ``iter_any()`` (whatever has arrived) and split into lines here: one
     wake-up per network read instead of one per line, and lines that arrived together share
     their arrival time. A request that fails before any response on a kept-alive connection
     (the server had closed it) is sent again, up to three times.
@@ -406,7 +293,7 @@ async def send_request(
     except aiohttp.ConnectionTimeoutError:
         r.error = "connect_timeout"
         r.message = f"no connection within {cfg.connect_timeout_s:g} s"
-    except (aiohttp.ServerTimeoutError, _Stalled):
+    except aiohttp.ServerTimeoutError:  # aiohttp's sock_read timeout
         r.error = "stalled"
         r.message = f"no data for {cfg.stall_timeout_s:g} s after {len(r.token_times)} token events"
     except TimeoutError:
@@ -423,6 +310,13 @@ async def send_request(
         r.message = (
             f"{type(err).__name__}: {str(err)[:160]} after {len(r.token_times)} token events"
         )
+    except aiohttp.TooManyRedirects as err:
+        r.error = "redirect_loop"
+        r.message = f"more than {len(err.history)} redirects; last to {err.request_info.real_url}"
+    except aiohttp.ClientResponseError as err:
+        # the answer was not HTTP (a bad status line, broken headers): not a server to measure
+        r.error = "invalid_response"
+        r.message = f"not an HTTP response: {' '.join(err.message.split())[:160]}"
     except aiohttp.ClientError as err:
         r.error, r.message = "client_error", f"{type(err).__name__}: {str(err)[:160]}"
     finally:

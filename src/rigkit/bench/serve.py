@@ -327,15 +327,15 @@ def render_table(result: ServeResult) -> Any:
         "rate/s",
         "ok/sent",
         "fail",
-        "TTFT p50",
-        "TTFT p99",
-        "ITL p50",
-        "ITL p99",
-        "TPOT p50",
-        "E2E p50",
+        "TTFT p50 ms",
+        "TTFT p99 ms",
+        "ITL p50 ms",
+        "ITL p99 ms",
+        "TPOT p50 ms",
+        "E2E p50 ms",
         "out tok/s",
         "req/s",
-        "goodput/s",
+        "goodput req/s",
     ]
     for c in cols:
         t.add_column(c, justify="right")
@@ -406,8 +406,14 @@ def failure_lines(result: ServeResult) -> list[str]:
     return lines
 
 
-def plot(result: ServeResult, path: Path) -> None:
-    """Latency (TTFT p50/p99, TPOT p50) against output throughput across the sweep."""
+def figure(result: ServeResult) -> Any:
+    """TTFT (p50, p99) and TPOT (p50) against output throughput, one panel each, with rigkit's
+    predictions (hollow markers, dotted) where the runs carry them.
+
+    Both latency axes start at zero, so run-to-run noise of a few microseconds cannot look like
+    a cliff; the legend sits below the panels, off the data, and the layout keeps every label
+    inside the figure. The caller closes the figure.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -416,29 +422,64 @@ def plot(result: ServeResult, path: Path) -> None:
     runs = [r for r in result.runs if r.completed]
     if not runs:
         raise BenchError("nothing to plot: no run completed a request")
-    x = [r.output_tokens_per_s for r in runs]
     nan = float("nan")
 
-    def ys(values: list[float | None]) -> list[float]:
+    def ys(values: Sequence[float | None]) -> list[float]:
         return [nan if v is None else v for v in values]
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
-        ax.plot(x, ys([r.ttft_ms.p50 for r in runs]), "o-", label="TTFT p50")
-        ax.plot(x, ys([r.ttft_ms.p99 for r in runs]), "o--", label="TTFT p99")
+    x = [r.output_tokens_per_s for r in runs]
+    pred = [r.predicted or {} for r in runs]
+    has_pred = any(_num(p.get("output_tokens_per_s")) is not None for p in pred)
+    px = ys([_num(p.get("output_tokens_per_s")) for p in pred])
+    fig, (ax_ttft, ax_tpot) = plt.subplots(1, 2, figsize=(10, 4.8), layout="constrained")
+    # (axes, run field, the stats drawn with their line styles)
+    panels = (
+        (ax_ttft, "ttft_ms", (("p50", "o-"), ("p99", "o--"))),
+        (ax_tpot, "tpot_ms", (("p50", "s-"),)),
+    )
+    for ax, pkey, series in panels:
+        name = pkey.split("_")[0].upper()
+        ylabel = f"{name} (ms)"
+        top = 0.0
+        first: list[float] = []
+        for stat, style in series:
+            y = ys([getattr(getattr(r, pkey), stat) for r in runs])
+            first = first or y
+            color = "tab:orange" if stat == "p99" else "tab:blue"
+            ax.plot(x, y, style, color=color, label=f"{name} {stat} measured")
+            top = max([top, *(v for v in y if v == v)])
+        if has_pred:
+            py = ys([_num(p.get(pkey)) for p in pred])
+            ax.plot(px, py, "D:", color="tab:green", mfc="none", label=f"{name} predicted")
+            top = max([top, *(v for v in py if v == v)])
+        for r, xi, yi in zip(runs, x, first, strict=True):
+            tag = f"c={r.concurrency}" if r.rate is None else f"{r.rate:g}/s"
+            ax.annotate(tag, (xi, yi), textcoords="offset points", xytext=(5, -12), fontsize=8)
+        # from zero, with room above the highest point for the run labels
+        ax.set_ylim(0.0, top * 1.15 if top > 0 else 1.0)
+        ax.set_xlim(left=0.0, right=max([*x, *(v for v in px if v == v)]) * 1.12)
         ax.set_xlabel("output throughput (tokens/s)")
-        ax.set_ylabel("TTFT (ms)")
-        ax2 = ax.twinx()
-        ax2.plot(x, ys([r.tpot_ms.p50 for r in runs]), "s-", color="tab:red", label="TPOT p50")
-        ax2.set_ylabel("TPOT (ms)")
-        for r, xi in zip(runs, x, strict=True):
-            label = f"c={r.concurrency}" if r.rate is None else f"{r.rate:g}/s"
-            ax.annotate(label, (xi, r.ttft_ms.p50 or 0), textcoords="offset points", xytext=(4, 4))
-        lines = ax.get_lines() + ax2.get_lines()
-        ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left")
-        ax.set_title(f"{result.meta['model']}: latency vs throughput")
-        fig.tight_layout()
-        # the named file, PNG unless its suffix names a format (matplotlib would add ".png")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    handles = [ln for ax in (ax_ttft, ax_tpot) for ln in ax.get_lines()]
+    fig.legend(
+        handles,
+        [str(h.get_label()) for h in handles],
+        loc="outside lower center",
+        ncols=min(len(handles), 5),
+        fontsize=8,
+    )
+    fig.suptitle(f"{result.meta['model']}: latency vs throughput")
+    return fig
+
+
+def plot(result: ServeResult, path: Path) -> None:
+    """Write :func:`figure` to ``path`` (PNG unless its suffix names another format)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(result)
+    try:
+        # matplotlib would add ".png" to a name without a suffix
         fig.savefig(path, dpi=120, format=None if Path(path).suffix else "png")
     except OSError as err:
         raise BenchError(f"cannot write plot {path}: {err.strerror or err}") from None

@@ -72,6 +72,24 @@ def _check_reached(runs: Sequence[RunResult], url: str) -> None:
         raise BenchError(f"cannot connect to {url} ({how})", hint="is the server running?")
 
 
+def _check_served_name(model: str) -> None:
+    """Without ``--model-id`` the estimate looks the served ``--model`` name up in the catalog;
+    a served name is rarely a catalog id, so say which option to give rather than suggest
+    catalog models that merely look alike."""
+    from rigkit.catalog.llm import load_llm_catalog
+    from rigkit.errors import UnknownIdError
+
+    try:
+        load_llm_catalog().model(model)
+    except UnknownIdError:
+        raise BenchError(
+            f"--model {model!r} (the name the server expects) is not a catalog model id, and the "
+            "estimate needs one",
+            hint="give the catalog id of the served model with --model-id, e.g. "
+            "--model-id llama-3.1-8b",
+        ) from None
+
+
 @bench_app.command("serve")
 def serve(
     url: str = typer.Option(..., "--url", help="Server root, e.g. http://127.0.0.1:8080."),
@@ -127,6 +145,7 @@ def serve(
         None, "--model-id", help="Catalog model id when the served name differs."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    force: bool = typer.Option(False, "--force", help="Replace --json/--plot files that exist."),
 ) -> None:
     """Load-test an OpenAI-compatible server and report TTFT, ITL, TPOT, latency and throughput.
 
@@ -150,16 +169,18 @@ def serve(
     if endpoint not in ("completions", "chat"):
         raise BenchError(f"--endpoint must be completions or chat, not {endpoint!r}")
     _check_url(url)
-    from rigkit.outputs import check_file_target
+    from rigkit.outputs import check_out_file
 
     if json_out is not None and json_out != "-":
-        check_file_target(Path(json_out), "--json")
+        check_out_file(Path(json_out), force=force, option="--json")
     if plot_out is not None:
-        check_file_target(plot_out, "--plot")
+        check_out_file(plot_out, force=force, option="--plot")
     prediction = None
     if spec is not None or engine is not None or quant is not None:
         if spec is None or engine is None or quant is None:
             raise BenchError("a prediction needs all of --spec, --engine and --quant")
+        if model_id is None:
+            _check_served_name(model)
         prediction = PredictionSpec(str(spec), engine, quant, model_id or model)
     if requests is None and duration is None:
         requests = 100

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from rigkit.errors import EstimateError
+
+if TYPE_CHECKING:
+    from rigkit.estimate.fit import Measurement
 
 
 def register(app: typer.Typer) -> None:
@@ -32,9 +36,22 @@ def register(app: typer.Typer) -> None:
         engine: str | None = typer.Option(None, "--engine", help="engine id (default llama.cpp)"),
         as_json: bool = typer.Option(False, "--json", help="print the fit as JSON"),
         force: bool = typer.Option(False, "--force", help="replace --out if it exists"),
+        allow_outliers: bool = typer.Option(
+            False,
+            "--allow-outliers",
+            help="fit even when a measurement is off the estimate by more than 5x",
+        ),
     ) -> None:
         """Fit the estimator's efficiency parameters to measurements and save a profile."""
-        from rigkit.estimate.fit import check_rows, fit, mape, read_measurements
+        from rigkit.estimate.fit import (
+            REFUSE_RATIO,
+            WARN_RATIO,
+            check_rows,
+            fit,
+            mape,
+            outliers,
+            read_measurements,
+        )
         from rigkit.estimate.params import packaged_params, params_to_yaml
 
         if gpus is not None and gpus < 1:
@@ -59,6 +76,7 @@ def register(app: typer.Typer) -> None:
                 + "; ".join(problems[:3])
                 + (" ..." if len(problems) > 3 else "")
             )
+        _check_outliers(outliers(rows, base, WARN_RATIO), REFUSE_RATIO, allow_outliers)
         before = {m: mape(rows, base, m) for m in ("decode", "prefill", "aggregate")}
         fitted, record = fit(rows, base)
         after = {m: mape(rows, fitted, m) for m in ("decode", "prefill", "aggregate")}
@@ -93,3 +111,30 @@ def register(app: typer.Typer) -> None:
         typer.echo("fitted: " + ", ".join(record["parameters"]))
         if out is not None:
             typer.echo(f"profile written to {out}; use it with `rigkit estimate --profile {out}`")
+
+
+def _check_outliers(
+    odd: list[tuple[Measurement, float]], refuse: tuple[float, float], allow: bool
+) -> None:
+    """Warn (stderr) about measurements far from the packaged estimate; refuse (exit 2) past
+    ``refuse`` unless ``allow``: such a run is a wrong model/GPU id, a unit mix-up or a broken
+    setup, and a profile fitted to it would skew every estimate made with it."""
+    if not odd:
+        return
+    lo, hi = refuse
+    worst = [(m, q) for m, q in odd if not lo <= q <= hi]
+    for m, q in odd[:5]:
+        typer.echo(
+            f"warning: {m.label} ({m.model} on {m.gpus}x {m.gpu}) {m.metric}: measured "
+            f"{m.value:.4g} is {q:.2f}x the estimate",
+            err=True,
+        )
+    if len(odd) > 5:
+        typer.echo(f"warning: and {len(odd) - 5} more measurements far from the estimate", err=True)
+    if worst and not allow:
+        qs = [q for _, q in worst]
+        raise EstimateError(
+            f"{len(worst)} measurement(s) are {min(qs):.2f}x-{max(qs):.2f}x the estimate, beyond "
+            f"{lo:g}x-{hi:g}x: check the model, quant and GPU ids and the run itself",
+            hint="pass --allow-outliers to fit them anyway",
+        )

@@ -112,6 +112,34 @@ def ape(rows: Sequence[Measurement], params: Params) -> list[float]:
     return out
 
 
+#: measured / predicted outside this range: ``rigkit calibrate`` warns (the packaged estimate is
+#: usually within +-30%; a factor of 2 means a wrong id, unit or setup rather than efficiency)
+WARN_RATIO = (0.5, 2.0)
+#: outside this range it refuses without ``--allow-outliers``: fitting efficiency factors to a
+#: factor of 5 would bend every other estimate made with the profile
+REFUSE_RATIO = (0.2, 5.0)
+
+
+def ratios(rows: Sequence[Measurement], params: Params) -> list[float | None]:
+    """measured / predicted for each row (None where the estimator cannot run it)."""
+    return [
+        None if y is None or y <= 0 else r.value / y
+        for r, y in zip(rows, predict(rows, params), strict=True)
+    ]
+
+
+def outliers(
+    rows: Sequence[Measurement], params: Params, bounds: tuple[float, float]
+) -> list[tuple[Measurement, float]]:
+    """The rows whose measured / predicted ratio lies outside ``bounds`` (low, high)."""
+    lo, hi = bounds
+    return [
+        (r, q)
+        for r, q in zip(rows, ratios(rows, params), strict=True)
+        if q is not None and not lo <= q <= hi
+    ]
+
+
 def mape(rows: Sequence[Measurement], params: Params, metric: str | None = None) -> float:
     sel = [r for r in rows if metric is None or r.metric == metric]
     if not sel:

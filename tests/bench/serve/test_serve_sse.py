@@ -67,65 +67,44 @@ def test_server_timings_incomplete() -> None:
     assert server_timings({"timings": {"prompt_n": 1, "predicted_n": True}}) is None
 
 
-def test_push_parser_joins_lines_split_across_reads() -> None:
-    import asyncio
+def test_line_splitter_joins_lines_split_across_reads() -> None:
+    from rigkit.bench.loadgen import _Lines, _Stream
 
-    from rigkit.bench.loadgen import _Push, _Stream
-
-    async def go() -> tuple[list[float], _Stream, _Push]:
-        times: list[float] = []
-        st = _Stream(times)
-        push = _Push(st, asyncio.get_running_loop())
-        # one event split over two reads, then two events in one read, then usage and [DONE]
-        push.data(b'data: {"choices": [{"te', 1.0)
-        push.data(b'xt": "a"}]}\n\ndata: {"choices": [{"text": "b"}]}\n\n', 2.0)
-        push.data(b'data: {"choices": [{"text": "c", "finish_reason": "length"}]}\n\n', 3.0)
-        push.data(
-            b': keep-alive\n\ndata: {"choices": [], "usage": {"completion_tokens": 3}}\n\n', 4.0
-        )
-        push.data(b"data: [DONE]\n\n", 5.0)
-        return times, st, push
-
-    times, st, push = asyncio.run(go())
+    times: list[float] = []
+    st = _Stream(times)
+    lines = _Lines(st)
+    # one event split over two reads, then two events in one read, then usage and [DONE]
+    assert not lines.data(b'data: {"choices": [{"te', 1.0)
+    assert not lines.data(b'xt": "a"}]}\n\ndata: {"choices": [{"text": "b"}]}\n\n', 2.0)
+    assert not lines.data(b'data: {"choices": [{"text": "c", "finish_reason": "length"}]}\n\n', 3.0)
+    assert not lines.data(
+        b': keep-alive\n\ndata: {"choices": [], "usage": {"completion_tokens": 3}}\n\n', 4.0
+    )
+    assert lines.data(b"data: [DONE]\n\n", 5.0)
     # "a" completes at the second read (t=2), "b" arrived in the same read, "c" at t=3
     assert times == [2.0, 2.0, 3.0]
     assert st.done and st.finished
     assert st.usage == {"completion_tokens": 3}
-    assert push.done_at == 5.0
+    assert lines.done_at == 5.0
 
 
-def test_push_parser_error_event_and_malformed_line() -> None:
-    import asyncio
+def test_line_splitter_error_event_and_malformed_line() -> None:
+    from rigkit.bench.loadgen import _Lines, _Stream
 
-    from rigkit.bench.loadgen import _Push, _Stream
-
-    async def go() -> tuple[_Stream, BaseException | None]:
-        st = _Stream([])
-        push = _Push(st, asyncio.get_running_loop())
-        push.data(b'data: {"error": {"message": "out of memory"}}\n\n', 1.0)
-        st2 = _Stream([])
-        push2 = _Push(st2, asyncio.get_running_loop())
-        push2.data(b"data: {oops\n\n", 1.0)
-        assert push.fut.done() and push2.fut.done()
-        return st, push2.fut.exception()
-
-    st, exc = asyncio.run(go())
+    st = _Stream([])
+    assert _Lines(st).data(b'data: {"error": {"message": "out of memory"}}\n\n', 1.0)
     assert st.error == "server_error"
     assert "out of memory" in st.message
-    assert isinstance(exc, MalformedSSE)
+    with pytest.raises(MalformedSSE):
+        _Lines(_Stream([])).data(b"data: {oops\n\n", 1.0)
 
 
-def test_push_parser_last_line_without_newline_at_eof() -> None:
-    import asyncio
+def test_line_splitter_last_line_without_newline_at_eof() -> None:
+    from rigkit.bench.loadgen import _Lines, _Stream
 
-    from rigkit.bench.loadgen import _Push, _Stream
-
-    async def go() -> _Stream:
-        st = _Stream([])
-        push = _Push(st, asyncio.get_running_loop())
-        push.data(b'data: {"choices": [{"text": "x", "finish_reason": "stop"}]}', 1.0)
-        push.eof()
-        return st
-
-    st = asyncio.run(go())
+    st = _Stream([])
+    lines = _Lines(st)
+    assert not lines.data(b'data: {"choices": [{"text": "x", "finish_reason": "stop"}]}', 1.0)
+    assert not st.finished
+    lines.eof(2.0)
     assert st.finished  # the unterminated last line was still read at the end of the body
