@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -37,14 +37,17 @@ EXPECTED = [(180.0, 1, 2), (190.0, 2, None), (190.0, 2, None), (220.0, 3, None)]
 class Recorded:
     """The source, keeping every sample it gave the agent."""
 
-    def __init__(self, source: NvmlSource) -> None:
+    def __init__(self, source: NvmlSource, after: Callable[[Sample], None] | None = None) -> None:
         self.source = source
         self.name = source.name
         self.samples: list[Sample] = []
+        self.after = after
 
     def read(self) -> Sample:
         s = self.source.read()
         self.samples.append(s)
+        if self.after is not None:
+            self.after(s)
         return s
 
     def close(self) -> None:
@@ -69,6 +72,7 @@ def run_monitor(
     *,
     enforce: bool,
     hang_command: tuple[str, threading.Event] | None = None,
+    after: Callable[[Sample], None] | None = None,
 ) -> tuple[Store, list[Sample], list[list[str]], float]:
     fake.temp = lambda h: 70 + (clock.now - T0) / 10 if h == 2 else 70 + h
     commands: list[list[str]] = []
@@ -82,7 +86,7 @@ def run_monitor(
     actuator = SystemActuator(Nvml(fake, timeout_s=0.2), run=run) if enforce else None
     responder = Responder(POLICY, enforce=enforce, actuator=actuator)
     store = Store(tmp_path / "m.db")
-    source = Recorded(NvmlSource(nv, clock=clock))
+    source = Recorded(NvmlSource(nv, clock=clock), after)
     agent = Agent(
         source,
         store,
@@ -184,5 +188,31 @@ def test_a_hung_tier_holds_neither_the_loop_nor_the_next_tier(tmp_path: Path) ->
         # the container beside the hung unit is stopped all the same (a lane per target)
         assert sorted(commands) == [["docker", "stop", "vllm"], ["systemctl", "poweroff"]]
         assert fake.set_limits == [(2, 315000)]  # tier 1: 0.7 x 450 W
+    finally:
+        release.set()
+
+
+def test_every_call_on_every_gpu_hangs_and_the_loop_keeps_its_time(tmp_path: Path) -> None:
+    # From t = 100 s every NVML call on every GPU hangs. The agent goes on sampling every 2 s
+    # (each GPU lost: one 0.2 s wait in the first such sample, none after), tier 1 for GPU 2
+    # cannot be decided (85 C is reached at 150 s, when GPU 2 no longer answers: the responder
+    # never acts on a missing temperature), and the run ends in a few seconds, not 151 x 0.2 s.
+    fake = FakeNvml(count=4)
+    release = threading.Event()
+    clock = Clock()
+
+    def hang_from_100s(s: Sample) -> None:
+        if s.t - T0 >= 98.0:
+            fake.hang = dict.fromkeys(range(4), release)
+
+    try:
+        store, samples, _, took = run_monitor(
+            tmp_path, fake, clock, enforce=False, after=hang_from_100s
+        )
+        assert len(samples) == 151 and took < 10.0
+        assert [s.t - T0 for s in samples] == [2.0 * i for i in range(151)]
+        lost = [all(g.lost for g in s.gpus) for s in samples]
+        assert lost == [False] * 50 + [True] * 101  # t = 0..98 s answered, 100..300 s lost
+        assert decisions(store) == []
     finally:
         release.set()
