@@ -296,3 +296,23 @@ def test_scrape_targets_file_lists_every_host(tmp_path: Path) -> None:
 def test_serving_needs_both_model_and_format() -> None:
     with pytest.raises(ProvisionError):
         plan_build(REF, ("localhost",), OPTS, ServeRequest("llama-3-70b", "q4_k_m", "nosuch"))
+
+
+@pytest.mark.slow
+def test_monitor_unit_enforce_only_when_asked(tmp_path: Path) -> None:
+    """Without --enforce the monitor runs as the rigkit user with the capabilities it needs and
+    never gets --enforce; with it, it runs as root with --enforce. The notify target never
+    appears in the unit (it is in a root-only environment file, from Vault)."""
+    plain = _project(tmp_path)
+    unit = _render_role_template(tmp_path, plain, "rigkit_monitor", "rigkit-monitor.service.j2")
+    assert "User=rigkit" in unit and "--enforce" not in unit
+    assert "AmbientCapabilities=CAP_SYSLOG CAP_SYS_RAWIO CAP_SYS_ADMIN" in unit
+    assert "Restart=always" in unit
+    assert "--db /var/lib/rigkit/monitor.db" in unit and "--notify" not in unit
+    plan = plan_build(REF, ("localhost",), ProvisionOptions(enforce=True))
+    enforced = tmp_path / "enforced"
+    render_project([plan], ProvisionOptions(enforce=True), enforced)
+    unit = _render_role_template(tmp_path, enforced, "rigkit_monitor", "rigkit-monitor.service.j2")
+    assert "User=root" in unit
+    (exec_line,) = re.findall(r"^ExecStart=.*$", unit, re.M)
+    assert exec_line.endswith(" --enforce")
