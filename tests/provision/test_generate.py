@@ -162,7 +162,9 @@ def test_to_yaml_round_trips_every_value() -> None:
     assert yaml.load(text, Loader=UnsafeLoader)["v"] == value
 
 
-def _render_role_template(tmp: Path, out: Path, role: str, template: str) -> str:
+def _render_role_template(
+    tmp: Path, out: Path, role: str, template: str, extra: list[str] | None = None
+) -> str:
     """Render one of a role's templates with Ansible itself and the project's group_vars."""
     ansible = ansible_tool("ansible")
     dest = tmp / "rendered"
@@ -186,6 +188,7 @@ def _render_role_template(tmp: Path, out: Path, role: str, template: str) -> str
             f"@{out / 'group_vars' / 'all.yml'}",
             "-e",
             f"@{gv}",
+            *(extra or []),
         ],
         check=True,
         capture_output=True,
@@ -316,3 +319,77 @@ def test_monitor_unit_enforce_only_when_asked(tmp_path: Path) -> None:
     assert "User=root" in unit
     (exec_line,) = re.findall(r"^ExecStart=.*$", unit, re.M)
     assert exec_line.endswith(" --enforce")
+
+
+@pytest.mark.slow
+def test_serving_unit_command_line(tmp_path: Path) -> None:
+    """The unit's ExecStart, split the way systemd and a shell split it, is exactly the engine's
+    arguments from group_vars: every argument quoted, nothing from a spec can add one."""
+    import shlex
+
+    text = REF.read_text(encoding="utf-8").replace("raid: models}", 'raid: "mo dels $(id) 100%"}')
+    spec = tmp_path / "odd.yaml"
+    spec.write_text(text, encoding="utf-8")
+    plan = plan_build(spec, ("localhost",), OPTS, ServeRequest("llama-3-70b", "q4_k_m", "vllm"))
+    out = tmp_path / "p"
+    render_project([plan], OPTS, out)
+    unit = _render_role_template(tmp_path, out, "rigkit_serving", "rigkit-serve.service.j2")
+    (line,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    argv = shlex.split(line.replace("%%", "%").replace("$$", "$"))
+    models = plan.var("rigkit_models_dir")
+    assert models == "/srv/mo-dels-id-100"  # the raid group's name reaches paths only as a slug
+    i = argv.index("vllm/vllm-openai:v0.8.5")
+    assert argv[:i] == [
+        "/usr/bin/docker",
+        "run",
+        "--rm",
+        "--name",
+        "rigkit-serve",
+        "--gpus",
+        "all",
+        "--ipc",
+        "host",
+        "--publish",
+        "127.0.0.1:8000:8000",
+        "--volume",
+        f"{models}:{models}",
+    ]
+    assert argv[i + 1 :] == [
+        "--model",
+        f"{models}/llama-3-70b-q4_k_m",
+        *plan.serving.args,
+    ]
+
+
+@pytest.mark.slow
+def test_alertmanager_config_is_valid(tmp_path: Path) -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed")
+    out = _project(tmp_path)
+    vault = tmp_path / "vault.json"
+    vault.write_text(
+        json.dumps(
+            {
+                "vault_rigkit_alert_email_to": "ops@example.org",
+                "vault_rigkit_smtp_smarthost": "mail.example.org:587",
+                "vault_rigkit_smtp_from": "rig@example.org",
+                "vault_rigkit_smtp_username": "rig",
+                "vault_rigkit_smtp_password": "p'a\"ss: #1",
+            }
+        )
+    )
+    for extra in ([], ["-e", f"@{vault}"]):
+        text = _render_role_template(
+            tmp_path, out, "rigkit_observability", "alertmanager.yml.j2", extra
+        )
+        conf = tmp_path / "alertmanager.yml"
+        conf.write_text(text)
+        r = subprocess.run(
+            [amtool, "check-config", str(conf)], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        if extra:
+            doc = load_yaml(conf)
+            assert doc["route"]["receiver"] == "email"
+            assert doc["global"]["smtp_auth_password"] == "p'a\"ss: #1"
