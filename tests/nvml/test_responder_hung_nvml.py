@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,19 @@ class Clock:
         self.now += s
 
 
+@pytest.fixture
+def fake() -> FakeNvml:
+    return FakeNvml(count=4)
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """What the hung calls wait for: set when the test ends, so no thread outlives it long."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
 def run_monitor(
     tmp_path: Path,
     fake: FakeNvml,
@@ -100,7 +113,9 @@ def run_monitor(
     t0 = time.monotonic()
     agent.run(count=151)
     took = time.monotonic() - t0
-    assert store.count_samples() == len(source.samples)
+    assert store.count_samples() == len(source.samples) == 151
+    # a loop held by a hung call would take 30 s or more; unhindered it takes well under 1 s
+    assert took < 10.0
     return store, source.samples, commands, took
 
 
@@ -113,106 +128,78 @@ def decisions(store: Store) -> list[tuple[float, int | None, int | None]]:
 
 
 @pytest.mark.parametrize("enforce", [False, True])
-def test_power_limit_call_hangs_escalation_stays_on_time(tmp_path: Path, enforce: bool) -> None:
-    fake = FakeNvml(count=4)
-    release = threading.Event()
+def test_power_limit_call_hangs_escalation_stays_on_time(
+    tmp_path: Path, fake: FakeNvml, release: threading.Event, enforce: bool
+) -> None:
     fake.hang_calls = {"nvmlDeviceSetPowerManagementLimit": release}
-    clock = Clock()
-    try:
-        store, samples, commands, took = run_monitor(tmp_path, fake, clock, enforce=enforce)
-        assert decisions(store) == EXPECTED
-        assert len(samples) == 151
-        # every sample read all four GPUs: the hung power-limit call holds no read
-        assert all(len(s.gpus) == 4 and not any(g.lost for g in s.gpus) for s in samples)
-        assert took < 10.0
-        events = store.events()
-        if enforce:
-            outcome = {e.tier: e for e in events if e.detail.get("status") in ("done", "failed")}
-            assert outcome[1].detail["status"] == "failed"
-            assert "did not answer within 0.2 s" in outcome[1].message
-            assert outcome[2].detail["status"] == outcome[3].detail["status"] == "done"
-            # each on its own thread: the order between them is not fixed
-            assert sorted(commands) == [
-                ["docker", "stop", "vllm"],
-                ["systemctl", "poweroff"],
-                ["systemctl", "stop", "llama-server.service"],
-            ]
-        else:
-            assert all(e.message.startswith("would ") for e in events if e.kind == "action")
-            assert commands == []
-        assert fake.set_limits == []
-    finally:
-        release.set()
+    store, samples, commands, _ = run_monitor(tmp_path, fake, Clock(), enforce=enforce)
+    assert decisions(store) == EXPECTED
+    # every sample read all four GPUs: the hung power-limit call holds no read
+    assert all(len(s.gpus) == 4 and not any(g.lost for g in s.gpus) for s in samples)
+    events = store.events()
+    if enforce:
+        outcome = {e.tier: e for e in events if e.detail.get("status") in ("done", "failed")}
+        assert outcome[1].detail["status"] == "failed"
+        assert "did not answer within 0.2 s" in outcome[1].message
+        assert outcome[2].detail["status"] == outcome[3].detail["status"] == "done"
+        # each on its own thread: the order between them is not fixed
+        assert sorted(commands) == [
+            ["docker", "stop", "vllm"],
+            ["systemctl", "poweroff"],
+            ["systemctl", "stop", "llama-server.service"],
+        ]
+    else:
+        assert all(e.message.startswith("would ") for e in events if e.kind == "action")
+        assert commands == []
+    assert fake.set_limits == []
 
 
 @pytest.mark.parametrize("enforce", [False, True])
 def test_every_call_hangs_on_one_gpu_the_others_are_sampled_and_tiers_on_time(
-    tmp_path: Path, enforce: bool
+    tmp_path: Path, fake: FakeNvml, release: threading.Event, enforce: bool
 ) -> None:
     # GPU 3 hangs on every NVML call from the start (its name, its readings, its power limit),
-    # and the power-limit call hangs on every GPU.
-    fake = FakeNvml(count=4)
-    release = threading.Event()
+    # and the power-limit call hangs on every GPU. The hung GPU costs one 0.2 s wait at
+    # start-up and one in the first sample, not one per sample (151 x 0.2 s = 30 s).
     fake.hang = {3: release}
     fake.hang_calls = {"nvmlDeviceSetPowerManagementLimit": release}
-    clock = Clock()
-    try:
-        store, samples, commands, took = run_monitor(tmp_path, fake, clock, enforce=enforce)
-        assert decisions(store) == EXPECTED
-        assert len(samples) == 151
-        assert all([g.lost for g in s.gpus] == [False, False, False, True] for s in samples)
-        # GPU 2 was read every 2 s: 70 + 300 / 10 = 100 C in the last sample
-        gpu2 = samples[-1].gpu(2)
-        assert gpu2 is not None and gpu2.temperature_c == pytest.approx(100.0)
-        # the hung GPU cost one 0.2 s wait at start-up and one in the first sample, not one per
-        # sample (151 x 0.2 s = 30 s)
-        assert took < 10.0
-        if enforce:
-            assert ["systemctl", "poweroff"] in commands
-    finally:
-        release.set()
+    store, samples, commands, _ = run_monitor(tmp_path, fake, Clock(), enforce=enforce)
+    assert decisions(store) == EXPECTED
+    assert all([g.lost for g in s.gpus] == [False, False, False, True] for s in samples)
+    # GPU 2 was read every 2 s: 70 + 300 / 10 = 100 C in the last sample
+    gpu2 = samples[-1].gpu(2)
+    assert gpu2 is not None and gpu2.temperature_c == pytest.approx(100.0)
+    if enforce:
+        assert ["systemctl", "poweroff"] in commands
 
 
-def test_a_hung_tier_holds_neither_the_loop_nor_the_next_tier(tmp_path: Path) -> None:
+def test_a_hung_tier_holds_neither_the_loop_nor_the_next_tier(
+    tmp_path: Path, fake: FakeNvml, release: threading.Event
+) -> None:
     # "systemctl stop" (tier 2) hangs for 30 s and ignores its timeout: the agent keeps its
     # 2 s sampling, tier 3 still shuts down at 220 s.
-    fake = FakeNvml(count=4)
-    release = threading.Event()
-    clock = Clock()
-    try:
-        store, samples, commands, took = run_monitor(
-            tmp_path, fake, clock, enforce=True, hang_command=("llama-server.service", release)
-        )
-        assert decisions(store) == EXPECTED
-        assert len(samples) == 151 and took < 10.0
-        # the container beside the hung unit is stopped all the same (a lane per target)
-        assert sorted(commands) == [["docker", "stop", "vllm"], ["systemctl", "poweroff"]]
-        assert fake.set_limits == [(2, 315000)]  # tier 1: 0.7 x 450 W
-    finally:
-        release.set()
+    store, _, commands, _ = run_monitor(
+        tmp_path, fake, Clock(), enforce=True, hang_command=("llama-server.service", release)
+    )
+    assert decisions(store) == EXPECTED
+    # the container beside the hung unit is stopped all the same (a lane per target)
+    assert sorted(commands) == [["docker", "stop", "vllm"], ["systemctl", "poweroff"]]
+    assert fake.set_limits == [(2, 315000)]  # tier 1: 0.7 x 450 W
 
 
-def test_every_call_on_every_gpu_hangs_and_the_loop_keeps_its_time(tmp_path: Path) -> None:
+def test_every_call_on_every_gpu_hangs_and_the_loop_keeps_its_time(
+    tmp_path: Path, fake: FakeNvml, release: threading.Event
+) -> None:
     # From t = 100 s every NVML call on every GPU hangs. The agent goes on sampling every 2 s
     # (each GPU lost: one 0.2 s wait in the first such sample, none after), tier 1 for GPU 2
     # cannot be decided (85 C is reached at 150 s, when GPU 2 no longer answers: the responder
     # never acts on a missing temperature), and the run ends in a few seconds, not 151 x 0.2 s.
-    fake = FakeNvml(count=4)
-    release = threading.Event()
-    clock = Clock()
-
     def hang_from_100s(s: Sample) -> None:
         if s.t - T0 >= 98.0:
             fake.hang = dict.fromkeys(range(4), release)
 
-    try:
-        store, samples, _, took = run_monitor(
-            tmp_path, fake, clock, enforce=False, after=hang_from_100s
-        )
-        assert len(samples) == 151 and took < 10.0
-        assert [s.t - T0 for s in samples] == [2.0 * i for i in range(151)]
-        lost = [all(g.lost for g in s.gpus) for s in samples]
-        assert lost == [False] * 50 + [True] * 101  # t = 0..98 s answered, 100..300 s lost
-        assert decisions(store) == []
-    finally:
-        release.set()
+    store, samples, _, _ = run_monitor(tmp_path, fake, Clock(), enforce=False, after=hang_from_100s)
+    assert [s.t - T0 for s in samples] == [2.0 * i for i in range(151)]
+    lost = [all(g.lost for g in s.gpus) for s in samples]
+    assert lost == [False] * 50 + [True] * 101  # t = 0..98 s answered, 100..300 s lost
+    assert decisions(store) == []
