@@ -7,8 +7,10 @@ directory may hold last month's results, a profile may be the only copy of a cal
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 from rigkit.errors import RigkitError
 
@@ -56,3 +58,17 @@ def check_out_file(path: Path, *, force: bool, option: str = "--out") -> Path:
             hint=f"pass --force to replace it, or choose another {option}",
         )
     return path
+
+
+def replace_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a new file beside ``path`` with ``write(fh)`` and rename it over ``path``: a symlink
+    at ``path`` is replaced, never followed, a reader never sees half a file, and on an error the
+    temporary file is removed and ``path`` stays as it was."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -237,3 +237,21 @@ def test_history_plot_refuses_an_existing_file_without_force(
     assert plot.read_bytes() == b"last month's plot"
     assert rigkit([*argv, "--plot", str(plot), "--force"], monkeypatch) == 0
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_history_plot_with_force_replaces_a_symlink_never_writes_through_it(
+    stored: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "precious.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    link = plots / "t.png"
+    link.symlink_to(victim)
+    argv = ["monitor", "history", "--db", str(stored), "--metric", "temperature_c"]
+    assert rigkit([*argv, "--plot", str(link), "--force"], monkeypatch) == 0
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert not link.is_symlink() and link.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in plots.iterdir()) == ["t.png"]  # no temporary file left

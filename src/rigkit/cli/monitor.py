@@ -496,6 +496,8 @@ def history_cmd(
 def _plot(points: list[Any], metric: str, out: Path) -> None:
     import matplotlib
 
+    from rigkit.outputs import replace_file
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -515,9 +517,14 @@ def _plot(points: list[Any], metric: str, out: Path) -> None:
         ax.legend(loc="best", fontsize="small")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
+    # PNG unless the file's suffix names another format matplotlib writes
+    fmt = out.suffix[1:].lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        fmt = "png"
     try:
-        # the named file, PNG unless its suffix names a format (matplotlib would add ".png")
-        fig.savefig(out, dpi=100, format=None if out.suffix else "png")
+        # written beside the target and renamed over it (--force replaces a symlink there
+        # instead of writing through it)
+        replace_file(out, lambda fh: fig.savefig(fh, dpi=100, format=fmt))
     except OSError as err:
         raise MonitorError(f"cannot write plot {out}: {err.strerror}") from err
     finally:
