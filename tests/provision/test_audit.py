@@ -130,3 +130,34 @@ def test_bad_input_is_one_line(
     assert code == 2 and err.count("\n") == 1 and "no such file" in err
     code, _, err = _run(["audit", str(SPEC), "--recorded", str(tmp_path)], monkeypatch, capsys)
     assert code == 2 and "no commands.yaml" in err
+
+
+def test_ecc_checked_where_the_card_has_it(tmp_path: Path) -> None:
+    """RTX 6000 Ada cards have ECC: the audit checks it (one card recorded with ECC off fails);
+    the RTX 4090 recordings above have no ECC item at all."""
+    import shutil
+
+    host = tmp_path / "ada"
+    shutil.copytree(FIX / "good", host)
+    xml = (host / "nvidia-smi-q-x.xml").read_text()
+    xml = xml.replace("NVIDIA GeForce RTX 4090", "NVIDIA RTX 6000 Ada Generation")
+    xml = xml.replace("<total>24564 MiB</total>", "<total>49140 MiB</total>")
+    xml = xml.replace("<current_ecc>N/A</current_ecc>", "<current_ecc>Enabled</current_ecc>")
+    last = xml.rindex("<current_ecc>Enabled</current_ecc>")
+    xml = xml[:last] + "<current_ecc>Disabled</current_ecc>" + xml[last + 34 :]
+    (host / "nvidia-smi-q-x.xml").write_text(xml)
+    spec = ROOT / "examples" / "4x6000ada-wrx90.yaml"
+    plan = plan_build(spec, ("localhost",), ProvisionOptions(mtu=9000))
+    report = audit(plan, {}, RecordedSources(host))
+    ecc = {i.name: (i.status, i.observed) for i in report.items if i.name.endswith("ECC")}
+    assert ecc == {
+        "GPU 0 ECC": ("pass", "Enabled"),
+        "GPU 1 ECC": ("pass", "Enabled"),
+        "GPU 2 ECC": ("pass", "Enabled"),
+        "GPU 3 ECC": ("fail", "Disabled"),
+    }
+    by = {i.name: i for i in report.items}
+    # 49,140 MiB x 1,048,576 = 51.5 GB for a card marketed as 48 GB (within 10%)
+    assert by["GPU 0 memory"].status == "pass"
+    assert by["GPU 0 power limit"].expected == "300 W (board power)"
+    assert not any(i.name.endswith("ECC") for i in _audit("good").items)

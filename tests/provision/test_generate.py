@@ -356,7 +356,7 @@ def test_serving_unit_command_line(tmp_path: Path) -> None:
     ]
     assert argv[i + 1 :] == [
         "--model",
-        f"{models}/llama-3-70b-q4_k_m",
+        f"{models}/llama-3-70b-q4_k_m.gguf",
         *plan.serving.args,
     ]
 

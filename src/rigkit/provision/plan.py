@@ -456,6 +456,28 @@ def _monitor_vars(opts: ProvisionOptions, serving: Any) -> list[Var]:
     ]
 
 
+def _model_path_var(serving: Any, models_dir: str) -> Var:
+    """Where the server finds the weights: one .gguf file for a GGUF-only format, else a
+    directory of safetensors (the model's Hugging Face layout)."""
+    from rigkit.catalog.llm import load_llm_catalog
+
+    containers = load_llm_catalog().format(serving.quant).containers
+    gguf = containers == ["gguf"]
+    path = f"{models_dir}/{serving.model}-{serving.quant}" + (".gguf" if gguf else "")
+    if serving.engine == "ollama":
+        why = "Ollama keeps its own model store; unused"
+    elif gguf:
+        why = f"{serving.quant} is a GGUF format: one .gguf file" + (
+            " (vLLM's GGUF loading is experimental; give it the original model's tokenizer"
+            " with --tokenizer in rigkit_serving_args if the file's does not work)"
+            if serving.engine == "vllm"
+            else ""
+        )
+    else:
+        why = f"{serving.quant} weights in the model's Hugging Face layout (a directory)"
+    return Var("rigkit_serving_model_path", path, f"model files on the model volume: {why}")
+
+
 def plan_build(
     spec_path: str | Path,
     hosts: Sequence[str],
@@ -502,6 +524,9 @@ def plan_build(
             Var("rigkit_serving_env", dict(serving.env), "environment of the server"),
             Var(
                 "rigkit_serving_model_flag", serving.model_flag, f"{serving.engine}'s model option"
+            ),
+            _model_path_var(
+                serving, str(next(v.value for v in out if v.name == "rigkit_models_dir"))
             ),
         ]
     else:
