@@ -125,3 +125,55 @@ def test_check_mode_against_localhost(tmp_path: Path) -> None:
     if _nvidia_on_bus() == 0:
         assert "no NVIDIA GPU found on localhost (lspci; the spec has 4)" in r.stdout
     assert "volume models: no devices set" in r.stdout
+
+
+def test_driver_change_with_local_connection_stops_cleanly(tmp_path: Path) -> None:
+    """Ansible cannot reboot the machine it runs on: when the driver changed on a host reached
+    with a local connection, the nvidia role says a reboot is needed and ends that host's play
+    (nothing after it runs) without failing. The role's own handlers and reboot tasks run here;
+    the driver change is simulated by a task that notifies them."""
+    plan = plan_build(REF, ("localhost",), ProvisionOptions())
+    project = tmp_path / "project"
+    render_project([plan], ProvisionOptions(), project)
+    play = tmp_path / "reboot.yml"
+    play.write_text(
+        "---\n"
+        "- name: Driver changed on the control node\n"
+        "  hosts: localhost\n"
+        "  connection: local\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Load the nvidia role's handlers\n"
+        "      ansible.builtin.import_role:\n"
+        "        name: rigkit_nvidia\n"
+        "        tasks_from: reboot.yml\n"
+        "    - name: Pretend the driver packages changed\n"
+        "      ansible.builtin.debug:\n"
+        "        msg: driver installed\n"
+        "      changed_when: true\n"
+        "      notify: Reboot for the NVIDIA driver\n"
+        "    - name: Reach the reboot point\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: rigkit_nvidia\n"
+        "        tasks_from: reboot.yml\n"
+        "    - name: After the reboot point\n"
+        "      ansible.builtin.debug:\n"
+        "        msg: SHOULD-NOT-RUN\n",
+        encoding="utf-8",
+    )
+    env = ansible_env(tmp_path)
+    env["ANSIBLE_ROLES_PATH"] = str(project / "roles")
+    r = subprocess.run(
+        [str(ansible_tool("ansible-playbook")), "-i", "localhost,", str(play)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    text = " ".join(r.stdout.split())
+    assert "the NVIDIA driver changed and the host must reboot" in text
+    assert "Ansible does not reboot the machine it runs on (local connection)" in text
+    assert "SHOULD-NOT-RUN" not in r.stdout
+    assert "failed=0" in r.stdout
