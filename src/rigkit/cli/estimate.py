@@ -191,6 +191,93 @@ def _sweep(axes: dict[str, list[Any]], common: dict[str, Any], as_json: bool) ->
         con.print(f"({i}) {e}", markup=False)
 
 
+def _serve(
+    model: str | None,
+    quant: str | None,
+    gpu: str | None,
+    gpus: str,
+    engine: str,
+    prompt: str,
+    gen: str,
+    concurrency: str | None,
+    rate: str | None,
+    requests: int,
+    max_num_seqs: int | None,
+    max_num_batched_tokens: int | None,
+    step_overhead_ms: float | None,
+    profile: str | None,
+    as_json: bool,
+) -> None:
+    """`estimate --serve`: the serving simulation, printed as `bench serve` prints a sweep."""
+    from rich.console import Console
+
+    from rigkit.bench.serve import ServeResult, render_table
+    from rigkit.estimate.serving import cost_from_estimate, policy, sweep
+
+    missing = [n for n, v in (("--model", model), ("--quant", quant), ("--gpu", gpu)) if not v]
+    if missing:
+        raise EstimateError(f"--serve needs {', '.join(missing)}", hint="rigkit estimate --help")
+    assert model is not None and quant is not None and gpu is not None
+    (n_gpus,) = _ints("--gpus", gpus)
+    (p_tok,) = _ints("--prompt", prompt)
+    (g_tok,) = _ints("--gen", gen)
+    levels = tuple(_ints("--concurrency", concurrency)) if concurrency else ()
+    rates: tuple[float, ...] = ()
+    if rate:
+        try:
+            rates = tuple(float(v) for v in rate.split(",") if v.strip())
+        except ValueError:
+            raise EstimateError(f"--rate {rate!r} is not a comma list of numbers") from None
+    if not rates and not levels:
+        levels = (1, 4, 16, 64)
+    if requests < 1:
+        raise EstimateError("--requests must be at least 1")
+    cost, kv_tokens = cost_from_estimate(
+        model, quant, gpu, gpus=n_gpus, engine=engine, profile=profile
+    )
+    pol = policy(
+        engine,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        step_overhead_s=None if step_overhead_ms is None else step_overhead_ms / 1000.0,
+        kv_capacity_tokens=kv_tokens,
+    )
+    runs = sweep(
+        cost,
+        pol,
+        prompt_tokens=p_tok,
+        gen_tokens=g_tok,
+        concurrencies=levels,
+        rates=rates,
+        requests=requests,
+    )
+    meta: dict[str, Any] = {
+        "url": "rigkit estimate --serve (simulated)",
+        "model": model,
+        "endpoint": "completions",
+        "prompt_tokens": p_tok,
+        "gen_tokens": g_tok,
+        "predicted": True,
+        "quant": quant,
+        "gpu": gpu,
+        "gpus": n_gpus,
+        "engine": engine,
+        "policy": {
+            "max_num_seqs": pol.max_num_seqs,
+            "max_num_batched_tokens": pol.max_num_batched_tokens,
+            "ubatch": pol.ubatch,
+            "chunked_prefill": pol.chunked_prefill,
+            "step_overhead_s": pol.step_overhead_s,
+            "kv_capacity_tokens": pol.kv_capacity_tokens,
+        },
+    }
+    result = ServeResult(meta=meta, runs=tuple(runs))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    Console(width=None if sys.stdout.isatty() else 160).print(render_table(result))
+
+
 def register(app: typer.Typer) -> None:
     """Add `rigkit estimate` to the root app."""
 
@@ -208,8 +295,12 @@ def register(app: typer.Typer) -> None:
             "llama.cpp", "--engine", help="llama.cpp, ollama, vllm, exllamav2, tgi"
         ),
         split: str | None = typer.Option(None, "--split", help="layer | row | tensor | pipeline"),
-        prompt: str = typer.Option("512", "--prompt", metavar="N", help="prompt tokens"),
-        gen: str = typer.Option("128", "--gen", metavar="N", help="generated tokens per sequence"),
+        prompt: str = typer.Option(
+            "512", "--prompt", "--prompt-tokens", metavar="N", help="prompt tokens"
+        ),
+        gen: str = typer.Option(
+            "128", "--gen", "--gen-tokens", metavar="N", help="generated tokens per sequence"
+        ),
         batch: str = typer.Option(
             "1",
             "--batch",
@@ -245,12 +336,40 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+        serve: bool = typer.Option(
+            False, "--serve", help="predict what `rigkit bench serve` measures (see below)"
+        ),
+        concurrency: str | None = typer.Option(
+            None, "--concurrency", help="with --serve: comma list of levels (default 1,4,16,64)"
+        ),
+        rate: str | None = typer.Option(
+            None, "--rate", help="with --serve: comma list of request rates (requests/s)"
+        ),
+        requests: int = typer.Option(200, "--requests", help="with --serve: requests per run"),
+        max_num_seqs: int | None = typer.Option(
+            None, "--max-num-seqs", help="with --serve: sequences per step (llama.cpp -np)"
+        ),
+        max_num_batched_tokens: int | None = typer.Option(
+            None, "--max-num-batched-tokens", help="with --serve: tokens per step (llama.cpp -b)"
+        ),
+        step_overhead_ms: float | None = typer.Option(
+            None, "--step-overhead-ms", help="with --serve: scheduler time per step"
+        ),
     ) -> None:
         """Estimate memory per GPU, fit/offload, prefill and decode speed, context and load time.
 
         Comma lists (--quant q4_k_m,q8_0 --gpus 2,4 --engine llama.cpp,vllm --batch 1,8 ...) sweep
         every combination into one table.
+
+        --serve simulates the engine's scheduler under a `bench serve` load (--concurrency or
+        --rate, --prompt-tokens, --gen-tokens) and prints the same table and JSON runs.
         """
+        if serve:
+            _serve(
+                model, quant, gpu, gpus, engine, prompt, gen, concurrency, rate, requests,
+                max_num_seqs, max_num_batched_tokens, step_overhead_ms, profile, as_json,
+            )  # fmt: skip
+            return
         batch_size: int | None = None
         batch_is_list = "," in batch and not os.path.isfile(batch)
         try:
