@@ -6,14 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rigkit.estimate.capacity import (
-    capacity_html,
-    capacity_markdown,
-    capacity_rich,
-    models_disk_read_gb_s,
-    plan_capacity,
-    roofline_png,
-)
+from rigkit.estimate.capacity import models_disk_read_gb_s, plan_capacity
 from rigkit.spec import load_build
 
 REF = Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml"
@@ -56,18 +49,6 @@ def test_models_disk_is_the_raid_group(ref) -> None:  # type: ignore[no-untyped-
     # two Crucial T705 in RAID 0 for models: 2 x the drive's sequential read
     t705 = next(d.drive for d in build.drives if d.raid_group == "models")
     assert models_disk_read_gb_s(build) == pytest.approx(2 * t705.seq_read_mb_s / 1000)
-
-
-def test_renderers(ref) -> None:  # type: ignore[no-untyped-def]
-    build, cap = ref
-    md = capacity_markdown(cap)
-    assert "| llama-3-70b | q4_k_m | llama.cpp | fits |" in md
-    assert "NOT plausible" in md
-    html = capacity_html(cap)
-    assert html.startswith('<section class="capacity">') and "<table>" in html
-    assert len(capacity_rich(cap)) == 2
-    png = roofline_png(build, cap)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_what_fits_names_the_nearest_configurations() -> None:

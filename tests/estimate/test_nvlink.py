@@ -57,10 +57,10 @@ def test_nvlink_on_a_card_without_it_is_an_error() -> None:
 def test_plan_capacity_follows_the_specs_bridges() -> None:
     from pathlib import Path
 
-    from rigkit.estimate.capacity import _bridged
+    from rigkit.estimate.capacity import bridged
     from rigkit.spec import load_build
 
     root = Path(__file__).resolve().parents[2] / "examples"
     # 2x3090-desktop declares nvlink_bridge: true; the 4x RTX 4090 reference has no NVLink
-    assert _bridged(load_build(root / "2x3090-desktop.yaml")) is True
-    assert _bridged(load_build(root / "reference-4x4090.yaml")) is None
+    assert bridged(load_build(root / "2x3090-desktop.yaml")) is True
+    assert bridged(load_build(root / "reference-4x4090.yaml")) is None

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
-from typing import Any
 
 import pytest
 import rigparts as rp
@@ -15,7 +12,7 @@ from rich.console import Console
 from rigkit.design.plan import PlanResult, plan
 from rigkit.design.rules import cost as cost_rules
 from rigkit.report.markdown import render_markdown
-from rigkit.report.render import render_html, render_json, write_report
+from rigkit.report.render import capacity_md, render_html, render_json, write_report
 from rigkit.report.text import render_text
 
 
@@ -114,30 +111,26 @@ def test_write_report(result: PlanResult, tmp_path: Path) -> None:
     assert "![Power budget](power.png)" in md
 
 
-class _FakeCapacity:
-    def to_dict(self) -> dict[str, Any]:
-        return {"fits": ["llama-3-70b q4_k_m"]}
-
-
-def test_capacity_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    mod = types.ModuleType("rigkit.estimate.capacity")
-    mod.plan_capacity = lambda build: _FakeCapacity()  # type: ignore[attr-defined]
-    mod.capacity_markdown = lambda cap: "70B fits in 96 GB"  # type: ignore[attr-defined]
-    mod.capacity_html = lambda cap: "<p>70B fits</p>"  # type: ignore[attr-defined]
-    mod.capacity_rich = lambda cap: ["capacity table"]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rigkit.estimate.capacity", mod)
+def test_capacity_section_in_every_rendering() -> None:
     r = plan(rp.ref())
-    assert r.to_dict()["capacity"] == {"fits": ["llama-3-70b q4_k_m"]}
-    from rigkit.report.render import capacity_part
+    assert r.capacity is not None
+    assert r.to_dict()["capacity"]["gpus"] == r.build.gpu_count
+    md = render_markdown(r, None, capacity_md(r))
+    assert "## Capacity: " in md and "| model | format | engine | runs |" in md
+    assert '<section class="capacity">' in render_html(r)
 
-    md = render_markdown(r, None, capacity_part(r, "capacity_markdown"))
-    assert "## Capacity\n\n70B fits in 96 GB" in md
-    assert "<p>70B fits</p>" in render_html(r)
 
+def test_a_capacity_bug_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # plan() calls plan_capacity plainly: an error inside it reaches the caller, it does not
+    # silently drop the section
+    import rigkit.design.plan as plan_mod
 
-def test_capacity_missing_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "rigkit.estimate.capacity", types.ModuleType("x"))
-    assert plan(rp.ref()).capacity is None  # module without plan_capacity: AttributeError
+    def broken(build: object) -> None:
+        raise AttributeError("a bug in plan_capacity")
+
+    monkeypatch.setattr(plan_mod, "plan_capacity", broken)
+    with pytest.raises(AttributeError, match="a bug in plan_capacity"):
+        plan(rp.ref())
 
 
 def _with_claims(result: PlanResult) -> PlanResult:

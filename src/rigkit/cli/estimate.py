@@ -133,8 +133,8 @@ def _sweep(axes: dict[str, list[Any]], common: dict[str, Any], as_json: bool) ->
 
     from rigkit.errors import RigkitError, UnknownIdError
     from rigkit.estimate import estimate
-    from rigkit.estimate.capacity import BOUND_SHORT
     from rigkit.estimate.result import runs
+    from rigkit.report.capacity import BOUND_SHORT
 
     names = list(axes)
     combos = list(itertools.product(*(axes[n] for n in names)))

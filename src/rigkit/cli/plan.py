@@ -59,21 +59,18 @@ def plan_cmd(
         typer.echo(render_json(result))
     elif fmt is PlanFormat.markdown:
         from rigkit.report.markdown import render_markdown
-        from rigkit.report.render import capacity_part
+        from rigkit.report.render import capacity_md
 
-        typer.echo(
-            render_markdown(result, None, capacity_part(result, "capacity_markdown")), nl=False
-        )
+        typer.echo(render_markdown(result, None, capacity_md(result)), nl=False)
     else:
         from rich.console import Console
 
-        from rigkit.report.render import capacity_part
+        from rigkit.report.capacity import capacity_rich
         from rigkit.report.text import render_text
 
         console = Console()
-        render_text(
-            result, console, verbose=verbose, capacity=capacity_part(result, "capacity_rich")
-        )
+        cap = None if result.capacity is None else capacity_rich(result.capacity)
+        render_text(result, console, verbose=verbose, capacity=cap)
     if out is not None:
         from rigkit.errors import RigkitError
         from rigkit.report.render import write_report

@@ -1,10 +1,9 @@
 """`plan(build) -> PlanResult`: the build at a glance, every rule's findings, and the capacity
-section when the estimator is installed.
+section (which models the build runs, and how fast).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from rigkit.design.model import (
     volumes,
 )
 from rigkit.design.registry import Finding, Severity, run_rules
+from rigkit.estimate.capacity import Capacity, plan_capacity
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -142,7 +142,7 @@ class PlanResult:
     build: Build
     summary: Summary
     findings: tuple[Finding, ...]
-    capacity: Any | None = field(default=None)  # rigkit.estimate.capacity.Capacity when available
+    capacity: Capacity | None = field(default=None)  # None: plan(build, capacity=False)
     claims: tuple[ClaimCheck, ...] = ()  # the spec's `claims:`, checked
 
     @property
@@ -174,16 +174,6 @@ class PlanResult:
         if self.claims:
             out["claims"] = [c.to_dict() for c in self.claims]
         return out
-
-
-def plan_capacity(build: Build) -> Any | None:
-    """The estimator's capacity section, or None while `rigkit.estimate.capacity` is not there."""
-    try:
-        cap_mod = importlib.import_module("rigkit.estimate.capacity")
-        return cap_mod.plan_capacity(build)
-    except (ImportError, AttributeError) as err:
-        log.debug("capacity section unavailable: %s", err)
-        return None
 
 
 def plan(build: Build, *, capacity: bool = True) -> PlanResult:

@@ -2,19 +2,19 @@
 
 ``plan_capacity(build)`` evaluates every catalog model in the common formats on the build's GPUs
 (llama.cpp with its default layer split, plus vLLM tensor parallel where it loads the format and
-the model fits), each with an 8k-token context, and checks ``build.expectations``. Renderers:
-``capacity_markdown``, ``capacity_html`` (a fragment), ``capacity_rich`` and ``roofline_png``.
+the model fits), each with an 8k-token context, and checks ``build.expectations``. The
+renderers of the result (Markdown, HTML, rich, the roofline figure) are in
+:mod:`rigkit.report.capacity` and :mod:`rigkit.report.figures`.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rigkit.errors import RigkitError
 from rigkit.estimate.core import estimate
-from rigkit.estimate.result import RUNS_STYLE, Estimate, fmt_sig, runs
+from rigkit.estimate.result import Estimate, fmt_sig
 
 if TYPE_CHECKING:
     from rigkit.build import Build
@@ -337,7 +337,7 @@ def what_fits(e: Estimate, **kw: Any) -> list[str]:
     return out
 
 
-def _bridged(build: Build) -> bool | None:
+def bridged(build: Build) -> bool | None:
     """True when the spec pairs NVLink-capable PCIe cards with bridges; None: the GPU's default."""
     linked = any(g.nvlink_bridge and g.gpu.nvlink for g in build.gpus)
     return True if linked and build.gpus[0].gpu.form_factor == "pcie" else None
@@ -366,7 +366,7 @@ def plan_capacity(build: Build) -> Capacity:
         "cpu": build.cpu.id,
         "ram_gb": float(build.memory_gb),
         "disk_read_gb_s": disk,
-        "nvlink": _bridged(build),
+        "nvlink": bridged(build),
     }
     rows: list[CapacityRow] = []
     assumptions = [
@@ -416,254 +416,3 @@ def plan_capacity(build: Build) -> Capacity:
         expectations=checks,
         assumptions=tuple(assumptions),
     )
-
-
-# --- renderers -----------------------------------------------------------------------------------
-
-_HEAD = (
-    "model",
-    "format",
-    "engine",
-    "runs",
-    "GB/GPU",
-    "decode tok/s",
-    "prompt tok/s",
-    "max ctx",
-    "8k seqs",
-    "bound",
-)
-
-
-#: what bounds decode, in a terminal's width (JSON, Markdown and HTML keep the full names)
-BOUND_SHORT = {
-    "memory-bandwidth": "VRAM bw",
-    "compute": "compute",
-    "interconnect": "GPU link",
-    "cpu-ram": "RAM bw",
-}
-
-
-def _verdict(r: CapacityRow) -> str:
-    return runs(r.fits, r.offload, r.runnable)
-
-
-def _cells(r: CapacityRow) -> tuple[str, ...]:
-    eng = r.engine + (f" ({r.split})" if r.split not in ("none", "layer") else "")
-    return (
-        r.model,
-        r.quant,
-        eng,
-        _verdict(r),
-        _fmt(r.memory_gb_per_gpu),
-        _fmt(r.decode_tokens_per_s),
-        _fmt(r.prefill_tokens_per_s),
-        f"{r.max_context:,}" if r.runnable else "-",
-        str(r.max_concurrent_8k) if r.runnable else "-",
-        r.bound,
-    )
-
-
-def _exp_cells(x: ExpectationCheck) -> tuple[str, str, str, str]:
-    verdict = {True: "plausible", False: "NOT plausible", None: "unknown"}[x.plausible]
-    return (
-        x.claim,
-        verdict,
-        (f"{_fmt(x.estimate, 2)} {x.unit}" if x.estimate is not None else "-"),
-        x.reason,
-    )
-
-
-def capacity_markdown(cap: Capacity) -> str:
-    """Markdown section: the table, then the expectation checks."""
-    out = [
-        f"## Capacity: {cap.gpus}x {cap.gpu} ({_fmt(cap.vram_gb_total)} GB VRAM), {_fmt(cap.ram_gb)} GB RAM",
-        "",
-    ]
-    out += [f"- {a}" for a in cap.assumptions] + [""]
-    out.append("| " + " | ".join(_HEAD) + " |")
-    out.append("|" + "---|" * len(_HEAD))
-    for r in cap.rows:
-        out.append("| " + " | ".join(_cells(r)) + " |")
-    if cap.expectations:
-        out += [
-            "",
-            "### Performance claims",
-            "",
-            "| claim | verdict | estimate | why |",
-            "|---|---|---|---|",
-        ]
-        for x in cap.expectations:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in _exp_cells(x)) + " |")
-    return "\n".join(out) + "\n"
-
-
-def capacity_html(cap: Capacity) -> str:
-    """HTML fragment (a section with two tables); every value escaped."""
-    e = html.escape
-    parts = [
-        '<section class="capacity">',
-        f"<h2>Capacity: {cap.gpus}x {e(cap.gpu)} ({e(_fmt(cap.vram_gb_total))} GB VRAM), {e(_fmt(cap.ram_gb))} GB RAM</h2>",
-        "<ul>" + "".join(f"<li>{e(a)}</li>" for a in cap.assumptions) + "</ul>",
-        "<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in _HEAD) + "</tr></thead><tbody>",
-    ]
-    for r in cap.rows:
-        cls = _verdict(r)
-        parts.append(
-            f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>"
-        )
-    parts.append("</tbody></table>")
-    if cap.expectations:
-        parts.append(
-            "<h3>Performance claims</h3><table><thead><tr><th>claim</th><th>verdict</th><th>estimate</th><th>why</th></tr></thead><tbody>"
-        )
-        for x in cap.expectations:
-            cls = {True: "plausible", False: "implausible", None: "unknown"}[x.plausible]
-            parts.append(
-                f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in _exp_cells(x)) + "</tr>"
-            )
-        parts.append("</tbody></table>")
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def capacity_rich(cap: Capacity) -> list[Any]:
-    """rich renderables: the capacity table and the claims table."""
-    from rich import box
-    from rich.table import Table
-
-    t = Table(
-        title=f"Capacity: {cap.gpus}x {cap.gpu}, {CAPACITY_CTX:,}-token context, prompt {PROMPT}, gen {GEN}",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-    )
-    for h in _HEAD:
-        # ids and figures never wrap or crop: headings break at spaces instead
-        t.add_column(
-            h.replace(" ", "\n") if h not in ("model", "format", "engine") else h,
-            justify="right" if h not in ("model", "format", "engine", "runs", "bound") else "left",
-            no_wrap=True,
-        )
-    style = RUNS_STYLE
-    for r in cap.rows:
-        cells = list(_cells(r))
-        cells[2] = cells[2].replace(" (tensor)", " TP")  # as in the compact table
-        cells[-1] = BOUND_SHORT.get(cells[-1], cells[-1])
-        t.add_row(*cells, style=style[_verdict(r)])
-    out: list[Any] = [t]
-    if cap.expectations:
-        c = Table(title="Performance claims")
-        for h in ("claim", "verdict", "estimate", "why"):
-            c.add_column(h)
-        for x in cap.expectations:
-            c.add_row(
-                *_exp_cells(x), style={True: "green", False: "red", None: "yellow"}[x.plausible]
-            )
-        out.append(c)
-    return out
-
-
-def _roofline_model(cap: Capacity) -> tuple[str, str]:
-    for r in cap.rows:
-        if r.model == "llama-3-70b" and r.quant == "q4_k_m" and r.fits:
-            return r.model, r.quant
-    fitting = [r for r in cap.rows if r.fits and r.engine == "llama.cpp"]
-    if fitting:
-        best = max(fitting, key=lambda r: r.weights_gb)
-        return best.model, best.quant
-    return "llama-3-8b", "q4_k_m"
-
-
-def roofline_png(
-    build: Build, cap: Capacity, model: str | None = None, quant: str | None = None
-) -> bytes:
-    """Roofline figure (PNG): attainable throughput vs arithmetic intensity for one model.
-
-    Roofs: the GPUs' combined peak bandwidth x intensity and their tensor FLOPS. Points: decode
-    at batch 1..256 (weights read once per step, KV per sequence) and prefill of a 512-token
-    micro-batch, each at its intensity and the throughput the estimator predicts.
-    """
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rigkit.estimate.resolve import gpu_nums, model_nums
-
-    if model is None or quant is None:
-        model, quant = _roofline_model(cap)
-    m = model_nums(model, quant)
-    g = gpu_nums(build.gpus[0].gpu.id)
-    n = max(1, build.gpu_count)
-    bw = g.bw * n
-    peak = g.f16_acc16 * n
-    weights = m.n_layers * m.layer_bytes + m.out_bytes
-    flops_tok = m.n_layers * m.flops_layer + m.flops_out
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    xs = [0.1 * 1.2**i for i in range(80)]
-    ax.plot(
-        xs,
-        [min(bw * x, peak) / 1e12 for x in xs],
-        color="black",
-        lw=1.5,
-        label=f"roof: {n} GPUs at once (tensor split)",
-    )
-    if n > 1:
-        ax.plot(
-            xs,
-            [min(g.bw * x, g.f16_acc16) / 1e12 for x in xs],
-            color="gray",
-            lw=1.2,
-            ls="--",
-            label="roof: one GPU at a time (layer split)",
-        )
-    dec_x, dec_y, labels = [], [], []
-    common: dict[str, Any] = {
-        "cpu": build.cpu.id,
-        "ram_gb": float(build.memory_gb),
-        "nvlink": _bridged(build),
-    }
-    for b in (1, 4, 16, 64, 256):
-        ctx = PROMPT + GEN
-        ai = b * flops_tok / (weights + b * m.kv_token_bytes(ctx))
-        try:
-            e = estimate(
-                model, quant, g.id, gpus=n, prompt=PROMPT, gen=GEN, batch=b, ctx=ctx, **common
-            )
-        except RigkitError:
-            continue
-        if e.aggregate_tokens_per_s is None or not e.fits:
-            continue
-        dec_x.append(ai)
-        dec_y.append(e.aggregate_tokens_per_s * flops_tok / 1e12)
-        labels.append(f"decode b={b}")
-    ax.scatter(dec_x, dec_y, color="tab:blue", zorder=3, label="decode (estimate)")
-    for x, y, lab in zip(dec_x, dec_y, labels, strict=True):
-        ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    try:
-        e = estimate(model, quant, g.id, gpus=n, prompt=PROMPT, gen=1, **common)
-        if e.prefill_tokens_per_s:
-            ai = PROMPT * flops_tok / weights
-            ax.scatter(
-                [ai],
-                [e.prefill_tokens_per_s * flops_tok / 1e12],
-                color="tab:red",
-                zorder=3,
-                label="prefill 512 (estimate)",
-            )
-    except RigkitError:
-        pass
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOP / byte of weights + KV read)")
-    ax.set_ylabel("TFLOP/s (all GPUs)")
-    ax.set_title(f"Roofline: {model} {quant} on {n}x {g.id}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()

@@ -6,7 +6,13 @@ import base64
 import io
 from typing import TYPE_CHECKING, Any
 
+from rigkit.errors import RigkitError
+from rigkit.estimate.capacity import GEN, PROMPT, Capacity, bridged
+from rigkit.estimate.core import estimate
+from rigkit.estimate.resolve import gpu_nums, model_nums
+
 if TYPE_CHECKING:
+    from rigkit.build import Build
     from rigkit.design.plan import PlanResult, Summary
 
 _COLORS = {"gpu": "#4c78a8", "nic": "#f58518", "nvme": "#54a24b"}
@@ -211,4 +217,100 @@ def slots_png(result: PlanResult) -> bytes:
     ax.set_ylim(last + 0.8, 0.4)
     ax.axis("off")
     ax.set_title("Slot map (red: cards that collide or overhang the case)")
+    return _png(fig)
+
+
+def _roofline_model(cap: Capacity) -> tuple[str, str]:
+    for r in cap.rows:
+        if r.model == "llama-3-70b" and r.quant == "q4_k_m" and r.fits:
+            return r.model, r.quant
+    fitting = [r for r in cap.rows if r.fits and r.engine == "llama.cpp"]
+    if fitting:
+        best = max(fitting, key=lambda r: r.weights_gb)
+        return best.model, best.quant
+    return "llama-3-8b", "q4_k_m"
+
+
+def roofline_png(
+    build: Build, cap: Capacity, model: str | None = None, quant: str | None = None
+) -> bytes:
+    """Roofline figure (PNG): attainable throughput vs arithmetic intensity for one model.
+
+    Roofs: the GPUs' combined peak bandwidth x intensity and their tensor FLOPS. Points: decode
+    at batch 1..256 (weights read once per step, KV per sequence) and prefill of a 512-token
+    micro-batch, each at its intensity and the throughput the estimator predicts.
+    """
+    plt = _pyplot()
+
+    if model is None or quant is None:
+        model, quant = _roofline_model(cap)
+    m = model_nums(model, quant)
+    g = gpu_nums(build.gpus[0].gpu.id)
+    n = max(1, build.gpu_count)
+    bw = g.bw * n
+    peak = g.f16_acc16 * n
+    weights = m.n_layers * m.layer_bytes + m.out_bytes
+    flops_tok = m.n_layers * m.flops_layer + m.flops_out
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    xs = [0.1 * 1.2**i for i in range(80)]
+    ax.plot(
+        xs,
+        [min(bw * x, peak) / 1e12 for x in xs],
+        color="black",
+        lw=1.5,
+        label=f"roof: {n} GPUs at once (tensor split)",
+    )
+    if n > 1:
+        ax.plot(
+            xs,
+            [min(g.bw * x, g.f16_acc16) / 1e12 for x in xs],
+            color="gray",
+            lw=1.2,
+            ls="--",
+            label="roof: one GPU at a time (layer split)",
+        )
+    dec_x, dec_y, labels = [], [], []
+    common: dict[str, Any] = {
+        "cpu": build.cpu.id,
+        "ram_gb": float(build.memory_gb),
+        "nvlink": bridged(build),
+    }
+    for b in (1, 4, 16, 64, 256):
+        ctx = PROMPT + GEN
+        ai = b * flops_tok / (weights + b * m.kv_token_bytes(ctx))
+        try:
+            e = estimate(
+                model, quant, g.id, gpus=n, prompt=PROMPT, gen=GEN, batch=b, ctx=ctx, **common
+            )
+        except RigkitError:
+            continue
+        if e.aggregate_tokens_per_s is None or not e.fits:
+            continue
+        dec_x.append(ai)
+        dec_y.append(e.aggregate_tokens_per_s * flops_tok / 1e12)
+        labels.append(f"decode b={b}")
+    ax.scatter(dec_x, dec_y, color="tab:blue", zorder=3, label="decode (estimate)")
+    for x, y, lab in zip(dec_x, dec_y, labels, strict=True):
+        ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    try:
+        e = estimate(model, quant, g.id, gpus=n, prompt=PROMPT, gen=1, **common)
+        if e.prefill_tokens_per_s:
+            ai = PROMPT * flops_tok / weights
+            ax.scatter(
+                [ai],
+                [e.prefill_tokens_per_s * flops_tok / 1e12],
+                color="tab:red",
+                zorder=3,
+                label="prefill 512 (estimate)",
+            )
+    except RigkitError:
+        pass
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte of weights + KV read)")
+    ax.set_ylabel("TFLOP/s (all GPUs)")
+    ax.set_title(f"Roofline: {model} {quant} on {n}x {g.id}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
     return _png(fig)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rigkit.report import tables
+from rigkit.report.capacity import capacity_html, capacity_markdown
 from rigkit.report.markdown import render_markdown
+from rigkit.report.templating import environment
 
 if TYPE_CHECKING:
     from rigkit.design.plan import PlanResult
@@ -21,20 +22,9 @@ def render_json(result: PlanResult) -> str:
     return json.dumps(result.to_dict(), indent=2, sort_keys=False)
 
 
-def _capacity_module() -> Any | None:
-    try:
-        return importlib.import_module("rigkit.estimate.capacity")
-    except ImportError:
-        return None
-
-
-def capacity_part(result: PlanResult, name: str) -> Any | None:
-    """``capacity_markdown``/``capacity_html``/``capacity_rich`` of the plan's capacity, or None."""
-    if result.capacity is None:
-        return None
-    mod = _capacity_module()
-    func = getattr(mod, name, None) if mod is not None else None
-    return None if func is None else func(result.capacity)
+def capacity_md(result: PlanResult) -> str | None:
+    """The capacity section in Markdown (None when the plan has none)."""
+    return None if result.capacity is None else capacity_markdown(result.capacity)
 
 
 def figures_png(result: PlanResult) -> dict[str, bytes]:
@@ -48,39 +38,36 @@ def figures_png(result: PlanResult) -> dict[str, bytes]:
         "power": figures.power_png(s, {g.index: g.power_limit_w for g in result.build.gpus}),
         "cost": figures.cost_png(s),
     }
-    mod = _capacity_module()
-    roofline = getattr(mod, "roofline_png", None) if mod is not None else None
-    if result.capacity is not None and roofline is not None:
-        out["roofline"] = roofline(result.build, result.capacity)
+    if result.capacity is not None:
+        out["roofline"] = figures.roofline_png(result.build, result.capacity)
     return out
 
 
 def render_html(result: PlanResult, figure_uris: dict[str, str] | None = None) -> str:
     """Self-contained HTML: figures embedded as base64 PNG data URIs."""
-    import jinja2
     from markupsafe import Markup
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("rigkit.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-    )
-    cap_html = capacity_part(result, "capacity_html")
-    return env.get_template("report.html.j2").render(
-        build=result.build,
-        status=tables.status_line(result),
-        counts=result.counts(),
-        glance=tables.glance_rows(result),
-        groups=[(s.value, tables.SEVERITY_TITLES[s], fs) for s, fs in tables.grouped(result)],
-        power_rows=tables.power_rows(result),
-        psu_rows=tables.psu_rows(result),
-        pcie_rows=tables.pcie_rows(result),
-        volume_rows=tables.volume_rows(result),
-        cost_rows=tables.cost_rows(result),
-        claim_rows=tables.claim_rows(result),
-        claims_line=tables.claims_line(result) if result.claims else "",
-        verdict_styles=tables.VERDICT_STYLES,
-        figures=figure_uris or {},
-        capacity_html=Markup(cap_html) if cap_html else None,
+    cap = result.capacity
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            build=result.build,
+            status=tables.status_line(result),
+            counts=result.counts(),
+            glance=tables.glance_rows(result),
+            groups=[(s.value, tables.SEVERITY_TITLES[s], fs) for s, fs in tables.grouped(result)],
+            power_rows=tables.power_rows(result),
+            psu_rows=tables.psu_rows(result),
+            pcie_rows=tables.pcie_rows(result),
+            volume_rows=tables.volume_rows(result),
+            cost_rows=tables.cost_rows(result),
+            claim_rows=tables.claim_rows(result),
+            claims_line=tables.claims_line(result) if result.claims else "",
+            verdict_styles=tables.VERDICT_STYLES,
+            figures=figure_uris or {},
+            capacity_html=Markup(capacity_html(cap)) if cap is not None else None,
+        )
     )
 
 
@@ -117,7 +104,7 @@ def write_report(result: PlanResult, out_dir: Path) -> list[Path]:
         md_figs[FIGURE_TITLES.get(name, name)] = path.name
     md = out_dir / REPORT_MD
     md.write_text(
-        render_markdown(result, md_figs, capacity_part(result, "capacity_markdown")),
+        render_markdown(result, md_figs, capacity_md(result)),
         encoding="utf-8",
     )
     html = out_dir / REPORT_HTML

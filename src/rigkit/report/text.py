@@ -15,9 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from rigkit.design.registry import Severity
-from rigkit.estimate.capacity import BOUND_SHORT
+from rigkit.estimate.capacity import Capacity
 from rigkit.estimate.result import RUNS_STYLE, fmt_sig, runs
 from rigkit.report import tables
+from rigkit.report.capacity import BOUND_SHORT, PLAUSIBLE
 
 if TYPE_CHECKING:
     from rigkit.design.plan import PlanResult
@@ -27,13 +28,6 @@ VERDICT_STYLE = {"holds": "green", "does not hold": "yellow", "inflated": "yello
 
 #: below this many columns the findings and capacity tables take their compact form
 NARROW_COLUMNS = 100
-
-_PLAUSIBLE = {
-    True: ("plausible", "green"),
-    False: ("NOT plausible", "red"),
-    None: ("unknown", "yellow"),
-}
-
 
 _num = fmt_sig  # three significant digits, thousands separated: 59.4, 136, 10,200
 
@@ -51,8 +45,8 @@ def _too_wide(console: Console, renderable: Any) -> bool:
     return Measurement.get(console, wide, renderable).maximum > console.width
 
 
-def compact_capacity(cap: Any) -> Table:
-    """The capacity table for a narrow terminal (``cap``: rigkit.estimate.capacity.Capacity)."""
+def compact_capacity(cap: Capacity) -> Table:
+    """The capacity table for a narrow terminal."""
     t = Table(
         title=f"Capacity: {cap.gpus}x {cap.gpu}, 8k context (more columns when wider)",
         title_justify="left",
@@ -88,13 +82,13 @@ def compact_capacity(cap: Any) -> Table:
     return t
 
 
-def compact_expectations(cap: Any) -> Table:
+def compact_expectations(cap: Capacity) -> Table:
     """The estimator's check of the spec's performance claims, two columns wide."""
     t = Table(title="Performance claims", title_justify="left", show_lines=True)
     t.add_column("Claim", ratio=1)
     t.add_column("Why", ratio=2)
     for x in cap.expectations:
-        verdict, style = _PLAUSIBLE[x.plausible]
+        verdict, _, style = PLAUSIBLE[x.plausible]
         cell = Text(x.claim + "\n")
         cell.append(verdict, style=style)
         if x.estimate is not None:
