@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 
 import typer
 
 from rigkit import __version__
+from rigkit.cli import (
+    audit,
+    bench,
+    build,
+    calibrate,
+    catalog,
+    estimate,
+    guide,
+    monitor,
+    plan,
+    provision,
+    qa,
+)
 from rigkit.errors import RigkitError
 
 
@@ -25,20 +39,21 @@ def _root(
     """rigkit: the build as data, its checks as code, the machine measured against the plan."""
 
 
-#: command name -> the module that registers it, in the order `rigkit --help` lists them
-COMMAND_MODULES = {
-    "plan": "plan",
-    "rules": "plan",
-    "catalog": "catalog",
-    "estimate": "estimate",
-    "monitor": "monitor",
-    "bench": "bench",
-    "qa": "qa",
-    "calibrate": "calibrate",
-    "guide": "guide",
-    "build": "build",
-    "provision": "provision",
-    "audit": "audit",
+#: command name -> the function of its module that registers it, in the order `rigkit --help`
+#: lists them (the modules import their heavy libraries inside the commands)
+COMMANDS: dict[str, Callable[[typer.Typer], None]] = {
+    "plan": plan.register,
+    "rules": plan.register,
+    "catalog": catalog.register,
+    "estimate": estimate.register,
+    "monitor": monitor.register,
+    "bench": bench.register,
+    "qa": qa.register,
+    "calibrate": calibrate.register,
+    "guide": guide.register,
+    "build": build.register,
+    "provision": provision.register,
+    "audit": audit.register,
 }
 
 
@@ -48,8 +63,6 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     Building a command costs an evaluation of its signature, so when ``argv`` names a known command
     only the module that defines it is registered; otherwise (help, no command) all of them are.
     """
-    import importlib
-
     root = typer.Typer(
         name="rigkit",
         help="Plan, estimate, benchmark and monitor multi-GPU workstations for local LLM inference.",
@@ -59,9 +72,9 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     )
     root.callback()(_root)
     first = next((a for a in (argv or []) if not a.startswith("-")), None)
-    wanted = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else COMMAND_MODULES.values()
-    for name in dict.fromkeys(wanted):
-        importlib.import_module(f"rigkit.cli.{name}").register(root)
+    wanted = [COMMANDS[first]] if first in COMMANDS else COMMANDS.values()
+    for register in dict.fromkeys(wanted):
+        register(root)
     return root
 
 

@@ -20,10 +20,8 @@ _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
 def _load_build(path: Path) -> Build:
-    try:
-        from rigkit.spec import load_build
-    except ImportError as err:
-        raise BenchError("spec files cannot be read: rigkit.spec is not available") from err
+    from rigkit.spec import load_build
+
     return load_build(path)
 
 

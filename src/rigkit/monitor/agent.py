@@ -19,7 +19,6 @@ Rules, responder and notifier are optional: without them the agent only records 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 import time
@@ -310,42 +309,24 @@ class Agent:
 
 def load_build(spec: str | Path) -> Build:
     """Load and resolve a build spec (rigkit.spec)."""
-    try:
-        spec_mod = importlib.import_module("rigkit.spec")
-    except ImportError as err:
-        raise MonitorError("--spec is not supported by this installation (no rigkit.spec)") from err
-    for name in ("load_build", "build_from_file"):
-        fn = getattr(spec_mod, name, None)
-        if callable(fn):
-            build: Build = fn(spec)
-            return build
-    load = getattr(spec_mod, "load_spec", None) or getattr(spec_mod, "load", None)
-    resolve = getattr(spec_mod, "resolve", None)
-    if not callable(load) or not callable(resolve):
-        raise MonitorError("--spec: rigkit.spec has no loader")
-    resolved: Build = resolve(load(spec))
-    return resolved
+    from rigkit.spec import load_build as load_spec_build
+
+    return load_spec_build(spec)
 
 
-def make_engine(rules_path: str | Path | None, build: Build | None) -> Engine | None:
+def make_engine(rules_path: str | Path | None, build: Build | None) -> Engine:
     """The alert engine with the default rules for ``build`` and the overrides in ``rules_path``."""
-    try:
-        from rigkit.monitor import alerts
-    except ImportError:
-        log.warning("alert rules are not available in this installation; recording only")
-        return None
+    from rigkit.monitor import alerts
+
     return alerts.AlertEngine(alerts.load_rules(rules_path, build))
 
 
 def make_responder(
     rules_path: str | Path | None, build: Build | None, *, enforce: bool
-) -> Decider | None:
+) -> Decider:
     """The tiered thermal responder (dry-run unless ``enforce``)."""
-    try:
-        from rigkit.monitor import respond
-    except ImportError:
-        log.warning("thermal response is not available in this installation")
-        return None
+    from rigkit.monitor import respond
+
     policy = respond.load_policy(rules_path, build)
     return respond.Responder(policy, enforce=enforce)
 
@@ -359,10 +340,8 @@ def make_notifier(
     every = [*targets, *(t for t in settings.targets if t not in targets)]
     if not every:
         return None
-    try:
-        notify = importlib.import_module("rigkit.monitor.notify")
-    except ImportError as err:
-        raise MonitorError("--notify is not supported by this installation") from err
+    from rigkit.monitor import notify
+
     options: dict[str, Any] = {
         k: getattr(settings, k)
         for k in ("timeout_s", "rate_limit", "dedup_window_s", "min_severity")

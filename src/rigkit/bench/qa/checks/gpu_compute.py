@@ -84,10 +84,8 @@ def _measure(torch: ModuleType, index: int) -> ComputeMeasurement:
 def estimator_bandwidth_efficiency(architecture: str) -> float | None:
     """The fraction of peak DRAM bandwidth rigkit's estimator assumes decode reaches on this
     architecture (its fitted ``bandwidth_efficiency``); None when the estimator is unavailable."""
-    try:
-        from rigkit.estimate.params import load_params
-    except ImportError:
-        return None
+    from rigkit.estimate.params import load_params
+
     try:
         return load_params().bw_eff(architecture)
     except EstimateError:

@@ -278,10 +278,8 @@ def _temperatures(
 
 
 def _alerts(samples: Sequence[Sample], ctx: QaContext, base: dict[str, Value]) -> CheckResult:
-    try:
-        from rigkit.monitor.alerts import AlertEngine, default_rules
-    except ImportError as err:
-        return CheckResult("soak-alerts", CATEGORY, "skip", f"monitor rules unavailable ({err})")
+    from rigkit.monitor.alerts import AlertEngine, default_rules
+
     engine = AlertEngine(default_rules(ctx.build))
     raised = []
     for s in samples:
