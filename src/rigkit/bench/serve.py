@@ -40,6 +40,9 @@ class PredictionSpec:
     engine: str
     quant: str
     model_id: str
+    max_num_seqs: int | None = None
+    """The server's sequences per step (vLLM --max-num-seqs, llama.cpp -np); None: as many as
+    the sweep's highest concurrency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,32 +235,49 @@ def _ratio(measured: float | None, predicted: float | None) -> float | None:
     return measured / predicted
 
 
+#: the metrics of the results table, predicted and compared one by one: (label, key, stat)
+METRICS: tuple[tuple[str, str, str | None], ...] = (
+    ("TTFT p50 ms", "ttft_ms", "p50"),
+    ("TTFT p99 ms", "ttft_ms", "p99"),
+    ("ITL p50 ms", "itl_ms", "p50"),
+    ("ITL p99 ms", "itl_ms", "p99"),
+    ("TPOT p50 ms", "tpot_ms", "p50"),
+    ("E2E p50 ms", "e2e_ms", "p50"),
+    ("out tok/s", "output_tokens_per_s", None),
+    ("req/s", "requests_per_s", None),
+)
+
+
+def metric(d: dict[str, Any], key: str, stat: str | None) -> float | None:
+    """One table metric from a run's ``to_dict()`` (``stat`` picks from a percentile dict)."""
+    v = d.get(key)
+    if stat is not None:
+        v = v.get(stat) if isinstance(v, dict) else None
+    return _num(v)
+
+
 class Predictor:
-    """rigkit's estimate for the build's GPUs, per run (batch = the run's concurrency)."""
+    """rigkit's serving simulation (:mod:`rigkit.estimate.serving`) of each run's load on the
+    build's first GPU model, with the engine's scheduler policy and the run's prompt and output
+    lengths, concurrency or rate and number of requests."""
 
     def __init__(self, spec: PredictionSpec) -> None:
+        from rigkit.estimate import serving
+        from rigkit.spec import load_build
+
         self.spec = spec
-        try:
-            from rigkit import estimate as est_mod
-            from rigkit import spec as spec_mod
-        except ImportError as err:
-            raise BenchError(
-                f"predictions need rigkit's spec loader and estimator, which are missing ({err})"
-            ) from None
-        estimate_fn = getattr(est_mod, "estimate", None)
-        load_build = getattr(spec_mod, "load_build", None)
-        if estimate_fn is None or load_build is None:
-            raise BenchError("predictions need rigkit.estimate.estimate and rigkit.spec.load_build")
-        self._estimate: Callable[..., Any] = estimate_fn
         self.build = load_build(Path(spec.spec))
-        gpus = getattr(self.build, "gpus", ())
+        gpus = self.build.gpus
         if not gpus:
             raise BenchError(f"{spec.spec}: the build has no GPUs to predict for")
         self.gpu = str(gpus[0].gpu.id)
         self.gpus = len(gpus)
-        cpu = getattr(self.build, "cpu", None)
-        self.cpu = str(cpu.id) if cpu is not None and hasattr(cpu, "id") else None
-        self.ram_gb = _num(getattr(self.build, "memory_gb", None))
+        # fails early (before the sweep) on an id the catalog lacks or a model that does not run
+        self.cost, kv_tokens = serving.cost_from_estimate(
+            spec.model_id, spec.quant, self.gpu, gpus=self.gpus, engine=spec.engine
+        )
+        self.kv_tokens = kv_tokens
+        self.max_num_seqs = spec.max_num_seqs
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -270,41 +290,37 @@ class Predictor:
         }
 
     def predict(self, run: RunResult, cfg: ServeConfig) -> dict[str, Any]:
-        batch = run.concurrency or 1
+        from rigkit.estimate import serving
+
         prompt = round(run.input_tokens / run.completed) if run.completed else cfg.prompt_tokens
-        est = self._estimate(
-            self.spec.model_id,
-            self.spec.quant,
-            self.gpu,
-            gpus=self.gpus,
-            engine=self.spec.engine,
-            prompt=max(1, prompt),
-            gen=cfg.client.gen_tokens,
-            batch=batch,
-            cpu=self.cpu,
-            ram_gb=self.ram_gb,
-        )
-        d: dict[str, Any] = est.to_dict()
-        per_seq = _num(d.get("decode_tokens_per_s"))  # one sequence's decode rate
-        total = _num(d.get("aggregate_tokens_per_s"))  # all sequences of the batch
-        if total is None and per_seq is not None:
-            total = per_seq * batch
-        ttft_s = _num(d.get("ttft_s"))
-        tpot_ms = 1000.0 / per_seq if per_seq else None
-        ttft_ms = 1000.0 * ttft_s if ttft_s is not None else None
+        # without --max-num-seqs the server is taken to have a slot for every client
+        seqs = self.max_num_seqs or max(cfg.concurrencies)
+        pol = serving.policy(self.spec.engine, max_num_seqs=seqs, kv_capacity_tokens=self.kv_tokens)
+        sim = serving.simulate(
+            self.cost,
+            pol,
+            serving.Workload(
+                max(1, prompt),
+                cfg.client.gen_tokens,
+                concurrency=run.concurrency,
+                rate=run.rate,
+                requests=max(1, run.requests),
+                burstiness=cfg.burstiness,
+                seed=cfg.seed,
+            ),
+        ).to_dict()
+        measured = run.to_dict()
         out: dict[str, Any] = {
-            "output_tokens_per_s": total,
-            "ttft_ms": ttft_ms,
-            "tpot_ms": tpot_ms,
-            "fits": d.get("fits"),
-            "bound": d.get("bound"),
-            "batch": batch,
-            "prompt_tokens": prompt,
+            k: sim[k] for k in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s")
         }
+        out["requests_per_s"] = sim["requests_per_s"]
+        out["prompt_tokens"] = prompt
+        out["max_num_seqs"] = pol.max_num_seqs
         out["ratio"] = {
-            "output_tokens_per_s": _ratio(run.output_tokens_per_s, total),
-            "ttft_ms": _ratio(run.ttft_ms.mean, ttft_ms),
-            "tpot_ms": _ratio(run.tpot_ms.mean, tpot_ms),
+            key if stat is None else f"{key}.{stat}": _ratio(
+                metric(measured, key, stat), metric(sim, key, stat)
+            )
+            for _, key, stat in METRICS
         }
         return out
 
@@ -359,30 +375,28 @@ def render_table(result: ServeResult) -> Any:
 
 
 def render_predictions(result: ServeResult) -> Any | None:
-    """A rich table of predicted vs measured, or None without predictions."""
+    """A rich table of predicted vs measured for every metric of the results table (ratio =
+    measured / predicted), or None without predictions."""
     if not any(r.predicted for r in result.runs):
         return None
     from rich.table import Table
 
     t = Table(title="rigkit estimate vs measured (ratio = measured / predicted)")
-    for c in ("conc", "metric", "predicted", "measured", "ratio"):
+    for c in ("run", "metric", "predicted", "measured", "ratio"):
         t.add_column(c, justify="right")
     for r in result.runs:
         p = r.predicted or {}
         ratio = p.get("ratio", {})
-        rows = [
-            (
-                "output tok/s",
-                p.get("output_tokens_per_s"),
-                r.output_tokens_per_s,
-                "output_tokens_per_s",
-            ),
-            ("TTFT ms (mean)", p.get("ttft_ms"), r.ttft_ms.mean, "ttft_ms"),
-            ("TPOT ms (mean)", p.get("tpot_ms"), r.tpot_ms.mean, "tpot_ms"),
-        ]
-        for name, pred, meas, key in rows:
+        measured = r.to_dict()
+        what = f"{r.rate:g}/s" if r.rate is not None else f"c={r.concurrency}"
+        for label, key, stat in METRICS:
+            name = key if stat is None else f"{key}.{stat}"
             t.add_row(
-                str(r.concurrency or "-"), name, _fmt(pred), _fmt(meas), _fmt(ratio.get(key), 2)
+                what,
+                label,
+                _fmt(metric(p, key, stat), 2),
+                _fmt(metric(measured, key, stat), 2),
+                _fmt(ratio.get(name), 2),
             )
     return t
 
@@ -449,8 +463,8 @@ def figure(result: ServeResult) -> Any:
             ax.plot(x, y, style, color=color, label=f"{name} {stat} measured")
             top = max([top, *(v for v in y if v == v)])
         if has_pred:
-            py = ys([_num(p.get(pkey)) for p in pred])
-            ax.plot(px, py, "D:", color="tab:green", mfc="none", label=f"{name} predicted")
+            py = ys([metric(p, pkey, "p50") for p in pred])
+            ax.plot(px, py, "D:", color="tab:green", mfc="none", label=f"{name} p50 predicted")
             top = max([top, *(v for v in py if v == v)])
         for r, xi, yi in zip(runs, x, first, strict=True):
             tag = f"c={r.concurrency}" if r.rate is None else f"{r.rate:g}/s"

@@ -144,6 +144,12 @@ def serve(
     model_id: str | None = typer.Option(
         None, "--model-id", help="Catalog model id when the served name differs."
     ),
+    max_num_seqs: int | None = typer.Option(
+        None,
+        "--max-num-seqs",
+        help="With --spec: the server's sequences per step (-np, --max-num-seqs); default the "
+        "highest --concurrency.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     force: bool = typer.Option(False, "--force", help="Replace --json/--plot files that exist."),
 ) -> None:
@@ -181,7 +187,9 @@ def serve(
             raise BenchError("a prediction needs all of --spec, --engine and --quant")
         if model_id is None:
             _check_served_name(model)
-        prediction = PredictionSpec(str(spec), engine, quant, model_id or model)
+        if max_num_seqs is not None and max_num_seqs < 1:
+            raise BenchError("--max-num-seqs must be at least 1")
+        prediction = PredictionSpec(str(spec), engine, quant, model_id or model, max_num_seqs)
     if requests is None and duration is None:
         requests = 100
     client = ClientConfig(

@@ -106,50 +106,49 @@ def test_unusable_input_raises_bench_error(args: list[str]) -> None:
     assert isinstance(res.exception, BenchError), res.output
 
 
-def test_predictions_with_a_stub_estimator(
+def test_predictions_side_by_side_for_every_metric(
     mock_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[dict[str, Any]] = []
+    from rigkit.estimate import serving
 
-    class Est:
-        def to_dict(self) -> dict[str, Any]:
-            # 100 tok/s per sequence, 400 tok/s for the batch of 4, TTFT 50 ms
-            return {
-                "decode_tokens_per_s": 100.0,
-                "aggregate_tokens_per_s": 400.0,
-                "ttft_s": 0.05,
-                "fits": True,
-                "bound": "memory",
-            }
+    calls: list[tuple[str, str, str, dict[str, Any]]] = []
 
-    def estimate(model: str, quant: str, gpu: str, **kw: Any) -> Est:
-        calls.append({"model": model, "quant": quant, "gpu": gpu, **kw})
-        return Est()
+    def cost(model: str, quant: str, gpu: str, **kw: Any) -> tuple[serving.StepCost, int]:
+        calls.append((model, quant, gpu, kw))
+        # 10 ms per step whatever the batch; prompts of ~32 tokens cost the same 10 ms
+        return serving.StepCost(weights_s=0.010, token_s=0.0), 100_000
 
-    # a real spec with 2x RTX 4090; only the estimator is replaced
+    # a real spec with 2x RTX 4090; only the step cost is replaced
     spec = Path(__file__).resolve().parents[2] / "fixtures/specs/rules/ok-2x4090.yaml"
-    import rigkit.estimate
-
-    monkeypatch.setattr(rigkit.estimate, "estimate", estimate, raising=False)
+    monkeypatch.setattr(serving, "cost_from_estimate", cost)
     out = tmp_path / "r.json"
     res = _invoke(
         "--url", mock_url, "--model", "served-name", "--concurrency", "4", "--requests", "4",
-        "--gen-tokens", "8", "--warmup", "0", "--spec", str(spec), "--engine", "llama.cpp",
-        "--quant", "q4_k_m", "--model-id", "llama-3.1-8b", "--json", str(out),
+        "--gen-tokens", "8", "--warmup", "0", "--spec", str(spec), "--engine", "vllm",
+        "--quant", "f16", "--model-id", "llama-3.1-8b", "--json", str(out),
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["meta"]["gpu"] == "rtx-4090" and data["meta"]["gpus"] == 2
-    assert calls[0]["model"] == "llama-3.1-8b" and calls[0]["batch"] == 4 and calls[0]["gen"] == 8
+    assert calls == [("llama-3.1-8b", "f16", "rtx-4090", {"gpus": 2, "engine": "vllm"})]
     (run,) = data["runs"]
     p = run["predicted"]
-    # TPOT predicted = 1000 ms / 100 tok/s per sequence = 10 ms per token per stream
-    assert p["tpot_ms"] == pytest.approx(10.0)
-    assert p["ttft_ms"] == pytest.approx(50.0)
-    assert p["output_tokens_per_s"] == pytest.approx(400.0)
-    assert p["ratio"]["output_tokens_per_s"] == pytest.approx(run["output_tokens_per_s"] / 400.0)
-    assert p["ratio"]["ttft_ms"] == pytest.approx(run["ttft_ms"]["mean"] / 50.0)
+    # vLLM policy, step overhead 3 ms: 13 ms per step. 4 requests at once: the prompt step
+    # gives the first token at 13 ms, 7 more steps end them at 8 x 13 = 104 ms
+    assert p["ttft_ms"]["p50"] == pytest.approx(13.0)
+    assert p["itl_ms"]["p99"] == pytest.approx(13.0)
+    assert p["tpot_ms"]["p50"] == pytest.approx(13.0)
+    assert p["e2e_ms"]["p50"] == pytest.approx(104.0)
+    # 32 tokens in 0.104 s
+    assert p["output_tokens_per_s"] == pytest.approx(32 / 0.104)
+    assert p["ratio"]["ttft_ms.p50"] == pytest.approx(run["ttft_ms"]["p50"] / 13.0)
+    assert p["ratio"]["output_tokens_per_s"] == pytest.approx(
+        run["output_tokens_per_s"] / (32 / 0.104)
+    )
+    # every metric of the results table is in the side-by-side table
     assert "estimate vs measured" in res.output
+    for label in ("TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "E2E p50 ms", "req/s"):
+        assert label in res.output
 
 
 def test_mock_server_rejects_bad_fault() -> None:

@@ -31,7 +31,11 @@ def _result(predicted: bool = False) -> ServeResult:
     if predicted:
         runs = [
             r.with_prediction(
-                {"output_tokens_per_s": 9.0 * (i + 1), "ttft_ms": 110.0, "tpot_ms": 14.0}
+                {
+                    "output_tokens_per_s": 9.0 * (i + 1),
+                    "ttft_ms": {"p50": 110.0},
+                    "tpot_ms": {"p50": 14.0},
+                }
             )
             for i, r in enumerate(runs)
         ]
@@ -85,8 +89,10 @@ def test_predictions_are_drawn() -> None:
     fig = figure(_result(predicted=True))
     try:
         labels = [str(ln.get_label()) for ax in fig.axes for ln in ax.get_lines()]
-        assert "TTFT predicted" in labels and "TPOT predicted" in labels
-        (tpot_pred,) = [ln for ln in fig.axes[1].get_lines() if ln.get_label() == "TPOT predicted"]
+        assert "TTFT p50 predicted" in labels and "TPOT p50 predicted" in labels
+        (tpot_pred,) = [
+            ln for ln in fig.axes[1].get_lines() if ln.get_label() == "TPOT p50 predicted"
+        ]
         # predicted points at 9, 18, 27 tok/s and 14 ms
         assert list(tpot_pred.get_xdata()) == [9.0, 18.0, 27.0]
         assert list(tpot_pred.get_ydata()) == [14.0, 14.0, 14.0]
