@@ -72,6 +72,29 @@ class PlacedDrive:
 
 
 @dataclass(frozen=True)
+class CostLine:
+    """One priced line of the build: ``quantity`` x ``unit_usd`` (None: no price known)."""
+
+    category: str
+    item: str
+    quantity: int
+    unit_usd: float | None
+
+    @property
+    def total_usd(self) -> float:
+        return (self.unit_usd or 0.0) * self.quantity
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "item": self.item,
+            "quantity": self.quantity,
+            "unit_usd": self.unit_usd,
+            "total_usd": round(self.total_usd, 2),
+        }
+
+
+@dataclass(frozen=True)
 class Build:
     name: str
     spec_path: str | None
@@ -105,39 +128,47 @@ class Build:
     def memory_gb(self) -> int:
         return self.memory.module_gb * self.memory_modules
 
+    def cost_lines(self) -> list[CostLine]:
+        """Every part at its catalog street price (``price_usd``), one line per part or per
+        identical GPUs, plus ``extra_cost_usd``: the one cost computation (plan, rules, JSON)."""
+        lines = [
+            CostLine("cpu", self.cpu.name, 1, self.cpu.price_usd),
+            CostLine("motherboard", self.motherboard.name, 1, self.motherboard.price_usd),
+            CostLine("memory", self.memory.name, self.memory_modules, self.memory.price_usd),
+        ]
+        gpu_counts: dict[str, list[Any]] = {}
+        for g in self.gpus:
+            gpu_counts.setdefault(g.gpu.id, [g.gpu, 0])[1] += 1
+        for gpu, n in gpu_counts.values():
+            lines.append(CostLine("gpu", gpu.name, n, gpu.price_usd))
+        for p in self.psus:
+            lines.append(CostLine("psu", p.name, 1, p.price_usd))
+        for d in self.drives:
+            lines.append(CostLine("storage", d.drive.name, 1, d.drive.price_usd))
+        for n in self.nics:
+            lines.append(CostLine("network", n.part.name, 1, n.part.price_usd))
+        for f, q in self.fans:
+            lines.append(CostLine("cooling", f.name, q, f.price_usd))
+        if self.cooler is not None:
+            lines.append(CostLine("cooling", self.cooler.name, 1, self.cooler.price_usd))
+        if self.case is not None:
+            lines.append(CostLine("case", self.case.name, 1, self.case.price_usd))
+        if self.ups is not None:
+            lines.append(CostLine("ups", self.ups.name, 1, self.ups.price_usd))
+        if self.extra_cost_usd:
+            lines.append(CostLine("other", "extra (outside the catalog)", 1, self.extra_cost_usd))
+        return lines
+
     def cost_breakdown(self) -> dict[str, float]:
-        """Street price per category from the catalog's ``price_usd`` (unpriced parts count 0)."""
-
-        def p(price: float | None, n: int = 1) -> float:
-            return (price or 0.0) * n
-
-        out = {
-            "cpu": p(self.cpu.price_usd),
-            "gpus": sum(p(g.gpu.price_usd) for g in self.gpus),
-            "memory": p(self.memory.price_usd, self.memory_modules),
-            "storage": sum(p(d.drive.price_usd) for d in self.drives),
-            "psus": sum(p(x.price_usd) for x in self.psus),
-            "motherboard": p(self.motherboard.price_usd),
-            "cooling": sum(p(f.price_usd, n) for f, n in self.fans)
-            + (p(self.cooler.price_usd) if self.cooler else 0.0),
-            "networking": sum(p(n.part.price_usd) for n in self.nics),
-            "case": p(self.case.price_usd) if self.case else 0.0,
-            "ups": p(self.ups.price_usd) if self.ups else 0.0,
-            "extra": self.extra_cost_usd,
-        }
+        """USD per category of :meth:`cost_lines` (unpriced parts count 0)."""
+        out: dict[str, float] = {}
+        for c in self.cost_lines():
+            out[c.category] = out.get(c.category, 0.0) + c.total_usd
         return out
 
     @property
     def total_cost_usd(self) -> float:
-        return sum(self.cost_breakdown().values())
-
-    def unpriced_parts(self) -> list[str]:
-        """Ids of parts in the build that have no price in the catalog."""
-        parts: list[Any] = [self.cpu, self.memory, self.motherboard]
-        parts += [g.gpu for g in self.gpus] + [d.drive for d in self.drives] + list(self.psus)
-        parts += [n.part for n in self.nics] + [f for f, _ in self.fans]
-        parts += [x for x in (self.cooler, self.case, self.ups) if x is not None]
-        return sorted({x.id for x in parts if x.price_usd is None})
+        return sum(c.total_usd for c in self.cost_lines())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: part ids, placements, site, expectations and cost."""

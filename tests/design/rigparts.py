@@ -12,9 +12,11 @@ catalog. The reference-like build ("ref"):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from rigkit.build import Build, PlacedDevice, PlacedDrive, PlacedGpu, Site
+from rigkit.catalog.loader import Catalog
 from rigkit.catalog.parts import (
     Case,
     CloudInstance,
@@ -253,6 +255,19 @@ def cloud(**kw: Any) -> CloudInstance:
     )
     base.update(kw)
     return CloudInstance(**base)
+
+
+def catalog(
+    gpus: Sequence[Gpu] = (), ups: Sequence[Ups] = (), cloud: Sequence[CloudInstance] = ()
+) -> Catalog:
+    """A catalog of just these parts, for the rules that compare a build with the catalog."""
+    kinds: dict[str, Any] = {f.name: {} for f in dataclasses.fields(Catalog)}
+    kinds.update(
+        gpus={g.id: g for g in gpus},
+        ups={u.id: u for u in ups},
+        cloud={c.id: c for c in cloud},
+    )
+    return Catalog(**kinds)
 
 
 def ref(**kw: Any) -> Build:

@@ -11,20 +11,17 @@ from rigkit.build import Site
 from rigkit.design import model
 from rigkit.design.plan import plan
 from rigkit.design.registry import Finding, Severity
-from rigkit.design.rules import cost as cost_rules
 
-
-@pytest.fixture(autouse=True)
-def _no_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    a100 = rp.gpu(id="a100-40gb", name="A100 40GB", vram_gb=40)
-    l40s = rp.gpu(id="l40s", name="L40S", vram_gb=48)
-    inst = [
+CATALOG = rp.catalog(
+    gpus=[
+        rp.gpu(id="a100-40gb", name="A100 40GB", vram_gb=40),
+        rp.gpu(id="l40s", name="L40S", vram_gb=48),
+    ],
+    cloud=[
         rp.cloud(),
         rp.cloud(id="g96", name="2x L40S", gpu_id="l40s", gpu_count=2, price_per_hour_usd=4.0),
-    ]
-    monkeypatch.setattr(
-        cost_rules, "_catalog_gpus_and_cloud", lambda: ({"a100-40gb": a100, "l40s": l40s}, inst)
-    )
+    ],
+)
 
 
 def one(findings: list[Finding], code: str) -> Finding:
@@ -83,7 +80,7 @@ def test_circuit_usable_watts() -> None:
 
 def test_circuit_finding_numbers_with_other_load() -> None:
     site = Site(mains_voltage_v=120, breaker_a=20, dedicated_circuit=True, other_load_w=100)
-    f = one(plan(rp.ref(site=site), capacity=False).findings, "CIR001")
+    f = one(plan(rp.ref(site=site), capacity=False, catalog=CATALOG).findings, "CIR001")
     assert f.severity is Severity.ERROR
     # 2612.8 + 100 = 2712.8 W > 1920 W
     assert f.data["load_w"] == pytest.approx(2712.8, abs=0.1)
@@ -129,7 +126,7 @@ def test_raid0_read_and_link_cap() -> None:
 
 
 def test_nic_link_numbers() -> None:
-    f = one(plan(rp.ref(), capacity=False).findings, "NET001")
+    f = one(plan(rp.ref(), capacity=False, catalog=CATALOG).findings, "NET001")
     # 2 x 25 Gb/s / 8 = 6.25 GB/s; PCIe 3.0 x8 = 8 x 0.985 = 7.88 GB/s
     assert f.data["ports_gb_s"] == pytest.approx(6.25)
     assert f.data["pcie_gb_s"] == pytest.approx(7.88)
@@ -140,7 +137,7 @@ def test_gpu_link_x8() -> None:
     slots = [rp.slot(f"S{i}", i, electrical_lanes=8 if i == 3 else 16) for i in range(1, 8)]
     board = rp.board(pcie_slots=slots)
     b = rp.placed(dataclasses.replace(b, motherboard=board), ["S1", "S3"])
-    f = one(plan(b, capacity=False).findings, "PCI003")
+    f = one(plan(b, capacity=False, catalog=CATALOG).findings, "PCI003")
     # PCIe 4.0 x8 = 8 x 1.969 = 15.75 GB/s vs x16 = 31.5 GB/s
     assert f.data["bandwidth_gb_s"] == pytest.approx(15.75)
     assert f.data["full_bandwidth_gb_s"] == pytest.approx(31.5)
@@ -154,7 +151,7 @@ def test_connector_adapters_count() -> None:
             rp.psu(1000, atx_version="2.x", connectors=conn),
         )
     )
-    f = one(plan(b, capacity=False).findings, "PSU001")
+    f = one(plan(b, capacity=False, catalog=CATALOG).findings, "PSU001")
     # 4 cards x ceil(600 W max limit / 150 W) = 4 x 4 = 16 8-pin leads, the PSUs have 8 + 8
     assert f.data["adapters"] == 4
     assert f.data["8pin_per_adapter"] == 4
@@ -170,7 +167,7 @@ def test_transients_on_atx2() -> None:
             rp.psu(1000, atx_version="2.x", connectors=conn),
         )
     )
-    fs = [f for f in plan(b, capacity=False).findings if f.rule == "PWR002"]
+    fs = [f for f in plan(b, capacity=False, catalog=CATALOG).findings if f.rule == "PWR002"]
     # PSU0: 570 + 2 x 675 = 1920 > 1600 (no excursion allowance); PSU1: 2 x 675 = 1350 > 1000
     assert [f.data["peak_w"] for f in fs] == [1920, 1350]
     assert all(f.severity is Severity.ERROR for f in fs)
@@ -193,7 +190,7 @@ def model_ups(ups: object, load: float) -> tuple[float, str]:
 
 
 def test_break_even_against_comparable_instance() -> None:
-    r = plan(rp.ref(), capacity=False)
+    r = plan(rp.ref(), capacity=False, catalog=CATALOG)
     f = one(list(r.findings), "CST002")
     total = r.summary.total_cost_usd
     # parts: 4000 + 1300 + 8 x 400 + 4 x 1800 + 2 x 450 + 3 x 300 + 275 + 6 x 30 + 150 + 300 = 18405
@@ -218,12 +215,12 @@ def test_electricity_per_month() -> None:
 
 
 def test_lane_count() -> None:
-    f = one(plan(rp.ref(), capacity=False).findings, "PCI001")
+    f = one(plan(rp.ref(), capacity=False, catalog=CATALOG).findings, "PCI001")
     assert f.data["used_lanes"] == 84  # 4 x 16 + 8 + 3 x 4
 
 
 def test_card_overlap_positions() -> None:
-    fs = [f for f in plan(rp.ref(), capacity=False).findings if f.rule == "CLR001"]
+    fs = [f for f in plan(rp.ref(), capacity=False, catalog=CATALOG).findings if f.rule == "CLR001"]
     # gpu0 (1-3) blocks gpu1 at 3; gpu1 (3-5) blocks gpu2 at 5; gpu2 (5-7) blocks the NIC at 6 and gpu3 at 7
     assert [(f.data["position"], f.data["blocked_position"]) for f in fs] == [
         (1, 3),
@@ -235,7 +232,7 @@ def test_card_overlap_positions() -> None:
 
 def test_ups_finding_numbers() -> None:
     b = rp.ref(ups=rp.ups(watts=3300, va=3500))
-    f = one(plan(b, capacity=False).findings, "UPS001")
+    f = one(plan(b, capacity=False, catalog=CATALOG).findings, "UPS001")
     # 2612.81 W / 0.99 PF = 2639.2 VA <= 3500; 2612.81 / 3300 = 79% (under the 80% warning)
     assert f.severity is Severity.INFO
     assert f.data["va"] == 2639
@@ -244,7 +241,7 @@ def test_ups_finding_numbers() -> None:
 
 
 def test_room_cooling_numbers() -> None:
-    f = one(plan(rp.ref(), capacity=False).findings, "HVC001")
+    f = one(plan(rp.ref(), capacity=False, catalog=CATALOG).findings, "HVC001")
     assert f.severity is Severity.WARNING  # not stated
     assert f.data["heat_btu_h"] == 8915  # 2612.81 x 3.412
     assert "12,000 BTU/h" in f.fix  # one ton covers 8,915 BTU/h
@@ -263,7 +260,7 @@ def test_slot_sharing_on_x670e_two_rtx_3090() -> None:
     # CPU 5) = 4, so each card gets 8 x 1.969 = 15.75 GB/s instead of 16 x 1.969 = 31.5 GB/s
     assert [(g.slot, g.lanes, g.gen) for g in gpus] == [("PCIEX16_1", 8, 4), ("PCIEX16_2", 8, 4)]
     assert [g.bandwidth_gb_s for g in gpus] == pytest.approx([15.75, 15.75], abs=0.01)
-    findings = plan(build, capacity=False).findings
+    findings = plan(build, capacity=False, catalog=CATALOG).findings
     pci005 = one(findings, "PCI005")
     assert pci005.severity is Severity.WARNING
     assert pci005.data["lanes_before"] == 16 and pci005.data["lanes_after"] == 8

@@ -10,7 +10,6 @@ import rigparts as rp
 
 from rigkit.build import Build, PlacedDevice, PlacedDrive, Site
 from rigkit.design.registry import Finding, Severity, all_rules
-from rigkit.design.rules import cost as cost_rules
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
@@ -275,14 +274,12 @@ CLOUD = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _test_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cost_rules, "_catalog_gpus_and_cloud", lambda: (CLOUD_GPUS, list(CLOUD)))
+CATALOG = rp.catalog(gpus=list(CLOUD_GPUS.values()), cloud=CLOUD)
 
 
 def run(code: str, build: Build) -> list[Finding]:
     (r,) = [r for r in all_rules() if r.code == code]
-    return list(r.func(build))
+    return list(r.check(build, CATALOG))
 
 
 def worst(findings: list[Finding]) -> Severity | None:
@@ -333,3 +330,12 @@ def test_registry_refuses_duplicates_and_unknown_categories() -> None:
         rule("PWR001", "again", "power", E)(lambda b: iter(()))
     with pytest.raises(ValueError, match="unknown category"):
         rule("ZZZ999", "bad", "nonsense", E)
+
+
+def test_rules_take_the_build_and_only_the_catalog_rules_take_the_catalog() -> None:
+    from rigkit.design.registry import rule
+
+    # two rules compare the build with the catalog; every other one reads the build alone
+    assert {r.code for r in all_rules() if r.reads_catalog} == {"CST002", "UPS002"}
+    with pytest.raises(ValueError, match=r"takes \(build\) or \(build, catalog\)"):
+        rule("ZZZ998", "bad", "power", E)(lambda build, cat: iter(()))

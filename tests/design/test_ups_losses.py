@@ -16,17 +16,13 @@ from rigkit.build import Site
 from rigkit.design import model
 from rigkit.design.plan import PlanResult, plan
 from rigkit.design.registry import Finding, Severity
-from rigkit.design.rules import cost as cost_rules
 
 WALL = 2612.81  # rp.ref(): PSU0 1621.62 + PSU1 991.19 W at the PSUs' input
 
 
-@pytest.fixture(autouse=True)
-def _no_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    a100 = rp.gpu(id="a100-40gb", name="A100 40GB", vram_gb=40)
-    monkeypatch.setattr(
-        cost_rules, "_catalog_gpus_and_cloud", lambda: ({"a100-40gb": a100}, [rp.cloud()])
-    )
+CATALOG = rp.catalog(
+    gpus=[rp.gpu(id="a100-40gb", name="A100 40GB", vram_gb=40)], cloud=[rp.cloud()]
+)
 
 
 def one(r: PlanResult, code: str) -> Finding:
@@ -78,7 +74,7 @@ def test_line_interactive_and_maker_figures() -> None:
 
 def test_circuit_carries_the_ups_input() -> None:
     site = Site(mains_voltage_v=120, breaker_a=30, dedicated_circuit=True, other_load_w=50)
-    f = one(plan(rp.ref(ups=rp.ups(), site=site), capacity=False), "CIR001")
+    f = one(plan(rp.ref(ups=rp.ups(), site=site), capacity=False, catalog=CATALOG), "CIR001")
     # 2779.59 + 50 = 2829.59 W <= 120 x 30 x 0.8 = 2880 W
     assert f.severity is Severity.INFO
     assert f.data["load_w"] == pytest.approx(2829.6, abs=0.1)
@@ -88,13 +84,15 @@ def test_circuit_carries_the_ups_input() -> None:
     assert "2613 W machine + 167 W UPS losses at 94% efficiency + 50 W other" in f.message
     # 150 W other: 2779.59 + 150 = 2929.59 W > 2880 W, where the machine alone (2762.81) fits
     site2 = Site(mains_voltage_v=120, breaker_a=30, dedicated_circuit=True, other_load_w=150)
-    f2 = one(plan(rp.ref(ups=rp.ups(), site=site2), capacity=False), "CIR001")
+    f2 = one(plan(rp.ref(ups=rp.ups(), site=site2), capacity=False, catalog=CATALOG), "CIR001")
     assert f2.severity is Severity.ERROR
     assert f2.data["load_w"] == pytest.approx(2929.6, abs=0.1)
 
 
 def test_heat_in_the_room_counts_the_ups() -> None:
-    r = plan(rp.ref(ups=rp.ups(), site=Site(room_cooling_btu_h=9200.0)), capacity=False)
+    r = plan(
+        rp.ref(ups=rp.ups(), site=Site(room_cooling_btu_h=9200.0)), capacity=False, catalog=CATALOG
+    )
     thm = one(r, "THM001")
     # (2612.81 + 166.78) x 3.412 = 2779.59 x 3.412 = 9483.9 BTU/h = 0.79 tons
     assert thm.data["heat_btu_h"] == 9484
@@ -109,7 +107,7 @@ def test_heat_in_the_room_counts_the_ups() -> None:
 
 
 def test_ups_sizing_still_uses_its_output_load() -> None:
-    f = one(plan(rp.ref(ups=rp.ups()), capacity=False), "UPS001")
+    f = one(plan(rp.ref(ups=rp.ups()), capacity=False, catalog=CATALOG), "UPS001")
     # the UPS carries the PSUs' input, not its own: 2612.81 / 2700 = 96.8% (> 80%: warning)
     assert f.data["wall_w"] == pytest.approx(2612.8, abs=0.1)
     assert f.data["va"] == 2639  # 2612.81 / 0.99
@@ -122,7 +120,7 @@ def test_electricity_and_break_even_pay_for_the_losses() -> None:
     assert model.electricity_usd_per_month(b, WALL) == pytest.approx(204.13, abs=0.01)
     # per hour: 2.77959 x 0.17 = $0.4725
     assert model.electricity_usd_per_hour(b, WALL) == pytest.approx(0.4725, abs=0.0001)
-    r = plan(b, capacity=False)
+    r = plan(b, capacity=False, catalog=CATALOG)
     assert r.summary.electricity_usd_month == pytest.approx(204.13, abs=0.01)
     cst = one(r, "CST001")
     assert cst.data["energy_w"] == pytest.approx(2779.6, abs=0.1)
@@ -135,7 +133,7 @@ def test_electricity_and_break_even_pay_for_the_losses() -> None:
 
 
 def test_summary_heat_is_the_machines_room_heat_is_beside_it() -> None:
-    s = plan(rp.ref(ups=rp.ups()), capacity=False).summary
+    s = plan(rp.ref(ups=rp.ups()), capacity=False, catalog=CATALOG).summary
     assert s.heat_btu_h == pytest.approx(8914.9, abs=0.5)  # 2612.81 x 3.412, the machine
     d = s.to_dict()
     assert d["heat_btu_h"] == 8915
@@ -165,7 +163,7 @@ def test_reference_example_figures() -> None:
     spec = Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml"
     if not spec.exists():
         pytest.skip("reference example not present")
-    p = plan(load_build(spec), capacity=False).summary.power
+    p = plan(load_build(spec), capacity=False, catalog=CATALOG).summary.power
     # the reference's SRT3000XLA (94%): wall / 0.94 on the circuit, the rest is UPS losses;
     # its wall power is ~2593 W: 2593 / 0.94 = 2758.5 W, 165.5 W of losses, 2758.5 x 3.412 =
     # 9412 BTU/h in the room against 2593 x 3.412 = 8847 BTU/h from the machine

@@ -12,6 +12,7 @@ import yaml
 
 from rigkit.build import Build, Site
 from rigkit.catalog import load_catalog
+from rigkit.catalog.loader import Catalog
 from rigkit.catalog.parts import INPUT_PLUGS, InputPlug, Ups
 from rigkit.design.registry import Finding, Severity
 from rigkit.design.rules import site as site_rules
@@ -25,8 +26,9 @@ DESKTOP = ROOT / "examples" / "2x3090-desktop.yaml"
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 
-def ups002(build: Build) -> Finding:
-    (f,) = list(site_rules.ups_input_plug(build))
+def ups002(build: Build, catalog: Catalog | None = None) -> Finding:
+    """UPS002's one finding; the alternatives from ``catalog`` (default: the packaged one)."""
+    (f,) = list(site_rules.ups_input_plug(build, catalog or load_catalog()))
     return f
 
 
@@ -162,9 +164,7 @@ ALTS = [
 ]
 
 
-@pytest.fixture
-def alts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(site_rules, "_catalog_ups", lambda: list(ALTS))
+ALTS_CATALOG = rp.catalog(ups=ALTS)
 
 
 def on(plug: InputPlug | None, volts: float = 120.0, amps: float = 15.0, **kw: object) -> Build:
@@ -173,9 +173,8 @@ def on(plug: InputPlug | None, volts: float = 120.0, amps: float = 15.0, **kw: o
     )
 
 
-@pytest.mark.usefixtures("alts")
 def test_alternatives_cheapest_first_that_fit_plug_and_load() -> None:
-    f = ups002(on("L5-30P", amps=20.0))
+    f = ups002(on("L5-30P", amps=20.0), ALTS_CATALOG)
     assert f.severity is E
     # a 20 A circuit takes 15 and 20 A receptacles: C ($800, 5-15P) then A ($900, 5-20P);
     # B is short of VA, E of watts, D needs 30 A
@@ -186,7 +185,6 @@ def test_alternatives_cheapest_first_that_fit_plug_and_load() -> None:
     )
 
 
-@pytest.mark.usefixtures("alts")
 @pytest.mark.parametrize(
     ("plug", "volts", "amps", "expected"),
     [
@@ -207,18 +205,18 @@ def test_alternatives_cheapest_first_that_fit_plug_and_load() -> None:
 def test_nec_receptacle_table(
     plug: InputPlug | None, volts: float, amps: float, expected: Severity
 ) -> None:
-    f = ups002(on(plug, volts, amps, output_voltage_v=120.0 if volts < 160 else volts))
+    f = ups002(
+        on(plug, volts, amps, output_voltage_v=120.0 if volts < 160 else volts), ALTS_CATALOG
+    )
     assert f.severity is expected, f.message
 
 
-@pytest.mark.usefixtures("alts")
 def test_5_15p_on_a_30a_circuit_explains_the_table() -> None:
-    f = ups002(on("5-15P", amps=30.0))
+    f = ups002(on("5-15P", amps=30.0), ALTS_CATALOG)
     assert "allows only on a 15 A or 20 A circuit" in f.message
     # 120 x 15 x 0.8 = 1440 W continuous
     assert "dedicated 15 A 120 V circuit with a NEMA 5-15R (120 x 15 x 0.8 = 1440 W" in f.fix
 
 
-@pytest.mark.usefixtures("alts")
 def test_no_ups_no_finding() -> None:
-    assert list(site_rules.ups_input_plug(rp.ref())) == []
+    assert list(site_rules.ups_input_plug(rp.ref(), ALTS_CATALOG)) == []

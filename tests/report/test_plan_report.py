@@ -10,20 +10,17 @@ import rigparts as rp
 from rich.console import Console
 
 from rigkit.design.plan import PlanResult, plan
-from rigkit.design.rules import cost as cost_rules
 from rigkit.report.markdown import render_markdown
 from rigkit.report.render import capacity_md, render_html, render_json, write_report
 from rigkit.report.text import render_text
 
-
-@pytest.fixture(autouse=True)
-def _no_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cost_rules, "_catalog_gpus_and_cloud", lambda: ({}, []))
+#: no cloud instances: CST002 has nothing to compare with
+CATALOG = rp.catalog()
 
 
 @pytest.fixture
 def result() -> PlanResult:
-    return plan(rp.ref(), capacity=False)
+    return plan(rp.ref(), capacity=False, catalog=CATALOG)
 
 
 def test_json_document(result: PlanResult) -> None:
@@ -61,7 +58,7 @@ def test_markdown(result: PlanResult) -> None:
 
 
 def test_glance_says_the_ups_losses() -> None:
-    r = plan(rp.ref(ups=rp.ups()), capacity=False)
+    r = plan(rp.ref(ups=rp.ups()), capacity=False, catalog=CATALOG)
     md = render_markdown(r)
     # rigparts' online UPS at the 0.94 default: 2612.81 / 0.94 = 2779.59 W, 166.78 W of losses
     assert "| Wall power | 2,613 W machine + 167 W UPS losses = 2,780 W |" in md
@@ -112,7 +109,7 @@ def test_write_report(result: PlanResult, tmp_path: Path) -> None:
 
 
 def test_capacity_section_in_every_rendering() -> None:
-    r = plan(rp.ref())
+    r = plan(rp.ref(), catalog=CATALOG)
     assert r.capacity is not None
     assert r.to_dict()["capacity"]["gpus"] == r.build.gpu_count
     md = render_markdown(r, None, capacity_md(r))
@@ -130,7 +127,7 @@ def test_a_capacity_bug_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(plan_mod, "plan_capacity", broken)
     with pytest.raises(AttributeError, match="a bug in plan_capacity"):
-        plan(rp.ref())
+        plan(rp.ref(), catalog=CATALOG)
 
 
 def _with_claims(result: PlanResult) -> PlanResult:

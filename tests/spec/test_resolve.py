@@ -60,10 +60,10 @@ def test_reference_build() -> None:
     ]
     assert [(f.id, n) for f, n in b.fans] == [("noctua-nf-a14-ippc-3000", 6)]
     # seed breakdown: CPU 3899 + GPUs 7200 + RAM 3200 + storage 850 + PSUs 899 + board 1299
-    # = 17347; with cooling 6 x 35 + 150 = 360 and networking 275 -> 17982, the seed's
+    # = 17347; with cooling 6 x 35 + 150 = 360 and network 275 -> 17982, the seed's
     # $17,972 total plus $10 (the seed lists $450 for cooling; its own items sum to $18,072)
     cost = b.cost_breakdown()
-    assert cost["gpus"] == 7200
+    assert cost["gpu"] == 7200
     core = sum(v for k, v in cost.items() if k not in ("case", "ups"))
     assert core == 17982
 

@@ -587,61 +587,6 @@ def volumes(build: Build) -> list[Volume]:
 # --- cost ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CostLine:
-    category: str
-    item: str
-    quantity: int
-    unit_usd: float | None
-
-    @property
-    def total_usd(self) -> float:
-        return (self.unit_usd or 0.0) * self.quantity
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "category": self.category,
-            "item": self.item,
-            "quantity": self.quantity,
-            "unit_usd": self.unit_usd,
-            "total_usd": round(self.total_usd, 2),
-        }
-
-
-def cost_lines(build: Build) -> list[CostLine]:
-    lines = [
-        CostLine("cpu", build.cpu.name, 1, build.cpu.price_usd),
-        CostLine("motherboard", build.motherboard.name, 1, build.motherboard.price_usd),
-        CostLine("memory", build.memory.name, build.memory_modules, build.memory.price_usd),
-    ]
-    gpu_counts: dict[str, list[Any]] = {}
-    for g in build.gpus:
-        gpu_counts.setdefault(g.gpu.id, [g.gpu, 0])[1] += 1
-    for gpu, n in gpu_counts.values():
-        lines.append(CostLine("gpu", gpu.name, n, gpu.price_usd))
-    for p in build.psus:
-        lines.append(CostLine("psu", p.name, 1, p.price_usd))
-    for d in build.drives:
-        lines.append(CostLine("storage", d.drive.name, 1, d.drive.price_usd))
-    for n in build.nics:
-        lines.append(CostLine("network", n.part.name, 1, n.part.price_usd))
-    for f, q in build.fans:
-        lines.append(CostLine("cooling", f.name, q, f.price_usd))
-    if build.cooler is not None:
-        lines.append(CostLine("cooling", build.cooler.name, 1, build.cooler.price_usd))
-    if build.case is not None:
-        lines.append(CostLine("case", build.case.name, 1, build.case.price_usd))
-    if build.ups is not None:
-        lines.append(CostLine("ups", build.ups.name, 1, build.ups.price_usd))
-    if build.extra_cost_usd:
-        lines.append(CostLine("other", "extra (outside the catalog)", 1, build.extra_cost_usd))
-    return lines
-
-
-def total_cost_usd(build: Build) -> float:
-    return sum(c.total_usd for c in cost_lines(build))
-
-
 def ups_input_w(build: Build, psu_input_w: float) -> float:
     """What the outlet supplies for ``psu_input_w`` at the PSUs: the build's UPS (when it has one)
     draws its load over its efficiency (:func:`ups_efficiency`)."""

@@ -8,16 +8,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rigkit.catalog import load_catalog
+from rigkit.catalog.loader import Catalog
 from rigkit.design.claims import ClaimCheck, check_claims
 from rigkit.design.model import (
     BTU_H_PER_W,
-    CostLine,
     MemoryConfig,
     PcieLink,
     PowerBudget,
     Volume,
     break_even_hours,
-    cost_lines,
     electricity_usd_per_hour,
     electricity_usd_per_month,
     memory_config,
@@ -29,7 +29,7 @@ from rigkit.design.registry import Finding, Severity, run_rules
 from rigkit.estimate.capacity import Capacity, plan_capacity
 
 if TYPE_CHECKING:
-    from rigkit.build import Build
+    from rigkit.build import Build, CostLine
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Summary:
 
 def summarize(build: Build) -> Summary:
     power = power_budget(build)
-    costs = tuple(cost_lines(build))
+    costs = tuple(build.cost_lines())
     total = sum(c.total_usd for c in costs)
     be = None
     if build.cloud is not None:
@@ -176,13 +176,17 @@ class PlanResult:
         return out
 
 
-def plan(build: Build, *, capacity: bool = True) -> PlanResult:
-    """Run every rule on ``build``, add up its summary numbers and check the spec's claims."""
+def plan(build: Build, *, capacity: bool = True, catalog: Catalog | None = None) -> PlanResult:
+    """Run every rule on ``build``, add up its summary numbers and check the spec's claims.
+
+    ``catalog``: what the rules compare the build with (cloud instances, UPS units); default
+    the packaged catalog the spec was resolved against.
+    """
     summary = summarize(build)
     return PlanResult(
         build=build,
         summary=summary,
-        findings=tuple(run_rules(build)),
+        findings=tuple(run_rules(build, load_catalog() if catalog is None else catalog)),
         capacity=plan_capacity(build) if capacity else None,
         claims=check_claims(build, summary),
     )

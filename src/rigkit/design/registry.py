@@ -1,7 +1,10 @@
 """The design-rule registry: small pure functions ``(build) -> Iterator[Finding]`` with stable codes.
 
-A rule is registered with :func:`rule`; codes are never reused and the registry refuses duplicates.
-The docstring of each rule says what it checks, why, and how to fix it (``rigkit rules`` prints it).
+A rule that compares the build with the catalog (the cheapest comparable cloud instance, a UPS
+that fits the circuit) takes it as a second argument, ``(build, catalog)``: :func:`run_rules`
+passes the catalog it is given, so a test hands it a small one. A rule is registered with
+:func:`rule`; codes are never reused and the registry refuses duplicates. The docstring of each
+rule says what it checks, why, and how to fix it (``rigkit rules`` prints it).
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from rigkit.build import Build
+    from rigkit.catalog.loader import Catalog
 
 
 class Severity(StrEnum):
@@ -60,7 +64,9 @@ class Finding:
         }
 
 
-RuleFunc = Callable[["Build"], Iterator[Finding]]
+#: ``(build) -> findings``, or ``(build, catalog) -> findings`` for a rule that reads the catalog
+RuleFunc = Callable[..., Iterator[Finding]]
+_F = TypeVar("_F", bound=RuleFunc)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,11 @@ class Rule:
     category: str
     severity: Severity  # default severity of its findings
     func: RuleFunc
+    reads_catalog: bool = False  # func takes (build, catalog)
+
+    def check(self, build: Build, catalog: Catalog) -> Iterator[Finding]:
+        """The rule's findings on ``build`` (with ``catalog`` when it compares with it)."""
+        return self.func(build, catalog) if self.reads_catalog else self.func(build)
 
     @property
     def doc(self) -> str:
@@ -89,16 +100,19 @@ class Rule:
 _REGISTRY: dict[str, Rule] = {}
 
 
-def rule(code: str, name: str, category: str, severity: Severity) -> Callable[[RuleFunc], RuleFunc]:
+def rule(code: str, name: str, category: str, severity: Severity) -> Callable[[_F], _F]:
     """Register a rule. Inside it, build findings with ``RULES[code].finding(...)`` or
     :func:`finding`."""
     if category not in CATEGORIES:
         raise ValueError(f"rule {code}: unknown category {category!r}")
 
-    def deco(func: RuleFunc) -> RuleFunc:
+    def deco(func: _F) -> _F:
         if code in _REGISTRY:
             raise ValueError(f"duplicate rule code {code}")
-        _REGISTRY[code] = Rule(code, name, category, severity, func)
+        params = list(inspect.signature(func).parameters)
+        if params not in (["build"], ["build", "catalog"]):
+            raise ValueError(f"rule {code}: takes (build) or (build, catalog), not {params}")
+        _REGISTRY[code] = Rule(code, name, category, severity, func, len(params) == 2)
         return func
 
     return deco
@@ -118,10 +132,11 @@ def all_rules() -> list[Rule]:
     return sorted(_REGISTRY.values(), key=lambda r: r.code)
 
 
-def run_rules(build: Build) -> list[Finding]:
-    """Run every rule on the build; findings sorted by severity, then code."""
+def run_rules(build: Build, catalog: Catalog) -> list[Finding]:
+    """Run every rule on the build (those that compare with it, on ``catalog``); findings sorted
+    by severity, then code."""
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     out: list[Finding] = []
     for r in all_rules():
-        out.extend(r.func(build))
+        out.extend(r.check(build, catalog))
     return sorted(out, key=lambda f: (order[f.severity], f.rule))

@@ -791,6 +791,7 @@ def _qa_meaning(build: Build) -> list[str]:
 def build_book(build: Build, spec_arg: str | None = None) -> Book:
     """The build book for ``build``. ``spec_arg`` is the spec path as the user gave it (quoted
     in the qa command)."""
+    from rigkit.catalog import load_catalog
     from rigkit.design.registry import Severity, run_rules
 
     spec = spec_arg or build.spec_path or "SPEC"
@@ -852,7 +853,7 @@ def build_book(build: Build, spec_arg: str | None = None) -> Book:
         raise AssertionError("duplicate item ids across phases")
     notes = list(build.notes) + [
         f"{f.rule}: {f.message}"
-        for f in run_rules(build)
+        for f in run_rules(build, load_catalog())
         if f.severity is Severity.ERROR and f.category in ("clearance", "psu", "power", "pcie")
     ]
     notes += [f"cable map: {s}" for s in cm.notes]

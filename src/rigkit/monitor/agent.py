@@ -321,9 +321,7 @@ def make_engine(rules_path: str | Path | None, build: Build | None) -> Engine:
     return alerts.AlertEngine(alerts.load_rules(rules_path, build))
 
 
-def make_responder(
-    rules_path: str | Path | None, build: Build | None, *, enforce: bool
-) -> Decider:
+def make_responder(rules_path: str | Path | None, build: Build | None, *, enforce: bool) -> Decider:
     """The tiered thermal responder (dry-run unless ``enforce``)."""
     from rigkit.monitor import respond
 

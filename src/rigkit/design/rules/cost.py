@@ -8,34 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 from rigkit.design.model import (
     break_even_hours,
-    cost_lines,
     electricity_usd_per_hour,
     electricity_usd_per_month,
     power_budget,
-    total_cost_usd,
 )
 from rigkit.design.registry import Finding, Severity, finding, rule
-from rigkit.errors import CatalogError
 
 if TYPE_CHECKING:
     from rigkit.build import Build
+    from rigkit.catalog.loader import Catalog
     from rigkit.catalog.parts import CloudInstance, Gpu
 
 log = logging.getLogger(__name__)
 
 #: an instance with more than this multiple of the build's VRAM is not a like-for-like comparison
 COMPARABLE_VRAM_RATIO = 2.0
-
-
-def _catalog_gpus_and_cloud() -> tuple[Mapping[str, Gpu], list[CloudInstance]]:
-    try:
-        from rigkit.catalog import load_catalog
-
-        cat = load_catalog()
-    except (ImportError, CatalogError) as err:  # no catalog: the comparison is skipped
-        log.debug("catalog unavailable for the cloud comparison: %s", err)
-        return {}, []
-    return cat.gpus, list(cat.cloud.values())
 
 
 def instance_vram_gb(inst: CloudInstance, gpus: Mapping[str, Gpu]) -> float | None:
@@ -64,8 +51,8 @@ def total_cost(build: Build) -> Iterator[Finding]:
 
     Parts without a price are listed so the total is not mistaken for complete.
     """
-    lines = cost_lines(build)
-    total = total_cost_usd(build)
+    lines = build.cost_lines()
+    total = build.total_cost_usd
     missing = [c.item for c in lines if c.unit_usd is None]
     budget = power_budget(build)
     month = electricity_usd_per_month(build, budget.wall_w)
@@ -92,7 +79,7 @@ def total_cost(build: Build) -> Iterator[Finding]:
 
 
 @rule("CST002", "Break-even against the cloud", "cost", Severity.WARNING)
-def break_even(build: Build) -> Iterator[Finding]:
+def break_even(build: Build, catalog: Catalog) -> Iterator[Finding]:
     """Break-even hours = total cost / (cloud $/h - own electricity $/h at sustained wall power,
     with a UPS at its input), against an instance of COMPARABLE capability (GPU memory within 1-2x
     of the build's).
@@ -102,10 +89,10 @@ def break_even(build: Build) -> Iterator[Finding]:
     """
     cloud = build.cloud
     vram = sum(g.gpu.vram_gb for g in build.gpus)
-    total = total_cost_usd(build)
+    total = build.total_cost_usd
     own_h = electricity_usd_per_hour(build, power_budget(build).wall_w)
-    gpus, instances = _catalog_gpus_and_cloud()
-    best = comparable_instance(vram, instances, gpus)
+    gpus = catalog.gpus
+    best = comparable_instance(vram, list(catalog.cloud.values()), gpus)
     best_hours = (
         break_even_hours(total, best.price_per_hour_usd, own_h) if best is not None else None
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rigkit.design.model import (
@@ -20,10 +20,10 @@ from rigkit.design.model import (
     power_budget,
 )
 from rigkit.design.registry import Finding, Severity, finding, rule
-from rigkit.errors import CatalogError
 
 if TYPE_CHECKING:
     from rigkit.build import Build
+    from rigkit.catalog.loader import Catalog
     from rigkit.catalog.parts import PlugRating, Ups
 
 log = logging.getLogger(__name__)
@@ -379,25 +379,14 @@ def _plug_problem(ups: Ups, plug: PlugRating, volts: float, amps: float) -> tupl
     return None
 
 
-def _catalog_ups() -> list[Ups]:
-    try:
-        from rigkit.catalog import load_catalog
-
-        cat = load_catalog()
-    except (ImportError, CatalogError) as err:  # no catalog: no alternatives to suggest
-        log.debug("catalog unavailable for UPS alternatives: %s", err)
-        return []
-    return list(cat.ups.values())
-
-
-def ups_alternatives(build: Build, wall_w: float) -> list[Ups]:
-    """Catalog UPS units whose plug fits the site's circuit and which carry ``wall_w`` (W and VA),
-    cheapest first."""
+def ups_alternatives(build: Build, wall_w: float, units: Iterable[Ups]) -> list[Ups]:
+    """The ``units`` (the catalog's UPSes) whose plug fits the site's circuit and which carry
+    ``wall_w`` (W and VA), cheapest first."""
     s = build.site
     current = build.ups.id if build.ups is not None else None
     fits = [
         u
-        for u in _catalog_ups()
+        for u in units
         if u.id != current
         and u.plug is not None
         and _plug_problem(u, u.plug, s.mains_voltage_v, s.breaker_a) is None
@@ -408,7 +397,7 @@ def ups_alternatives(build: Build, wall_w: float) -> list[Ups]:
 
 
 @rule("UPS002", "UPS input plug vs the site's circuit", "ups", Severity.ERROR)
-def ups_input_plug(build: Build) -> Iterator[Finding]:
+def ups_input_plug(build: Build, catalog: Catalog) -> Iterator[Finding]:
     """The UPS's input plug must fit a receptacle the site's circuit may have, at its voltage:
     a NEMA plug needs a receptacle of its own rating, and NEC Table 210.21(B)(3) allows a 15 A
     receptacle only on a 15 or 20 A circuit, a 20 A one only on 20 A, a 30 A one (L5-30R) only on
@@ -430,7 +419,7 @@ def ups_input_plug(build: Build) -> Iterator[Finding]:
     budget = power_budget(build)
     wall = budget.wall_w
     plug = ups.plug
-    alts = ups_alternatives(build, wall)
+    alts = ups_alternatives(build, wall, catalog.ups.values())
     data: dict[str, Any] = {
         "ups": ups.id,
         "input_plug": ups.input_plug,
