@@ -11,7 +11,11 @@ Prints the mean absolute percentage error (MAPE) of decode and prefill speed:
   5. the prompt GEMM peak the model takes for llama.cpp on every catalog GPU (TFLOPS),
   6. with --heldout FILE.csv (repeatable): rows the parameters were not fitted on (other GPUs,
      multi-GPU layer split, other models), in the calibration CSV's columns (gpu, n_gpus, model,
-     quant, metric ppN/tgN, tokens_per_s), scored by GPU count and by GPU, worst rows listed.
+     quant, metric ppN/tgN, tokens_per_s), scored by GPU count and by GPU, worst rows listed,
+  7. leave-one-GPU-count-out on the multi-GPU rows (data/llamacpp-llama3-multi-gpu.csv: 2, 4, 6,
+     8 GPUs): fit on the single-GPU rows and the other counts, predict the held-out count
+     (targets: decode <= 6%, prefill <= 12%), and the memory check: every configuration that ran
+     in either file must be predicted to fit.
 Exits 1 when the packaged parameters miss the targets (on the held-out rows too, when given).
 """
 
@@ -42,6 +46,8 @@ from rigkit.estimate.resolve import gpu_nums, model_nums
 
 DECODE_TARGET = 10.0
 PREFILL_TARGET = 15.0
+CV_DECODE_TARGET = 6.0
+CV_PREFILL_TARGET = 12.0
 
 
 def roofline_mape(
@@ -131,18 +137,110 @@ def heldout(paths: Sequence[str], params: Params) -> tuple[float, float]:
     return d, p
 
 
+def fits_check(rows: Sequence[Measurement], params: Params) -> list[str]:
+    """Configurations that ran (each row's prompt or generation length) but are predicted not to fit."""
+    from rigkit.estimate import estimate
+
+    out = []
+    for r in rows:
+        e = estimate(
+            r.model,
+            r.quant,
+            r.gpu,
+            gpus=r.gpus,
+            split=r.split,
+            prompt=r.prompt,
+            gen=r.gen,
+            params=params,
+        )
+        if not e.fits:
+            ph = f"pp{r.prompt}" if r.metric == "prefill" else f"tg{r.gen}"
+            out.append(
+                f"{r.gpus}x {r.gpu} {r.model} {r.quant} {ph}: {e.memory_gb_per_gpu:.2f} of "
+                f"{e.vram_gb_per_gpu:.2f} GB"
+            )
+    return out
+
+
+def gpu_count_cv(rows: Sequence[Measurement], start: Params) -> tuple[float, float]:
+    """Leave one GPU count of the multi-GPU rows out: fit on the rest, score the count left out."""
+    print(
+        "7. leave-one-GPU-count-out (fit on 1 GPU + the other counts, predict the count left out)"
+    )
+    worst_d = worst_p = 0.0
+    errs_d: list[float] = []
+    errs_p: list[float] = []
+    for n in sorted({r.gpus for r in rows if r.gpus > 1}):
+        train = [r for r in rows if r.gpus != n]
+        test = [r for r in rows if r.gpus == n]
+        fitted, _ = fit(train, start)
+        d, p = line(f"fit without {n} GPUs -> predict {n} GPUs", test, fitted)
+        worst_d, worst_p = max(worst_d, d), max(worst_p, p)
+        for r, y in zip(test, predict(test, fitted), strict=True):
+            e = math.inf if y is None else abs(y - r.value) / r.value * 100.0
+            (errs_d if r.metric == "decode" else errs_p).append(e)
+    d_all = sum(errs_d) / len(errs_d)
+    p_all = sum(errs_p) / len(errs_p)
+    print(
+        f"  {'all counts, each predicted unseen':<44} decode {d_all:5.1f}%   prefill {p_all:5.1f}%"
+    )
+    return d_all, p_all
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "--heldout", action="append", default=[], metavar="CSV", help="held-out rows to score"
     )
+    ap.add_argument(
+        "--quick", action="store_true", help="skip the cross-validation fits (sections 2, 3, 7)"
+    )
     args = ap.parse_args(argv)
-    rows = packaged_calibration_rows()
+    every = packaged_calibration_rows(multi_gpu=True)
+    rows = [r for r in every if r.gpus == 1]
     print("1. packaged parameters (src/rigkit/estimate/data/efficiency.yaml), all rows")
-    d, p = line("all rows", rows, packaged_params())
-    for gpu in sorted({r.gpu for r in rows}):
-        line(f"  {gpu}", [r for r in rows if r.gpu == gpu], packaged_params())
+    d, p = line("all rows (1-8 GPUs)", every, packaged_params())
+    for n in sorted({r.gpus for r in every}):
+        line(
+            f"  {n} GPU{'s' if n > 1 else ''}", [r for r in every if r.gpus == n], packaged_params()
+        )
+    for gpu in sorted({r.gpu for r in every}):
+        line(f"  {gpu}", [r for r in every if r.gpu == gpu], packaged_params())
     start = start_params()
+    not_fit = fits_check(every, packaged_params())
+    print(f"   configurations that ran but are predicted not to fit: {len(not_fit)}")
+    for x in not_fit:
+        print(f"     {x}")
+    ok_cv = not not_fit
+    if not args.quick:
+        cv_sections(rows, start)
+    tensor_rates(packaged_params())
+    if not args.quick:
+        cd, cp = gpu_count_cv(every, start)
+        ok_cv = ok_cv and cd <= CV_DECODE_TARGET and cp <= CV_PREFILL_TARGET
+    ok = d <= DECODE_TARGET and p <= PREFILL_TARGET and ok_cv
+    if args.heldout:
+        try:
+            hd, hp = heldout(args.heldout, packaged_params())
+        except (OSError, RigkitError) as e:
+            print(f"eval_estimator: {e}", file=sys.stderr)
+            return 2
+        ok = ok and not hd > DECODE_TARGET and not hp > PREFILL_TARGET
+    print(
+        f"targets: decode <= {DECODE_TARGET:g}%, prefill <= {PREFILL_TARGET:g}% on all rows; "
+        + (
+            ""
+            if args.quick
+            else f"leaving out a GPU count decode <= {CV_DECODE_TARGET:g}%, prefill <= "
+            f"{CV_PREFILL_TARGET:g}%; "
+        )
+        + f"every configuration that ran fits: {'met' if ok else 'MISSED'}"
+    )
+    return 0 if ok else 1
+
+
+def cv_sections(rows: Sequence[Measurement], start: Params) -> None:
+    """Sections 2-4: leave one GPU / one format out of the single-GPU rows, and the baselines."""
     print("2. leave-one-GPU-out (fit on one GPU, predict the other)")
     for held in sorted({r.gpu for r in rows}):
         train = [r for r in rows if r.gpu != held]
@@ -162,19 +260,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         rd, rp = roofline_mape(rows, bwf, ff)
         print(f"  {label:<44} decode {rd:5.1f}%   prefill {rp:5.1f}%")
-    tensor_rates(packaged_params())
-    ok = d <= DECODE_TARGET and p <= PREFILL_TARGET
-    if args.heldout:
-        try:
-            hd, hp = heldout(args.heldout, packaged_params())
-        except (OSError, RigkitError) as e:
-            print(f"eval_estimator: {e}", file=sys.stderr)
-            return 2
-        ok = ok and not hd > DECODE_TARGET and not hp > PREFILL_TARGET
-    print(
-        f"targets: decode <= {DECODE_TARGET:g}%, prefill <= {PREFILL_TARGET:g}%: {'met' if ok else 'MISSED'}"
-    )
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     .venv/bin/python scripts/fit_estimator.py            # writes src/rigkit/estimate/data/efficiency.yaml
     .venv/bin/python scripts/fit_estimator.py --dry-run  # prints the fit only
 
-The rows are src/rigkit/estimate/data/llamacpp-llama3-single-gpu.csv (a copy of the shared
-calibration set; its source_file column names the notebook each row comes from). The fit starts
+The rows are src/rigkit/estimate/data/llamacpp-llama3-single-gpu.csv and
+llamacpp-llama3-multi-gpu.csv (copies of the shared calibration set; the source_file column names
+the notebook each row comes from): 1, 2, 4, 8x RTX 4090 and 1, 2, 4, 6x RTX 3090. The fit starts
 from INITIAL below every time, so rerunning it gives the same result.
 """
 
@@ -46,11 +47,14 @@ INITIAL: dict[str, object] = {
     "prefill_tensor_efficiency": 0.45,
     "prefill_attn_efficiency": 0.1,
     "dequant_passes": 1.0,
+    # handing a prompt micro-batch's hidden state to the next GPU of a layer split: a copy
+    # through host memory (no P2P on GeForce) and the event wait that orders the two GPUs
+    "hop_latency_us": 100.0,
 }
 
 HEADER = """\
 # Efficiency parameters of the estimator, fitted by scripts/fit_estimator.py to the llama.cpp rows
-# in data/llamacpp-llama3-single-gpu.csv (rerun the script to refit). Meaning of each:
+# in data/llamacpp-llama3-single-gpu.csv and data/llamacpp-llama3-multi-gpu.csv (rerun to refit). Meaning of each:
 #   bandwidth_efficiency: fraction of the GPU's peak DRAM bandwidth decode reaches; one value
 #     (default) for every GPU. A profile may add per-architecture keys (ada, ampere, ...)
 #   quant_decode_efficiency: x bandwidth_efficiency for a kernel class (gguf: k-quant mmvq dequant);
@@ -65,6 +69,8 @@ HEADER = """\
 #   prefill_tensor_efficiency: prompt GEMMs as a fraction of tensor FLOPS (FP16 accumulate for llama.cpp)
 #   prefill_attn_efficiency: prompt attention GEMMs as a fraction of tensor FLOPS
 #   dequant_passes: F16-sized weight passes per prompt micro-batch for dequantised GGUF weights
+#   hop_latency_us: fixed cost of handing a micro-batch (prefill) or a token (decode) to the next
+#     GPU of a layer split, besides the copy's bytes over PCIe (through host memory without P2P)
 """
 
 
@@ -86,14 +92,14 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the fit, do not write the file")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    rows = packaged_calibration_rows()
+    rows = packaged_calibration_rows(multi_gpu=True)
     start = start_params()
     fitted, record = fit(rows, start)
     fitted = replace(fitted, source="fit")
     data = {
         "fitted": _round(fitted.fitted_dict()),
         "fit": {
-            "data": "llamacpp-llama3-single-gpu.csv",
+            "data": "llamacpp-llama3-single-gpu.csv + llamacpp-llama3-multi-gpu.csv",
             "rows": record["rows"],
             "parameters": record["parameters"],
             "mape_decode_pct": round(record["mape_decode_pct"], 2),

@@ -57,10 +57,11 @@ def test_what_fits_names_the_nearest_configurations() -> None:
 
     e = estimate("llama-3-70b", "f16", "rtx-4090", gpus=4)
     got = what_fits(e, prompt=512, gen=128)
-    # F16 is 141 GB: too big for 4 x 25.8 GB. The largest smaller format is Q8_0 (~75 GB, about
-    # 18.8 GB of weights per GPU + context and buffers = 20.1 GB); F16 itself needs 141 / 25.8
+    # F16 is 141 GB: too big for 4 x 25.8 GB. The largest smaller format is Q8_0 (~75 GB; the
+    # first GPU holds 21 of llama.cpp's 81 layer slots: 21 x 0.909 GB = 19.09 GB of weights
+    # + 0.2 GB context + 0.31 GB buffer + 0.06 GB KV = 19.7 GB); F16 itself needs 141 / 25.8
     # -> 6 GPUs (23.5 GB of weights each; 5 would need 28.2 GB each)
-    assert got[0].startswith("q8_0 on 4x rtx-4090 (20.1 GB per GPU")
+    assert got[0].startswith("q8_0 on 4x rtx-4090 (19.7 GB per GPU")
     assert got[1].startswith("f16 on 6x rtx-4090")
     # Llama-3.1-405B Q4_K_M (~243 GB) does not fit on up to 8 RTX 4090s (206 GB), nor does any
     # smaller format on 4 of them (Q2_K is ~150 GB)

@@ -25,7 +25,13 @@ def test_heldout_rows_are_scored_by_gpu_count(tmp_path: Path) -> None:
         + f"A100 PCIe 80GB,1,Llama-3-8B,Q4_K_M,pp512,{one.prefill_tokens_per_s / 0.95}\n"
     )
     res = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "eval_estimator.py"), "--heldout", str(csv)],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "eval_estimator.py"),
+            "--quick",
+            "--heldout",
+            str(csv),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -7,11 +7,12 @@ import pytest
 from rigkit.errors import EstimateError
 from rigkit.estimate import estimate
 
-# Llama-3-70B on 2 GPUs, layer split: 40 layers per GPU; context 8192 (prompt 8000 + gen 192)
-# F16 KV: 40 layers x 8 KV heads x 128 x 2 (K, V) x 2 B x 8192 = 1.342 GB per GPU
-# q8_0 stores 32 values in 34 bytes (1.0625 B each): 1.342 x 1.0625 / 2 = 0.713 GB
-# q4_0 stores 32 values in 18 bytes (0.5625 B each): 1.342 x 0.5625 / 2 = 0.377 GB
-F16_KV_GB = 40 * 8 * 128 * 2 * 2 * 8192 / 1e9
+# Llama-3-70B on 2 GPUs, layer split: llama.cpp gives the first GPU 41 of the 81 layer slots
+# (the LM head is the last slot); context 8192 (prompt 8000 + gen 192)
+# F16 KV: 41 layers x 8 KV heads x 128 x 2 (K, V) x 2 B x 8192 = 1.376 GB on the first GPU
+# q8_0 stores 32 values in 34 bytes (1.0625 B each): 1.376 x 1.0625 / 2 = 0.731 GB
+# q4_0 stores 32 values in 18 bytes (0.5625 B each): 1.376 x 0.5625 / 2 = 0.387 GB
+F16_KV_GB = 41 * 8 * 128 * 2 * 2 * 8192 / 1e9
 
 
 @pytest.mark.parametrize(

@@ -42,18 +42,18 @@ def test_llama3_8b_f16_on_one_4090_memory_terms() -> None:
     # compute buffer: 0.05 GB + max(512 x 128,256 x 4 (logits) = 262,668,288,
     #   512 x 640 x 32 x 4 (scores) = 41,943,040) = 312,668,288 B
     assert terms["compute_buffer"] == pytest.approx(0.312668288, rel=1e-9)
-    # total with the 0.4 GB CUDA context: 15,806,936,192 B
-    assert e.memory_gb_per_gpu == pytest.approx(15.806936192, rel=1e-9)
+    # total with the 0.2 GB CUDA context: 15,606,936,192 B
+    assert e.memory_gb_per_gpu == pytest.approx(15.606936192, rel=1e-9)
     assert e.fits and not e.offload
 
 
 def test_context_capacity_llama3_8b_f16_4090() -> None:
     e = estimate("llama-3-8b", "f16", "rtx-4090", prompt=4000, gen=96, ctx=4096)
     # a "24 GB" card has 24 GiB = 25,769,803,776 B; free for KV + scores: 25,769,803,776
-    # - 15,010,381,824 - 0.4e9 (CUDA) - 0.05e9 (base) = 10,309,421,952 B; each context token costs
+    # - 15,010,381,824 - 0.2e9 (CUDA) - 0.05e9 (base) = 10,509,421,952 B; each context token costs
     # 131,072 (KV) + 512 x 32 x 4 = 65,536 (scores) = 196,608 B
-    # -> 52,436 tokens -> 52,436 // 4096 = 12 sequences of 4096
-    assert e.max_concurrent_sequences == 12
+    # -> 53,453 tokens -> 53,453 // 4096 = 13 sequences of 4096
+    assert e.max_concurrent_sequences == 13
     # the model's own limit (8192) caps the single-sequence context
     assert e.max_context == 8192
 
@@ -62,26 +62,26 @@ def test_fit_boundary_16gb_gpu() -> None:
     # rtx-4080, 16 GiB = 17,179,869,184 B; llama-3.1-8b f16 (same weights as llama-3-8b,
     # 15,010,381,824 B, but a 131,072-token limit). Past 262,668,288 / 65,536 = 4,008 tokens the
     # attention scores (65,536 B per token) outgrow the logits buffer, so each context token costs
-    # 131,072 (KV) + 65,536 = 196,608 B of the 17,179,869,184 - 15,010,381,824 - 0.4e9 (CUDA)
-    # - 0.05e9 (base) = 1,719,487,360 B left: 8,745 x 196,608 = 1,719,336,960 fits, 8,746 does not
-    at = estimate("llama-3.1-8b", "f16", "rtx-4080", prompt=2000, gen=100, ctx=8745)
+    # 131,072 (KV) + 65,536 = 196,608 B of the 17,179,869,184 - 15,010,381,824 - 0.2e9 (CUDA)
+    # - 0.05e9 (base) = 1,919,487,360 B left: 9,763 x 196,608 = 1,919,483,904 fits, 9,764 does not
+    at = estimate("llama-3.1-8b", "f16", "rtx-4080", prompt=2000, gen=100, ctx=9763)
     assert at.fits
-    assert at.max_context == 8745
+    assert at.max_context == 9763
     over = estimate(
         "llama-3.1-8b",
         "f16",
         "rtx-4080",
         prompt=2000,
         gen=100,
-        ctx=8746,
+        ctx=9764,
         cpu="threadripper-pro-7975wx",
         ram_gb=64,
     )
     assert not over.fits and over.offload and over.runnable
-    # per layer 436,240,896 B + KV 131,072 x 8,746 / 32 = 35,823,616 -> 472,064,512 B; room
-    # 17,179,869,184 - 0.4e9 - (0.05e9 + 65,536 x 8,746 = 623,177,856) = 16,156,691,328 -> all 32
-    # layers fit, leaving 1,050,626,944 B, 46,208 B short of the 1,050,673,152 B LM head: the head
-    # runs from RAM
+    # per layer 436,240,896 B + KV 131,072 x 9,764 / 32 = 39,993,344 -> 476,234,240 B; room
+    # 17,179,869,184 - 0.2e9 - (0.05e9 + 65,536 x 9,764 = 689,893,504) = 16,289,975,680 -> all 32
+    # layers fit, leaving 1,050,480,000 B, 193,152 B short of the 1,050,673,152 B LM head: the
+    # head runs from RAM
     assert (over.gpu_layers, over.cpu_layers) == (32, 0)
     assert over.cpu_ram_gb == pytest.approx(2 * 1.050673152, rel=1e-9)  # head + embedding table
 

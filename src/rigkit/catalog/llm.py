@@ -765,12 +765,35 @@ def build_llm_catalog(
     return LlmCatalog(models, formats, engines, exl2_template)
 
 
+def _overlay_user(
+    models: dict[str, ModelArch], formats: dict[str, WeightFormat], engines: dict[str, Engine]
+) -> None:
+    """Add the user catalog's models, formats and engines (rigkit.catalog.user), by id."""
+    from rigkit.catalog.loader import KINDS
+    from rigkit.catalog.user import read_user_entries, user_catalog_dir, validate
+
+    folder = user_catalog_dir()
+    if folder is None:
+        return
+    tables: dict[str, tuple[dict[str, Any], type[_Entry]]] = {
+        "models": (models, ModelArch),
+        "formats": (formats, WeightFormat),
+        "engines": (engines, Engine),
+    }
+    for e in read_user_entries(folder, list(KINDS)):
+        if e.kind in tables:
+            table, cls = tables[e.kind]
+            item = validate(e, cls)
+            table[item.id] = item
+
+
 @functools.cache
 def load_llm_catalog() -> LlmCatalog:
     """Load and validate the packaged model, format and engine catalog (cached)."""
     models = _index(ModelArch, "models.yaml", "models")
     formats = _index(WeightFormat, "formats.yaml", "formats")
     engines = _index(Engine, "engines.yaml", "engines")
+    _overlay_user(models, formats, engines)
     data = _read_yaml("formats.yaml")
     template: WeightFormat | None = None
     presets: list[float] = []

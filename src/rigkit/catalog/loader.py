@@ -216,5 +216,38 @@ def load_catalog_from(directory: Path) -> Catalog:
 
 @functools.cache
 def load_catalog() -> Catalog:
-    """The packaged catalog, loaded and validated once per process."""
-    return load_catalog_from(DATA_DIR)
+    """The packaged catalog with the user catalog's entries over it (rigkit.catalog.user),
+    loaded and validated once per process (``rigkit.catalog.user.reload()`` forgets it)."""
+    from rigkit.catalog.user import (
+        VARIANTS,
+        GpuVariant,
+        read_user_entries,
+        user_catalog_dir,
+        validate,
+        variant_gpu,
+    )
+
+    packaged = load_catalog_from(DATA_DIR)
+    folder = user_catalog_dir()
+    if folder is None:
+        return packaged
+    entries: dict[str, dict[str, Part]] = {k: dict(packaged.kind(k)) for k in KINDS}
+    user = read_user_entries(folder, list(KINDS))
+    for e in user:
+        if e.kind in KINDS:
+            part = validate(e, KINDS[e.kind])
+            entries[e.kind][part.id] = part
+    for e in user:
+        if e.kind == VARIANTS:
+            v = validate(e, GpuVariant)
+            base = entries["gpus"].get(v.gpu)
+            if base is None:
+                near = ", ".join(closest_ids(v.gpu, list(entries["gpus"])))
+                raise CatalogError(
+                    f"{e.file}:{e.field_lines.get('gpu', e.line)}: gpu_variants entry {v.id!r}: "
+                    f"gpu {v.gpu!r} is not a catalog GPU",
+                    hint=f"closest: {near}",
+                )
+            entries["gpus"][v.id] = variant_gpu(e, v, base)
+    _check_references(entries)
+    return Catalog(**entries)  # type: ignore[arg-type]

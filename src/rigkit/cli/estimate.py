@@ -30,14 +30,21 @@ def _render(d: dict[str, Any], would_fit: list[str] | None = None) -> None:
     from rich.table import Table
 
     con = Console()
+    machines = f"{d.get('nodes', 1)} machines, " if d.get("nodes", 1) > 1 else ""
     title = (
-        f"{d['model']} {d['quant']} on {d['gpus']}x {d['gpu']} ({d['engine']}"
+        f"{d['model']} {d['quant']} on {machines}{d['gpus']}x {d['gpu']} ({d['engine']}"
         + (f", {d['split']} split" if d["gpus"] > 1 else "")
         + f"), prompt {d['prompt']}, gen {d['gen']}, batch {d['batch']}, ctx {d['ctx']}"
     )
     con.print(f"[bold]{title}[/bold]")
     if d["fits"]:
         verdict = "[green]fits in GPU memory[/green]"
+    elif d["offload"] and d["runnable"] and d.get("cpu_moe_layers") is not None:
+        verdict = (
+            f"[yellow]does not fit on the GPUs: runs with the routed experts of "
+            f"{d['cpu_moe_layers']} layers in system RAM (llama.cpp -ngl 99 --n-cpu-moe "
+            f"{d['cpu_moe_layers']})[/yellow]"
+        )
     elif d["offload"] and d["runnable"]:
         verdict = f"[yellow]does not fit: offloads {d['cpu_layers']} of {d['gpu_layers'] + d['cpu_layers']} layers to the CPU[/yellow]"
     elif d["runnable"]:  # a paged KV cache: the batch runs in waves
@@ -335,6 +342,21 @@ def register(app: typer.Typer) -> None:
             help="llama.cpp -fa: no attention-score buffer (default: the engine's; on with a quantised KV cache)",
             show_default=False,
         ),
+        power_limit: float | None = typer.Option(
+            None,
+            "--power-limit",
+            metavar="W",
+            help="each GPU's power limit in watts (nvidia-smi -pl W; default the board power)",
+        ),
+        nodes: int = typer.Option(
+            1,
+            "--nodes",
+            metavar="N",
+            help="machines of --gpus GPUs each (llama.cpp RPC / vLLM pipeline parallel)",
+        ),
+        nic: str | None = typer.Option(
+            None, "--nic", help="NIC id joining the machines (default 25GbE over TCP)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
         serve: bool = typer.Option(
             False, "--serve", help="predict what `rigkit bench serve` measures (see below)"
@@ -400,6 +422,9 @@ def register(app: typer.Typer) -> None:
                     ("--nvlink", nvlink, None),
                     ("--kv-cache", kv_cache, None),
                     ("--flash-attention", flash_attention, None),
+                    ("--power-limit", power_limit, None),
+                    ("--nodes", nodes, 1),
+                    ("--nic", nic, None),
                 )
                 if value != default
             ]
@@ -444,6 +469,9 @@ def register(app: typer.Typer) -> None:
             "disk_read_gb_s": disk_read_gb_s,
             "nvlink": nvlink,
             "flash_attention": flash_attention,
+            "power_limit_w": power_limit,
+            "nodes": nodes,
+            "nic": nic,
         }
         if any(len(v) > 1 for v in axes.values()):
             _sweep(axes, common, as_json)
@@ -467,6 +495,9 @@ def register(app: typer.Typer) -> None:
             nvlink=nvlink,
             kv_cache=one["kv_cache"],
             flash_attention=flash_attention,
+            power_limit_w=power_limit,
+            nodes=nodes,
+            nic=nic,
         )
         d = est.to_dict()
         if as_json:

@@ -35,8 +35,19 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    catalog: str | None = typer.Option(
+        None,
+        "--catalog",
+        metavar="DIR",
+        help="a folder of YAML files that add or override catalog entries "
+        "(default: $RIGKIT_CATALOG, else ~/.config/rigkit/catalog/)",
+    ),
 ) -> None:
     """rigkit: the build as data, its checks as code, the machine measured against the plan."""
+    if catalog is not None:
+        import os
+
+        os.environ["RIGKIT_CATALOG"] = catalog
 
 
 #: command name -> the function of its module that registers it, in the order `rigkit --help`

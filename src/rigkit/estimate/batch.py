@@ -36,6 +36,9 @@ CASE_KEYS = frozenset(
         "nvlink",
         "kv_cache",
         "flash_attention",
+        "power_limit_w",
+        "nodes",
+        "nic",
     }
 )
 REQUIRED = ("model", "quant", "gpu")

@@ -343,6 +343,12 @@ def bridged(build: Build) -> bool | None:
     return True if linked and build.gpus[0].gpu.form_factor == "pcie" else None
 
 
+def power_limit(build: Build) -> float | None:
+    """The spec's GPU power limit (the lowest, when they differ), or None at the board power."""
+    limits = [g.power_limit_w for g in build.gpus if g.power_limit_w != g.gpu.tdp_w]
+    return min(limits) if limits else None
+
+
 def plan_capacity(build: Build) -> Capacity:
     """The model x format table for the build's GPUs and the check of its expectations."""
     from rigkit.catalog.llm import load_llm_catalog
@@ -367,6 +373,7 @@ def plan_capacity(build: Build) -> Capacity:
         "ram_gb": float(build.memory_gb),
         "disk_read_gb_s": disk,
         "nvlink": bridged(build),
+        "power_limit_w": power_limit(build),
     }
     rows: list[CapacityRow] = []
     assumptions = [
@@ -375,6 +382,11 @@ def plan_capacity(build: Build) -> Capacity:
     ]
     if len({g.gpu.id for g in build.gpus}) > 1:
         assumptions.append(f"mixed GPUs: the table assumes {n}x {gpu.id}")
+    if common["power_limit_w"] is not None:
+        assumptions.append(
+            f"every GPU at the spec's {common['power_limit_w']:g} W power limit (board power "
+            f"{gpu.tdp_w:g} W): prefill follows the clock it holds, decode stays close"
+        )
     llm = load_llm_catalog()
     for model_id, arch in llm.models.items():
         ctx = min(CAPACITY_CTX, arch.max_context)

@@ -27,8 +27,10 @@ from rigkit.estimate.memory import (
     compute_buffer,
     engine_nums,
     kv_share,
+    llama_cpp_layers,
     split_layers,
 )
+from rigkit.estimate.offload import ExpertOffload, cpu_expert_decode_s, expert_offload
 from rigkit.estimate.params import EngineParams, Params, load_params
 from rigkit.estimate.resolve import (
     CpuNums,
@@ -94,6 +96,9 @@ class Config(NamedTuple):
     nvlink: bool | None
     kv_cache: str | None
     flash_attention: bool | None
+    power_limit_w: float | None = None
+    nodes: int = 1
+    nic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,10 @@ class Setup:
     kv_total_tok: float  # KV bytes per token over all layers (no window)
     flops_peak: float
     rates: tuple[float, float, float]
+    nodes: int = 1  # machines; ``n`` GPUs are nodes x GPUs per machine
+    nic_gbit: float = 25.0  # the link between machines, Gb/s per port
+    nic_latency_us: float = 60.0  # one hand-over between machines (TCP; RDMA less)
+    nic_name: str = "25GbE (no NIC given)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,7 @@ class Placement:
     cpu_ram: float  # bytes held in system RAM
     cpu: CpuNums | None  # the host CPU running offloaded layers
     notes: tuple[str, ...]
+    moe: ExpertOffload | None = None  # --n-cpu-moe: routed experts of the first N layers in RAM
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +305,36 @@ def _make_setup(cfg: Config, p: Params) -> Setup:
                 f"{cfg.gpu} has no NVLink", hint="leave nvlink unset: its GPUs talk over PCIe"
             )
         g = g.with_nvlink(nvlink)
+    if cfg.power_limit_w is not None:
+        _check_power_limit(cfg.gpu, cfg.power_limit_w)
+        g = g.with_power_limit(cfg.power_limit_w)
     llama_like = en.model_id == "llama.cpp"
     split = en.default_split if cfg.split is None else cfg.split
+    nodes = cfg.nodes
+    nic_gbit, nic_lat, nic_name = 25.0, p.node_latency_tcp_us, "25GbE (no NIC given)"
+    if nodes > 1:
+        if split not in ("layer", "pipeline"):
+            raise EstimateError(
+                f"across {nodes} machines rigkit models a layer (llama.cpp RPC) or pipeline "
+                f"(vLLM --pipeline-parallel-size) split, not {split!r}",
+                hint="--split layer for llama.cpp, --split pipeline for vLLM",
+            )
+        if cfg.nic is not None:
+            from rigkit.catalog import load_catalog
+
+            card = load_catalog().get("nics", cfg.nic)
+            nic_gbit = float(card.speed_gbe)  # type: ignore[attr-defined]
+            rdma = bool(card.rdma) and not llama_like  # type: ignore[attr-defined]
+            nic_lat = p.node_latency_rdma_us if rdma else p.node_latency_tcp_us
+            nic_name = f"{card.name} ({'RDMA' if rdma else 'TCP'})"
+        gpus = gpus * nodes
+        cfg = cfg._replace(gpus=gpus)
     _check_split(cfg, en, m, split)
     n = gpus
     mode = split if n > 1 else "single"
-    layers, w, kvf = _place_weights(m, n, mode, embd_on_gpu=not (llama_like or m.embedding_on_cpu))
+    layers, w, kvf = _place_weights(
+        m, n, mode, embd_on_gpu=not (llama_like or m.embedding_on_cpu), llama_cpp=llama_like
+    )
     kv_total_tok = m.kv_token_bytes(1)  # per token, all layers (no window)
     paged = not llama_like
     usable = g.vram * (en.util if (paged and en.util) else 1.0)
@@ -332,7 +366,27 @@ def _make_setup(cfg: Config, p: Params) -> Setup:
             g, p, ep, g.gemm_flops(m.compute_dtype, m.kernel, ep.gemm_accumulate)
         ),
         rates=gpu_rates(g, p, ep, m.kernel_class),
+        nodes=nodes,
+        nic_gbit=nic_gbit,
+        nic_latency_us=nic_lat,
+        nic_name=nic_name,
     )
+
+
+def _check_power_limit(gpu: str, watts: float) -> None:
+    """Refuse a limit outside the card's settable range, where the catalog has it."""
+    from rigkit.catalog import load_catalog
+
+    card = load_catalog().gpu(gpu)
+    low, high = card.min_power_limit_w, card.max_power_limit_w
+    if low is not None and watts < low:
+        raise EstimateError(
+            f"{gpu} cannot be limited to {watts:g} W", hint=f"its lowest limit is {low:g} W"
+        )
+    if high is not None and watts > high:
+        raise EstimateError(
+            f"{gpu} cannot be set to {watts:g} W", hint=f"its highest limit is {high:g} W"
+        )
 
 
 def _check_split(cfg: Config, en: EngineNums, m: ModelNums, split: str) -> None:
@@ -363,11 +417,15 @@ def _check_split(cfg: Config, en: EngineNums, m: ModelNums, split: str) -> None:
 
 
 def _place_weights(
-    m: ModelNums, n: int, mode: str, embd_on_gpu: bool
+    m: ModelNums, n: int, mode: str, embd_on_gpu: bool, llama_cpp: bool = False
 ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
-    """(layers, weight bytes, share of the KV cache) per GPU with every layer on the GPUs."""
+    """(layers, weight bytes, share of the KV cache) per GPU with every layer on the GPUs.
+
+    llama.cpp's layer split counts the LM head as one more layer slot on the last GPU
+    (memory.llama_cpp_layers); other engines split the layers evenly.
+    """
     if mode in ("single", "layer", "pipeline"):
-        layers = split_layers(m.n_layers, n)
+        layers = llama_cpp_layers(m.n_layers, n) if llama_cpp else split_layers(m.n_layers, n)
         w = [li * m.layer_bytes for li in layers]
         w[-1] += m.out_bytes
         if embd_on_gpu and not (m.tied and n == 1):  # a tied head on one GPU: one copy
@@ -420,6 +478,10 @@ def _place(su: Setup, wl: Workload) -> Placement:
     runnable = fits
     notes: tuple[str, ...] = ()
     if not fits and en.supports_offload and llama_like and su.mode in ("single", "layer"):
+        if m.n_experts > 1:
+            moe = _expert_offload(su, wl, weights_fit, kv_needed, buf)
+            if moe is not None:
+                return moe
         return _offload(su, wl, weights_fit, kv_needed, buf)
     if not fits and weights_fit and not llama_like and cap_tokens >= wl.ctx:
         # paged KV cache: the engine admits as many sequences as its KV pool holds and queues
@@ -478,9 +540,90 @@ def _no_fit_notes(su: Setup, wl: Workload, weights_fit: bool, cap_tokens: float)
     return tuple(notes)
 
 
+def _offloaded_gpus(
+    su: Setup, w: list[float] | tuple[float, ...], layers: list[int], kv_needed: float, buf: float
+) -> tuple[tuple[float, ...], float]:
+    """(bytes used on each GPU, KV tokens that fit) of a placement with part of it in RAM."""
+    m, en, g = su.m, su.en, su.g
+    used = tuple(
+        wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers
+        for wi, li in zip(w, layers, strict=True)
+    )
+    caps = [
+        _capacity_tokens(g.vram, wi + en.cuda_ctx, su.kv_total_tok * li / m.n_layers, en, m, True)
+        for wi, li in zip(w, layers, strict=True)
+        if li > 0
+    ]
+    return used, min(caps) if caps else math.inf
+
+
+def _host_cpu(su: Setup, wl: Workload, what: str) -> tuple[CpuNums, list[str]]:
+    """The host CPU (the generic desktop, with a note, when none is given)."""
+    p = su.p
+    if wl.cpu is not None:
+        return cpu_nums(wl.cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle), []
+    return generic_desktop_cpu(p.cpu_flops_per_cycle), [
+        f"no CPU given: {what} run on a 2-channel DDR5-5600 desktop (89.6 GB/s); pass --cpu"
+    ]
+
+
+def _expert_offload(
+    su: Setup, wl: Workload, weights_fit: bool, kv_needed: float, buf: float
+) -> Placement | None:
+    """llama.cpp's --n-cpu-moe N: the smallest N whose placement fits (offload.expert_offload)."""
+    m, en, g, n = su.m, su.en, su.g, su.n
+    layers = list(su.layers)
+    room = [g.vram - en.cuda_ctx - buf - kv_needed * li / m.n_layers for li in layers]
+    plan = expert_offload(m, layers, room)
+    if plan is None:
+        return None
+    c, notes = _host_cpu(su, wl, "the offloaded experts")
+    cpu_ram = m.embd_bytes + plan.cpu_bytes
+    runnable = not (wl.ram_gb is not None and cpu_ram > wl.ram_gb * _GB * RAM_USABLE)
+    if not runnable:
+        notes.append(
+            f"the experts kept in RAM need {cpu_ram / _GB:.0f} GB, more than 90% of "
+            f"{wl.ram_gb:g} GB: it would page from disk"
+        )
+    elif wl.ram_gb is None:
+        notes.append(
+            f"assumed at least {cpu_ram / _GB / RAM_USABLE:.0f} GB of system RAM for the experts"
+        )
+    active = m.layer_expert_bytes * m.expert_fraction(wl.batch)
+    notes.append(
+        f"MoE expert offload ({plan.flag}): attention, router and shared weights and the KV cache "
+        f"on the GPU{'s' if n > 1 else ''}, the routed experts of the first {plan.cpu_moe_layers} "
+        f"of {m.n_layers} layers ({plan.cpu_bytes / _GB:.1f} GB) in system RAM; each token reads "
+        f"the experts it is routed to there ({active * plan.cpu_moe_layers / _GB:.2f} GB per step "
+        f"at {c.bw * su.p.cpu_bandwidth_efficiency / _GB:.0f} GB/s)"
+    )
+    used, cap_tokens = _offloaded_gpus(su, plan.gpu_bytes, layers, kv_needed, buf)
+    return Placement(
+        fits=False,
+        weights_fit=weights_fit,
+        offload=True,
+        runnable=runnable,
+        run_batch=wl.batch,
+        layers=tuple(layers),
+        w=plan.gpu_bytes,
+        used=used,
+        worst=used.index(max(used)),
+        kv_needed=kv_needed,
+        buf=buf,
+        cap_tokens=cap_tokens,
+        gpu_layers=m.n_layers,
+        cpu_layers=0,
+        out_on_gpu=True,
+        cpu_ram=cpu_ram,
+        cpu=c,
+        notes=tuple(notes),
+        moe=plan,
+    )
+
+
 def _offload(su: Setup, wl: Workload, weights_fit: bool, kv_needed: float, buf: float) -> Placement:
     """llama.cpp's -ngl: as many layers on the GPUs as fit with their KV; the rest on the CPU."""
-    m, en, g, p, n = su.m, su.en, su.g, su.p, su.n
+    m, en, g, n = su.m, su.en, su.g, su.n
     notes: list[str] = []
     per_layer = m.layer_bytes + kv_needed / m.n_layers
     room = [g.vram - en.cuda_ctx - buf for _ in range(n)]
@@ -493,20 +636,12 @@ def _offload(su: Setup, wl: Workload, weights_fit: bool, kv_needed: float, buf: 
     w = [li * m.layer_bytes for li in layers]
     if out_on_gpu:
         w[-1] += m.out_bytes
-    used = tuple(
-        wi + en.cuda_ctx + buf + kv_needed * li / m.n_layers
-        for wi, li in zip(w, layers, strict=True)
-    )
+    used, cap_tokens = _offloaded_gpus(su, w, layers, kv_needed, buf)
     cpu_ram = m.embd_bytes  # llama.cpp keeps the token embedding in RAM
     cpu_ram += cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
     cpu_ram += kv_needed * cpu_layers / m.n_layers
-    if wl.cpu is not None:
-        c = cpu_nums(wl.cpu, p.ccd_read_gb_s, p.cpu_flops_per_cycle)
-    else:
-        c = generic_desktop_cpu(p.cpu_flops_per_cycle)
-        notes.append(
-            "no CPU given: offloaded layers run on a 2-channel DDR5-5600 desktop (89.6 GB/s); pass --cpu"
-        )
+    c, cpu_notes = _host_cpu(su, wl, "offloaded layers")
+    notes += cpu_notes
     ram_gb = wl.ram_gb
     if ram_gb is not None and cpu_ram > ram_gb * _GB * RAM_USABLE:
         runnable = False
@@ -519,12 +654,6 @@ def _offload(su: Setup, wl: Workload, weights_fit: bool, kv_needed: float, buf: 
             notes.append(
                 f"assumed at least {cpu_ram / _GB / RAM_USABLE:.0f} GB of system RAM for the CPU part"
             )
-    # capacity with this placement
-    caps = [
-        _capacity_tokens(g.vram, wi + en.cuda_ctx, su.kv_total_tok * li / m.n_layers, en, m, True)
-        for wi, li in zip(w, layers, strict=True)
-        if li > 0
-    ]
     return Placement(
         fits=False,
         weights_fit=weights_fit,
@@ -537,7 +666,7 @@ def _offload(su: Setup, wl: Workload, weights_fit: bool, kv_needed: float, buf: 
         worst=used.index(max(used)),
         kv_needed=kv_needed,
         buf=buf,
-        cap_tokens=min(caps) if caps else math.inf,
+        cap_tokens=cap_tokens,
         gpu_layers=gl,
         cpu_layers=cpu_layers,
         out_on_gpu=out_on_gpu,
@@ -616,9 +745,23 @@ def _decode(su: Setup, pl: Placement, depth: float) -> Decode:
         gl = sum(pl.layers)
         t = decode_step(m, g, p, ep, flops_peak, gl, out_on_gpu, batch, depth, rates=rates)
         used = sum(1 for li in pl.layers if li > 0)
-        comm = max(0, used - 1) * parallel.hop_s(g, p, batch * m.hidden * 4.0)
+        net = su.nodes - 1  # boundaries between machines go over the NIC
+        comm = max(0, used - 1 - net) * parallel.hop_s(g, p, batch * m.hidden * 4.0)
+        comm += net * parallel.node_hop_s(su.nic_gbit, su.nic_latency_us, batch * m.hidden * 4.0)
     t_w, t_c, t_kv, t_attn, t_fix = t
     t_cpu = 0.0
+    if pl.moe is not None and pl.cpu is not None:
+        # the GPUs read every layer but the offloaded experts; the CPU reads those
+        frac = m.expert_fraction(batch)
+        read = m.n_layers * (m.layer_dense_bytes + m.layer_expert_bytes * frac) + m.out_bytes
+        t_w *= 1.0 - pl.moe.cpu_moe_layers * m.layer_expert_bytes * frac / read
+        t_cpu, _ = cpu_expert_decode_s(
+            m,
+            pl.moe.cpu_moe_layers,
+            batch,
+            pl.cpu.bw * p.cpu_bandwidth_efficiency,
+            2.0 * p.cpu_moe_sync_us * 1e-6,
+        )
     if cpu_layers or not out_on_gpu:
         c = pl.cpu
         assert c is not None
@@ -690,15 +833,34 @@ def _prefill(su: Setup, pl: Placement, prompt: int) -> Prefill:
     else:
         # the GPUs compute every layer; CPU-resident layers' weights are copied up per micro-batch
         t = prefill_time(m, g, p, ep, flops_peak, m.n_layers, True, prompt, 0, 1.0, batch, rates)
-        if n > 1:
-            k = -(-min(total, max(ep.n_batch, u)) // u)
-            factor = (k + n - 1) / (k * n)
-            comm = n_ub * (n - 1) * parallel.hop_s(g, p, min(u, total) * m.hidden * 4.0)
+        used_layers = [li for li in pl.layers if li > 0]
+        if len(used_layers) > 1:
+            # micro-batches flow through the GPUs (parallel.pipelined_prefill_s); the hops are
+            # inside the stages, so the pipelined time replaces the serial one
+            serial = sum(t)
+            nbytes = min(u, total) * m.hidden * 4.0
+            per_gpu = n // su.nodes
+            hop = [
+                parallel.node_hop_s(su.nic_gbit, su.nic_latency_us, nbytes)
+                if su.nodes > 1 and (i + 1) % per_gpu == 0 and i + 1 < n
+                else parallel.hop_s(g, p, nbytes)
+                for i, li in enumerate(pl.layers)
+                if li > 0
+            ]
+            per_call = -(-min(total, max(ep.n_batch, u)) // u)
+            gl = sum(used_layers)
+            stages = [serial / n_ub * li / gl for li in used_layers]
+            piped = parallel.pipelined_prefill_s(stages, n_ub, per_call, hop)
+            hops = piped - parallel.pipelined_prefill_s(stages, n_ub, per_call, 0.0)
+            factor = (piped - hops) / serial
+            comm = hops
     t_lin, t_dq, t_attn, t_fix = t
     t_copy = 0.0
     cpu_layers, out_on_gpu = pl.cpu_layers or 0, pl.out_on_gpu
-    if cpu_layers or not out_on_gpu:
+    if cpu_layers or not out_on_gpu or pl.moe is not None:
         cbytes = cpu_layers * m.layer_bytes + (0.0 if out_on_gpu else m.out_bytes)
+        if pl.moe is not None:  # the offloaded experts go up to the GPU for each micro-batch
+            cbytes += pl.moe.cpu_bytes
         t_copy = n_ub * cbytes / (g.pcie_bw_raw * p.pcie_efficiency)
     gpu_t = (t_lin + t_dq + t_attn + t_fix) * factor
     total_t = gpu_t + comm + t_copy
@@ -743,10 +905,32 @@ def _notes(su: Setup, wl: Workload, pl: Placement) -> tuple[str, ...]:
             f"{mode} split: the {n} GPUs run their layers one after another, so per-token time is the sum "
             f"over GPUs (no all-reduce, {n - 1} hidden-state hops); more GPUs add memory, not single-stream speed"
         )
+        if su.llama_like and wl.prompt > 0:
+            per_call = -(-min(wl.prompt * wl.batch, max(ep.n_batch, ep.ubatch)) // ep.ubatch)
+            notes.append(
+                f"prompt: micro-batches of {ep.ubatch} tokens flow through the GPUs, up to "
+                f"{per_call} at once per call of {ep.n_batch} (llama.cpp -b / -ub), each handed "
+                f"on through {'PCIe peer-to-peer' if g.p2p else 'host memory'}; layers per GPU "
+                f"{', '.join(str(x) for x in pl.layers)} (llama.cpp counts the LM head as a layer "
+                "slot on the last GPU)"
+            )
     elif mode == "row" and n > 1:
         notes.append(
             f"row split: every matrix split across {n} GPUs, the main GPU gathers the results after each of "
             f"{4 + m.mlp_matrices} matmuls per layer; KV cache on the main GPU"
+        )
+    if su.nodes > 1:
+        one = parallel.node_hop_s(su.nic_gbit, su.nic_latency_us, wl.batch * m.hidden * 4.0)
+        mech = (
+            "llama.cpp's RPC backend (rpc-server on each machine)"
+            if su.llama_like
+            else ("vLLM pipeline parallelism across machines (--pipeline-parallel-size)")
+        )
+        notes.append(
+            f"{su.nodes} machines of {n // su.nodes} GPUs over {su.nic_name}: {mech}; each token's "
+            f"hidden state crosses {su.nodes - 1} network hop(s) of ~{one * 1e6:.0f} us "
+            f"({su.nic_latency_us:g} us latency + {wl.batch * m.hidden * 4:,} B at "
+            f"{su.nic_gbit:g} Gb/s); the machines add memory, not single-stream speed"
         )
     kv_cache = su.kv_cache
     if kv_cache is not None and su.llama_like and kv_cache not in FULL_KV:
@@ -782,6 +966,15 @@ def _notes(su: Setup, wl: Workload, pl: Placement) -> tuple[str, ...]:
                 f"prompt GEMMs reach {flops_peak / 1e12:.0f} TFLOPS peak, not the datasheet's "
                 f"{sheet / 1e12:.0f} ({'; '.join(causes)})"
             )
+    if g.power_limit is not None and runnable:
+        from rigkit.estimate.speed import decode_clock_share
+
+        notes.append(
+            f"power limit {g.power_limit:g} W (board power {g.tdp or 0:g} W): prompt GEMMs hold "
+            f"~{sustained_clock_share(g, p):.0%} of the boost clock, decode's SMs "
+            f"~{decode_clock_share(g, p):.0%} (decode draws less; its speed falls only when the "
+            "SMs can no longer keep up with the memory)"
+        )
     if p.source != "packaged":
         notes.append(f"efficiency parameters from profile {p.source}")
     elif runnable and (wl.gen > 0 or wl.prompt > 0):
@@ -816,6 +1009,9 @@ def estimate(
     nvlink: bool | None = None,
     kv_cache: str | None = None,
     flash_attention: bool | None = None,
+    power_limit_w: float | None = None,
+    nodes: int = 1,
+    nic: str | None = None,
     *,
     params: Params | None = None,
 ) -> Estimate:
@@ -829,10 +1025,35 @@ def estimate(
     modules use NVLink), False to take SXM modules over PCIe. ``kv_cache``: the engine's KV cache
     type (llama.cpp ``q8_0``/``q4_0``, vLLM ``fp8``, ...; default F16/BF16). ``flash_attention``:
     llama.cpp's ``-fa`` (no attention-score buffer; implied by a quantised KV cache); default the
-    engine's.
+    engine's. ``power_limit_w``: each GPU's power limit (``nvidia-smi -pl W``; default the
+    board power): prompt GEMMs follow the clock the card holds at that power, decode only once
+    the core clock falls below what the memory stream needs (speed.decode_clock_share).
+    ``nodes``: machines of ``gpus`` GPUs each, joined by ``nic`` (a catalog NIC id; default
+    25GbE over TCP) in a layer split (llama.cpp RPC) or pipeline split (vLLM).
     Raises EstimateError (bad input) or UnknownIdError (an id is not in the catalog).
     """
-    cfg = Config(model, quant, gpu, gpus, engine, split, nvlink, kv_cache, flash_attention)
+    if power_limit_w is not None and (
+        isinstance(power_limit_w, bool)
+        or not isinstance(power_limit_w, int | float)
+        or not 0 < power_limit_w < math.inf
+    ):
+        raise EstimateError(f"power_limit_w must be a number of watts > 0, got {power_limit_w!r}")
+    if type(nodes) is not int or nodes < 1:
+        raise EstimateError(f"nodes must be an integer >= 1, got {nodes!r}")
+    cfg = Config(
+        model,
+        quant,
+        gpu,
+        gpus,
+        engine,
+        split,
+        nvlink,
+        kv_cache,
+        flash_attention,
+        power_limit_w,
+        nodes,
+        nic,
+    )
     wl = _workload(cfg, prompt, gen, batch, ctx, cpu, ram_gb, disk_read_gb_s)
     su = _setup(cfg, profile, params)
     if cpu is not None:  # an unknown id is an error even when nothing is offloaded (cached lookup)
@@ -884,6 +1105,9 @@ def estimate(
         load_terms=load_terms,
         assumptions=pl.notes + cap.notes + _notes(su, wl, pl),
         params_source=su.p.source,
+        cpu_moe_layers=pl.moe.cpu_moe_layers if pl.moe is not None else None,
+        power_limit_w=power_limit_w,
+        nodes=su.nodes,
     )
 
 

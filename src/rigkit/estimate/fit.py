@@ -164,6 +164,7 @@ def _vector(params: Params, rows: Sequence[Measurement]) -> list[tuple[str, str 
     has_prefill = any(r.metric in ("prefill", "ttft") for r in rows)
     has_decode = any(r.metric in ("decode", "aggregate") for r in rows)
     has_gguf = "gguf" in kernels
+    multi = any(r.gpus > 1 for r in rows)
     v: list[tuple[str, str | None]] = []
     if has_decode:
         v += [("bandwidth_efficiency", a) for a in archs]
@@ -174,6 +175,8 @@ def _vector(params: Params, rows: Sequence[Measurement]) -> list[tuple[str, str 
         v += [("prefill_tensor_efficiency", None), ("prefill_attn_efficiency", None)]
         if has_gguf:
             v.append(("dequant_passes", None))
+    if multi:  # the hand-over between GPUs of a layer split (through host memory, no P2P)
+        v.append(("hop_latency_us", None))
     return v
 
 
@@ -218,8 +221,15 @@ def fit(
     ridge: float = 1e-3,
     tol: float = 1e-4,
     max_sweeps: int = 400,
+    robust: float | None = 0.1,
 ) -> tuple[Params, dict[str, Any]]:
-    """Fit the parameters the rows inform; returns (params, record of the fit)."""
+    """Fit the parameters the rows inform; returns (params, record of the fit).
+
+    The loss per row is the pseudo-Huber function of the log error with scale ``robust`` (0.1:
+    about 10%): quadratic for small errors, linear for large ones, so a few rows the model cannot
+    explain (a run whose settings differ from the rest) do not drag every parameter towards
+    them. ``robust=None`` gives the plain mean squared log error.
+    """
     if not rows:
         raise EstimateError("no measurements to fit")
     names = _vector(start, rows)
@@ -238,7 +248,11 @@ def fit(
         for r, y in zip(rows, predict(rows, p), strict=True):
             if y is None or y <= 0:
                 return math.inf
-            s += math.log(y / r.value) ** 2
+            e = math.log(y / r.value)
+            if robust is None:
+                s += e * e
+            else:
+                s += 2.0 * robust * robust * (math.sqrt(1.0 + (e / robust) ** 2) - 1.0)
         s /= len(rows)
         return s + ridge * sum((a - b) ** 2 for a, b in zip(vec, x0, strict=True))
 
@@ -466,15 +480,21 @@ def group_by(
     return out
 
 
-def packaged_calibration_rows() -> list[Measurement]:
-    """The packaged llama.cpp calibration rows (``data/llamacpp-llama3-single-gpu.csv``)."""
+#: the packaged llama.cpp calibration files (copies of the shared calibration set; each row's
+#: source_file column names the notebook it comes from)
+SINGLE_GPU_CSV = "llamacpp-llama3-single-gpu.csv"
+MULTI_GPU_CSV = "llamacpp-llama3-multi-gpu.csv"
+
+
+def packaged_calibration_rows(multi_gpu: bool = False) -> list[Measurement]:
+    """The packaged llama.cpp calibration rows: ``data/llamacpp-llama3-single-gpu.csv`` (1x RTX
+    4090 / RTX 3090), and with ``multi_gpu`` also ``data/llamacpp-llama3-multi-gpu.csv`` (2, 4, 8x
+    RTX 4090 and 2, 4, 6x RTX 3090 in llama.cpp's default layer split)."""
     from importlib import resources
 
-    text = (
-        resources.files("rigkit.estimate")
-        .joinpath("data", "llamacpp-llama3-single-gpu.csv")
-        .read_text("utf-8")
-    )
-    return rows_from_records(
-        list(csv.DictReader(text.splitlines())), {}, "llamacpp-llama3-single-gpu.csv"
-    )
+    out: list[Measurement] = []
+    for name in (SINGLE_GPU_CSV, MULTI_GPU_CSV) if multi_gpu else (SINGLE_GPU_CSV,):
+        text = resources.files("rigkit.estimate").joinpath("data", name).read_text("utf-8")
+        defaults = {"split": "layer"} if name == MULTI_GPU_CSV else {}
+        out += rows_from_records(list(csv.DictReader(text.splitlines())), defaults, name)
+    return out

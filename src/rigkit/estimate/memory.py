@@ -106,3 +106,22 @@ def kv_share(m: ModelNums, n_gpus: int) -> float:
     if n_gpus <= 1:
         return 1.0
     return max(1.0 / n_gpus, 1.0 / m.n_kv_heads)
+
+
+def llama_cpp_layers(n_layers: int, n_gpus: int, output_on_gpu: bool = True) -> list[int]:
+    """Layers per GPU as llama.cpp assigns them on equal GPUs (``llm_load_tensors``).
+
+    With every layer offloaded, the output layer counts as one more slot: layer i of the
+    ``n_layers + 1`` slots goes to the GPU whose cumulative share of the tensor split first
+    exceeds i / (n_layers + 1) (``std::upper_bound``), the output to the last GPU. So the last GPU
+    holds one layer fewer than an even split gives it, in exchange for the LM head: Llama-3-70B on
+    6 GPUs is 14, 13, 14, 13, 14, 12 layers (+ output), not 14, 14, 13, 13, 13, 13.
+    """
+    if n_gpus <= 1:
+        return [n_layers]
+    slots = n_layers + (1 if output_on_gpu else 0)
+    out = [0] * n_gpus
+    for i in range(n_layers):
+        # upper_bound over the cumulative split [1/n, 2/n, ..., 1] of i / slots: i * n // slots
+        out[min(n_gpus - 1, i * n_gpus // slots)] += 1
+    return out

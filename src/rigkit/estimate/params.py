@@ -32,6 +32,7 @@ FITTED_NAMES: tuple[str, ...] = (
     "prefill_tensor_efficiency",
     "prefill_attn_efficiency",
     "dequant_passes",
+    "hop_latency_us",
 )
 
 
@@ -83,6 +84,11 @@ class Params:
     page_cache_read_gb_s: float = 10.0
     init_s: float = 2.0
     power_clock_exponent: float = 3.0  # tensor power ~ clock^k (dynamic C V^2 f, V ~ f)
+    node_latency_tcp_us: float = 60.0  # one activation hand-over between machines over TCP
+    node_latency_rdma_us: float = 10.0  # the same over RDMA (RoCE, InfiniBand)
+    cpu_moe_sync_us: float = 20.0  # one GPU <-> CPU hand-over of a layer's hidden state
+    decode_power_share: float = 0.8  # board power drawn by memory-bound decode at boost clock
+    memory_power_share: float = 0.35  # of it, memory and static power (not cut by the core clock)
     # chip class -> dense FP16 tensor FLOP per SM per clock (FP16 accumulate), whitepapers
     tensor_flops_per_sm_clock: dict[str, float] = field(default_factory=dict)
     # chip class -> tensor FLOP per SM per clock of mma.sync-class kernels, where below the datasheet

@@ -142,6 +142,7 @@ class GpuNums:
         "nvlink_capable",
         "p2p",
         "pcie_bw_raw",
+        "power_limit",
         "sm_hz",
         "tdp",
         "vram",
@@ -165,12 +166,24 @@ class GpuNums:
     form_factor: str  # "pcie" or "sxm"
     nvlink_bw: float | None
     sm_hz: float | None  # streaming multiprocessors x boost clock (SM-cycles per second)
-    tdp: float | None  # board power limit, W
+    tdp: float | None  # board power (the default power limit), W
+    power_limit: float | None  # a power limit set below or above the default (nvidia-smi -pl), W
     chip_class: str  # arch, or arch + "-dc" for chips with 2048+ FP16 tensor FLOP per SM-cycle
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
             setattr(self, k, v)
+
+    def with_power_limit(self, watts: float | None) -> GpuNums:
+        """A copy whose boards run at ``watts`` (``nvidia-smi -pl``; None: the default limit)."""
+        kw = {k: getattr(self, k) for k in self.__slots__}
+        kw["power_limit"] = watts
+        return GpuNums(**kw)
+
+    @property
+    def watts(self) -> float | None:
+        """The power limit the boards run at: the set limit, else the board power."""
+        return self.power_limit if self.power_limit is not None else self.tdp
 
     def with_nvlink(self, on: bool) -> GpuNums:
         """A copy whose GPUs do (``on``: bridged, capable cards only) or do not use NVLink."""
@@ -333,6 +346,7 @@ def gpu_nums_from(g: Any) -> GpuNums:
         nvlink_bw=g.nvlink_bandwidth_gb_s * 1e9 if g.nvlink_bandwidth_gb_s else None,
         sm_hz=sm_hz,
         tdp=float(g.tdp_w) if getattr(g, "tdp_w", None) else None,
+        power_limit=None,
         chip_class=chip_class(arch, max(acc16, acc32), sm_hz),
     )
 

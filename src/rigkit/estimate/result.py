@@ -54,6 +54,10 @@ class Estimate(NamedTuple):
     load_terms: tuple[tuple[str, float], ...]  # s
     assumptions: tuple[str, ...]
     params_source: str
+    # llama.cpp --n-cpu-moe N: the routed experts of the first N layers stay in system RAM
+    cpu_moe_layers: int | None = None
+    power_limit_w: float | None = None  # the boards' power limit the speeds are for (None: stock)
+    nodes: int = 1  # machines; ``gpus`` counts the GPUs of all of them
 
     def to_dict(self) -> dict[str, Any]:
         """The result for the edges (JSON, reports); estimated quantities at :data:`DIGITS`
@@ -86,6 +90,9 @@ class Estimate(NamedTuple):
             "prefill_bound": self.prefill_bound,
             "gpu_layers": self.gpu_layers,
             "cpu_layers": self.cpu_layers,
+            "cpu_moe_layers": self.cpu_moe_layers,
+            "power_limit_w": self.power_limit_w,
+            "nodes": self.nodes,
             "cpu_ram_gb": sig(self.cpu_ram_gb),
             "breakdown": {
                 "memory_gb": _sig_terms(self.memory_terms),
@@ -118,6 +125,8 @@ class Estimate(NamedTuple):
             f',"bound":{_jstr(self.bound)}'
             f',"prefill_bound":{"null" if self.prefill_bound is None else _jstr(self.prefill_bound)}'
             f',"gpu_layers":{_jnum(self.gpu_layers)},"cpu_layers":{_jnum(self.cpu_layers)}'
+            f',"cpu_moe_layers":{_jnum(self.cpu_moe_layers)}'
+            f',"power_limit_w":{_jnum(self.power_limit_w)},"nodes":{_jnum(self.nodes)}'
             f',"cpu_ram_gb":{_jsig(self.cpu_ram_gb)}'
             f',"breakdown":{{"memory_gb":{_jterms(self.memory_terms)}'
             f',"decode_ms_per_step":{_jterms(self.decode_terms)}'

@@ -36,7 +36,29 @@ def issue_bytes_s(m: ModelNums, g: GpuNums, p: Params, ep: EngineParams) -> floa
     k = p.issue_rate(m.kernel_class) if ep.issue_limited else None
     if k is None or not g.sm_hz:
         return None
-    return k * g.sm_hz
+    return k * g.sm_hz * decode_clock_share(g, p)
+
+
+def decode_clock_share(g: GpuNums, p: Params) -> float:
+    """Share of the boost clock the SMs keep in memory-bound decode under the power limit.
+
+    Decode at boost draws ``decode_power_share`` of the board power, of which
+    ``memory_power_share`` (memory, controller, static) does not fall with the core clock; the
+    rest goes as clock^``power_clock_exponent``. Under a lower limit W the clock falls until
+    memory + core power = W: share = ((W - memory) / (decode - memory))^(1/k). The memory clock
+    stays, so decode speed stays until the SMs can no longer issue the loads the DRAM delivers.
+    RTX 4090 at 300 W: decode draws 0.8 x 450 = 360 W at boost, memory 0.35 x 450 = 157.5 W:
+    ((300 - 157.5) / 202.5)^(1/3) = 0.889 of the boost clock.
+    """
+    limit = g.power_limit
+    if limit is None or g.tdp is None:
+        return 1.0
+    decode = p.decode_power_share * g.tdp
+    if limit >= decode:
+        return 1.0
+    memory = p.memory_power_share * g.tdp
+    core = max(limit - memory, 0.0) / (decode - memory)
+    return max(0.2, float(core ** (1.0 / p.power_clock_exponent)))
 
 
 def gpu_rates(g: GpuNums, p: Params, ep: EngineParams, kernel: str) -> tuple[float, float, float]:
@@ -53,7 +75,7 @@ def gpu_rates(g: GpuNums, p: Params, ep: EngineParams, kernel: str) -> tuple[flo
     k = p.issue_rate(kernel) if ep.issue_limited else None
     if k is not None and g.sm_hz:
         q = p.issue_smoothness
-        wbw = (wbw**-q + (k * g.sm_hz) ** -q) ** (-1.0 / q)
+        wbw = (wbw**-q + (k * g.sm_hz * decode_clock_share(g, p)) ** -q) ** (-1.0 / q)
     return bw, wbw, p.layer_overhead_us * 1e-6 * ep.overhead_scale
 
 
@@ -208,17 +230,24 @@ def tensor_flops(g: GpuNums, p: Params, ep: EngineParams, datasheet: float) -> f
 
 
 def sustained_clock_share(g: GpuNums, p: Params) -> float:
-    """Share of the boost clock ``g`` holds under tensor load within its TDP (1: all of it)."""
+    """Share of the boost clock ``g`` holds under tensor load within its power limit (1: all).
+
+    The power at boost clock is SMs x boost x the energy per SM-cycle of the chip class's
+    reference card (which holds its boost at its TDP); a class without a reference is taken to
+    hold its boost at its own TDP. A limit below that holds (limit / need)^(1/k) of the clock:
+    RTX 4090 at 300 W: (300 / 450)^(1/3) = 0.874.
+    """
+    watts = g.watts
+    if watts is None or g.sm_hz is None:
+        return 1.0
+    need = g.tdp
     ref_id = p.power_reference_gpu.get(g.chip_class)
-    if ref_id is None or g.tdp is None or g.sm_hz is None:
+    ref = _reference_gpu(ref_id) if ref_id is not None else None
+    if ref is not None and ref.tdp is not None and ref.sm_hz is not None:
+        need = g.sm_hz * ref.tdp / ref.sm_hz  # W at boost with the reference's energy per SM-cycle
+    if need is None or watts >= need:
         return 1.0
-    ref = _reference_gpu(ref_id)
-    if ref is None or ref.tdp is None or ref.sm_hz is None:
-        return 1.0
-    need = g.sm_hz * ref.tdp / ref.sm_hz  # W at boost with the reference's energy per SM-cycle
-    if g.tdp >= need:
-        return 1.0
-    return float((g.tdp / need) ** (1.0 / p.power_clock_exponent))
+    return float((watts / need) ** (1.0 / p.power_clock_exponent))
 
 
 def _reference_gpu(gpu_id: str) -> GpuNums | None:

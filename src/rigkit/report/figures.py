@@ -7,7 +7,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from rigkit.errors import RigkitError
-from rigkit.estimate.capacity import GEN, PROMPT, Capacity, bridged
+from rigkit.estimate.capacity import GEN, PROMPT, Capacity, bridged, power_limit
 from rigkit.estimate.core import estimate
 from rigkit.estimate.resolve import gpu_nums, model_nums
 
@@ -274,6 +274,7 @@ def roofline_png(
         "cpu": build.cpu.id,
         "ram_gb": float(build.memory_gb),
         "nvlink": bridged(build),
+        "power_limit_w": power_limit(build),
     }
     for b in (1, 4, 16, 64, 256):
         ctx = PROMPT + GEN
