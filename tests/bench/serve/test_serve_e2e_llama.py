@@ -79,7 +79,9 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return 0, ""
 
 
-def _start_server(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(
+    model: Path, log: Path, slots: int = SLOTS
+) -> tuple[subprocess.Popen[bytes], str]:
     binary = _server_binary()
     port = _free_port()
     args = [
@@ -87,8 +89,8 @@ def _start_server(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]
         "-m", str(model),
         "--host", "127.0.0.1",
         "--port", str(port),
-        "-np", str(SLOTS),
-        "-c", str(SLOTS * CTX_PER_SLOT),
+        "-np", str(slots),
+        "-c", str(slots * CTX_PER_SLOT),
         "--metrics",
         "--no-webui",
         "-t", "2",
