@@ -9,7 +9,7 @@ renderers of the result (Markdown, HTML, rich, the roofline figure) are in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rigkit.errors import RigkitError
@@ -61,7 +61,7 @@ class CapacityRow:
     bound: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class ExpectationCheck:
     source: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
