@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rigkit.errors import EstimateError
@@ -129,3 +131,47 @@ def test_estimate_serve_cli_prints_bench_serve_runs() -> None:
     assert one["tpot_ms"]["p50"] == pytest.approx(step_ms, rel=0.02)
     # 8 at once share each weight pass: output throughput well above 4x one stream's
     assert eight["output_tokens_per_s"] > 4 * one["output_tokens_per_s"]
+
+
+def test_fit_step_overhead_recovers_a_known_overhead() -> None:
+    from rigkit.estimate.serving import fit_step_overhead
+
+    true = policy("vllm", step_overhead_s=0.004, max_num_seqs=8)
+    wls = [Workload(64, 64, concurrency=c, requests=16) for c in (1, 4, 16)]
+    measured = [(wl, simulate(COST, true, wl).tpot_ms.p50 or 0.0) for wl in wls]
+    # TPOT = 4 ms + 10 ms weights per step: the fit finds the 4 ms again from overhead 0
+    fitted = fit_step_overhead(COST, policy("vllm", step_overhead_s=0.0, max_num_seqs=8), measured)
+    assert fitted == pytest.approx(0.004, abs=2e-4)
+
+
+def test_calibrate_fits_the_step_overhead_from_bench_serve_json(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from rigkit.cli.main import app
+    from rigkit.estimate.serving import cost_from_estimate
+
+    # a `bench serve --spec` result made by the simulation with a 5 ms step overhead
+    cost, kv = cost_from_estimate("llama-3.1-8b", "f16", "rtx-4090", engine="vllm")
+    pol = policy("vllm", step_overhead_s=0.005, max_num_seqs=8, kv_capacity_tokens=kv)
+    runs = [
+        simulate(cost, pol, Workload(256, 64, concurrency=c, requests=16)).to_dict()
+        for c in (1, 4, 8)
+    ]
+    meta = {"model": "served", "model_id": "llama-3.1-8b", "quant": "f16", "gpu": "rtx-4090"}
+    meta |= {"gpus": 1, "engine": "vllm", "prompt_tokens": 256, "gen_tokens": 64}
+    f = tmp_path / "serve.json"
+    f.write_text(json.dumps({"meta": meta, "runs": runs}))
+    prof = tmp_path / "p.yaml"
+    r = CliRunner().invoke(app, ["calibrate", str(f), "--out", str(prof)])
+    assert r.exit_code == 0, r.output
+    assert "step overhead of vllm: 5.00 ms" in r.output
+    # estimate --serve --profile takes it: one stream's TPOT = fixed + weights + 5 ms (+ KV)
+    args = ["estimate", "--model", "llama-3.1-8b", "--quant", "f16", "--gpu", "rtx-4090"]
+    args += ["--engine", "vllm", "--serve", "--concurrency", "1", "--gen-tokens", "64"]
+    args += ["--prompt-tokens", "256", "--requests", "4", "--json", "--profile", str(prof)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["meta"]["policy"]["step_overhead_s"] == pytest.approx(0.005, abs=1e-4)

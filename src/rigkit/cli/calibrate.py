@@ -83,6 +83,9 @@ def register(app: typer.Typer) -> None:
         record["mape_before_pct"] = {k: round(v, 2) for k, v in before.items() if v == v}
         record["mape_after_pct"] = {k: round(v, 2) for k, v in after.items() if v == v}
         record["files"] = [str(p) for p in results]
+        overheads = _step_overheads(results)
+        if overheads:
+            record["step_overhead_s"] = overheads
         record.pop("mape_decode_pct", None)
         record.pop("mape_prefill_pct", None)
         if out is not None:
@@ -109,6 +112,8 @@ def register(app: typer.Typer) -> None:
                     f"  {k:<9} error before {record['mape_before_pct'][k]:5.1f}%  after {record['mape_after_pct'][k]:5.1f}%"
                 )
         typer.echo("fitted: " + ", ".join(record["parameters"]))
+        for eng, ov in overheads.items():
+            typer.echo(f"  step overhead of {eng}: {ov * 1000:.2f} ms (estimate --serve uses it)")
         if out is not None:
             typer.echo(f"profile written to {out}; use it with `rigkit estimate --profile {out}`")
 
@@ -138,3 +143,24 @@ def _check_outliers(
             f"{lo:g}x-{hi:g}x: check the model, quant and GPU ids and the run itself",
             hint="pass --allow-outliers to fit them anyway",
         )
+
+
+def _step_overheads(paths: list[Path]) -> dict[str, float]:
+    """Per-engine step overhead fitted to the TPOT of `bench serve --json` files (the serving
+    simulation's one fitted parameter); the mean per engine over files."""
+    from rigkit.estimate.serving import fit_from_serve_json
+
+    found: dict[str, list[float]] = {}
+    for path in paths:
+        if path.suffix.lower() != ".json":
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue  # read_measurements has already said what is wrong with it
+        if not isinstance(data, dict) or "runs" not in data:
+            continue
+        fitted = fit_from_serve_json(data)
+        if fitted is not None:
+            found.setdefault(fitted[0], []).append(fitted[1])
+    return {eng: round(sum(v) / len(v), 6) for eng, v in found.items()}

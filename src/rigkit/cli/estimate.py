@@ -242,6 +242,12 @@ def _serve(
     cost, kv_tokens = cost_from_estimate(
         model, quant, gpu, gpus=n_gpus, engine=engine, profile=profile
     )
+    if step_overhead_ms is None and profile is not None:
+        from rigkit.estimate.params import load_params
+
+        fitted = load_params(profile).fit_info.get("step_overhead_s") or {}
+        if isinstance(fitted.get(engine), int | float):
+            step_overhead_ms = 1000.0 * float(fitted[engine])
     pol = policy(
         engine,
         max_num_seqs=max_num_seqs,

@@ -428,3 +428,62 @@ def sweep(
         )
         for i, (c, r) in enumerate(levels)
     ]
+
+
+def fit_step_overhead(
+    cost: StepCost, pol: SchedulerPolicy, runs: list[tuple[Workload, float]]
+) -> float:
+    """The per-step overhead (seconds) that makes the simulated TPOT p50 meet each measured one
+    (``runs``: the workload and its measured TPOT p50 in ms); the median over runs.
+
+    TPOT is one step's time in steady state and the overhead adds to every step, so the gap
+    between measured and simulated TPOT is the overhead; two rounds settle queueing effects.
+    """
+    if not runs:
+        raise EstimateError("no runs with a TPOT to fit the step overhead to")
+    overhead = 0.0
+    for _ in range(2):
+        trial = replace(pol, step_overhead_s=overhead)
+        gaps = sorted(
+            tpot_ms / 1000.0 - (simulate(cost, trial, wl).tpot_ms.p50 or 0.0) / 1000.0
+            for wl, tpot_ms in runs
+        )
+        mid = len(gaps) // 2
+        gap = gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2
+        overhead = max(0.0, overhead + gap)
+    return overhead
+
+
+def fit_from_serve_json(data: dict[str, Any]) -> tuple[str, float, int] | None:
+    """(engine, fitted step overhead in seconds, runs used) from a ``bench serve --json`` result
+    whose meta names a catalog configuration (``--spec`` runs do); None when it names none."""
+    meta = data.get("meta") or {}
+    model = meta.get("model_id") or meta.get("model")
+    quant, gpu, engine = meta.get("quant"), meta.get("gpu"), meta.get("engine")
+    if not all(isinstance(v, str) and v for v in (model, quant, gpu, engine)):
+        return None
+    gen = meta.get("gen_tokens")
+    if not isinstance(gen, int) or gen < 2:
+        return None
+    cost, kv = cost_from_estimate(
+        str(model), str(quant), str(gpu), gpus=int(meta.get("gpus") or 1), engine=str(engine)
+    )
+    runs: list[tuple[Workload, float]] = []
+    levels = [r.get("concurrency") for r in data.get("runs") or []]
+    seqs = max([c for c in levels if isinstance(c, int)] or [1])
+    pol = policy(str(engine), max_num_seqs=seqs, kv_capacity_tokens=kv)
+    for r in data.get("runs") or []:
+        tpot = (r.get("tpot_ms") or {}).get("p50")
+        done = r.get("completed")
+        if not isinstance(tpot, int | float) or not isinstance(done, int) or done < 1:
+            continue
+        prompt = max(
+            1, round((r.get("input_tokens") or 0) / done) or int(meta.get("prompt_tokens") or 1)
+        )
+        wl = Workload(
+            prompt, gen, concurrency=r.get("concurrency"), rate=r.get("rate"), requests=done
+        )
+        runs.append((wl, float(tpot)))
+    if not runs:
+        return None
+    return str(engine), fit_step_overhead(cost, pol, runs), len(runs)
