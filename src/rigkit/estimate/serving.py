@@ -181,6 +181,10 @@ def cost_from_estimate(
     return cost, max(1, seqs) * 513
 
 
+MAX_TOKENS = 10_000_000
+"""Output tokens of one simulated run at most: every token's time is kept (~30 B each)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
     """What the load generator sends: as ``rigkit bench serve`` options."""
@@ -204,6 +208,12 @@ class Workload:
             raise EstimateError(f"request rate must be a number above 0, not {self.rate}")
         if not 0 < self.burstiness < math.inf:
             raise EstimateError(f"burstiness must be above 0, not {self.burstiness}")
+        if self.requests * self.gen_tokens > MAX_TOKENS:
+            raise EstimateError(
+                f"{self.requests:,} requests x {self.gen_tokens:,} output tokens is more than the "
+                f"{MAX_TOKENS:,} token times one simulated run keeps",
+                hint="fewer --requests or --gen-tokens",
+            )
 
 
 class _Seq:
