@@ -99,24 +99,27 @@ def _bench(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_non_http_answer_is_invalid_response(ssh_like: str) -> None:
-    res = _bench(ssh_like)
+def _failures(url: str) -> tuple[dict[str, int], dict[str, str]]:
+    """The single run's failure counts and examples; exit 1, no traceback."""
+    res = _bench(url)
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr + res.stdout
     (run,) = json.loads(res.stdout)["runs"]
+    return run["failures"], run["failure_examples"]
+
+
+def test_non_http_answer_is_invalid_response(ssh_like: str) -> None:
+    failures, examples = _failures(ssh_like)
     # 2 requests, both answered with an SSH banner: a documented reason, not client_error
-    assert run["failures"] == {"invalid_response": 2}
-    assert "not an HTTP response" in run["failure_examples"]["invalid_response"]
+    assert failures == {"invalid_response": 2}
+    assert "not an HTTP response" in examples["invalid_response"]
 
 
 def test_redirect_loop_is_its_own_reason(redirect_loop: str) -> None:
-    res = _bench(redirect_loop)
-    assert res.returncode == 1, res.stderr
-    assert "Traceback" not in res.stderr + res.stdout
-    (run,) = json.loads(res.stdout)["runs"]
-    assert run["failures"] == {"redirect_loop": 2}
+    failures, examples = _failures(redirect_loop)
+    assert failures == {"redirect_loop": 2}
     # aiohttp follows 10 redirects, then gives up
-    assert "more than 10 redirects" in run["failure_examples"]["redirect_loop"]
+    assert "more than 10 redirects" in examples["redirect_loop"]
 
 
 @pytest.mark.parametrize("option", ["--json", "--plot"])
