@@ -50,7 +50,8 @@ from rigkit.catalog.parts import (
     Ups,
 )
 from rigkit.errors import SpecError, UnknownIdError
-from rigkit.yamlerrors import yaml_problem
+from rigkit.inputs import UnreadableInput, read_text_file
+from rigkit.yamlerrors import compose_checked, yaml_problem
 
 __all__ = [
     "SITE_PRESETS",
@@ -68,8 +69,6 @@ __all__ = [
     "parse_spec",
     "resolve",
 ]
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Loc = tuple[str | int, ...]
 
@@ -410,7 +409,7 @@ def _validation_error(err: ValidationError, lines: Mapping[Loc, int], file: str)
 def parse_spec(text: str, file: str = "<spec>") -> Spec:
     """Validate spec text. ``file`` is used in error messages."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root, data = compose_checked(text)
     except yaml.YAMLError as exc:
         line, problem = yaml_problem(exc)
         raise SpecError(problem, file=file, line=line) from None
@@ -424,7 +423,6 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         )
     lines: dict[Loc, int] = {}
     _node_lines(root, (), lines, file)
-    data = yaml.load(text, Loader=_Loader)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
@@ -438,15 +436,9 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", file=str(p)) from None
-    except OSError as exc:  # a directory, no permission
-        raise SpecError(f"cannot read: {exc.strerror or exc}", file=str(p)) from None
-    except UnicodeDecodeError:
-        raise SpecError(
-            "not a text file (not UTF-8)", file=str(p), hint="a spec is YAML text"
-        ) from None
+        text = read_text_file(p)
+    except UnreadableInput as exc:  # missing, a directory or device, too big, not UTF-8 text
+        raise SpecError(exc.reason, file=exc.path, hint=exc.hint or "a spec is YAML text") from None
     return parse_spec(text, file=str(p))
 
 

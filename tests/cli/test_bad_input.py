@@ -316,7 +316,7 @@ def test_bench_serve_binary_dataset(
 ) -> None:
     argv = ["bench", "serve", "--url", "http://127.0.0.1:9", "--model", "m", "-q"]
     code, err = run_cli([*argv, "--dataset", str(binary)], monkeypatch, capsys)
-    assert_one_line(code, err, "cannot read dataset", "not UTF-8 text")
+    assert_one_line(code, err, "cannot read dataset", "not UTF-8")
 
 
 def test_bench_serve_nothing_listening(
@@ -367,7 +367,7 @@ def test_binary_spec(
 ) -> None:
     # was "cannot read: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
     code, err = run_cli(["plan", str(binary)], monkeypatch, capsys)
-    assert_one_line(code, err, "binary.yaml: not a text file (not UTF-8)")
+    assert_one_line(code, err, "binary.yaml:1: not a text file (not UTF-8)")
 
 
 def test_spec_quantity_has_a_ceiling(
@@ -629,7 +629,7 @@ def test_estimate_batch_bad_profile_stops_the_batch(
     cases.write_text(CASE * 2, encoding="utf-8")
     argv = ["estimate", "--batch", str(cases), "--profile", str(binary), *extra]
     code, err = run_cli(argv, monkeypatch, capsys)
-    assert_one_line(code, err, "binary.yaml: not a text file (not UTF-8)")
+    assert_one_line(code, err, "binary.yaml:1: not a text file (not UTF-8)")
     assert capsys.readouterr().out == ""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rigkit.errors import BenchError
+from rigkit.inputs import UnreadableInput, read_text_file
 
 _WORD_TEXT = (
     "the of and to in is was for on that with as by at from his her an it be this are have "
@@ -122,11 +123,10 @@ def _item_to_prompt(item: Any, where: str) -> Prompt:
 def load_dataset(path: Path) -> list[Prompt]:
     """Read prompts from a JSON list or a JSONL file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise BenchError(f"cannot read dataset {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise BenchError(f"cannot read dataset {path}: not UTF-8 text") from None
+        # ShareGPT's largest public file is about 0.7 GB
+        text = read_text_file(path, limit=2 * 1024**3)
+    except UnreadableInput as err:  # missing, a directory or device, too big, not UTF-8 text
+        raise BenchError(f"cannot read dataset {err}") from None
     items: list[tuple[Any, str]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):

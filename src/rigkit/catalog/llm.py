@@ -690,8 +690,6 @@ def synthesise_exl2(template: WeightFormat, bpw: float) -> WeightFormat:
 
 
 _DATA = "data"
-# libyaml's loader when PyYAML was built with it (it is, in the wheels), else the pure-Python one
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read_yaml(name: str) -> Any:

@@ -10,6 +10,7 @@ closest ids as a hint.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +36,8 @@ from rigkit.catalog.parts import (
 )
 from rigkit.catalog.yamlcache import load_yaml
 from rigkit.errors import CatalogError, UnknownIdError
+from rigkit.inputs import UnreadableInput, read_text_file
 from rigkit.yamlerrors import yaml_error_text
-
-# the C loader is several times faster; fall back to the pure-Python one
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: catalog attribute (and data file stem) -> schema of its entries
 KINDS: Final[dict[str, type[Part]]] = {
@@ -208,7 +207,10 @@ def load_catalog_from(directory: Path) -> Catalog:
     entries: dict[str, dict[str, Part]] = {}
     for kind in KINDS:
         path = directory / f"{kind}.yaml"
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            text = read_text_file(path) if os.path.lexists(path) else ""
+        except UnreadableInput as exc:  # a directory or device, too big, not UTF-8 text
+            raise CatalogError(str(exc)) from None
         entries[kind] = parse_kind(kind, text, path.name)
     _check_references(entries)
     return Catalog(**entries)  # type: ignore[arg-type]

@@ -20,11 +20,10 @@ from typing import Any
 
 import yaml
 
-#: libyaml's loader when PyYAML was built with it (it is, in the wheels), else the pure-Python one
-LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from rigkit.yamlerrors import load_checked
 
 # marshal's format may change between Python versions: the version is part of the key
-_TAG = f"py{sys.version_info[0]}{sys.version_info[1]}-m{marshal.version}-yaml{yaml.__version__}"
+_TAG = f"py{sys.version_info[0]}{sys.version_info[1]}-m{marshal.version}-yaml{yaml.__version__}-checked"
 
 
 def cache_dir() -> Path | None:
@@ -39,20 +38,21 @@ def cache_dir() -> Path | None:
 
 
 def load_yaml(text: str) -> Any:
-    """``yaml.load(text, Loader=LOADER)``, from the cache when this exact text was parsed before.
+    """:func:`rigkit.yamlerrors.load_checked` of ``text``, from the cache when this exact text was
+    parsed before.
 
-    Raises ``yaml.YAMLError`` like ``yaml.load`` for text that is not valid YAML.
+    Raises ``yaml.YAMLError`` for text that is not valid YAML or that the checks refuse.
     """
     folder = cache_dir()
     if folder is None:
-        return yaml.load(text, Loader=LOADER)
+        return load_checked(text)
     key = hashlib.blake2b(f"{_TAG}\n{text}".encode(), digest_size=16).hexdigest()
     path = folder / f"{key}.marshal"
     try:
         return marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         pass  # not cached yet (or unreadable): parse it
-    data = yaml.load(text, Loader=LOADER)
+    data = load_checked(text)
     try:
         blob = marshal.dumps(data)
     except ValueError:  # e.g. a YAML date: keep parsing this file each time

@@ -22,6 +22,7 @@ from rigkit.errors import EstimateError, RigkitError
 from rigkit.estimate.core import estimate
 from rigkit.estimate.params import Params
 from rigkit.estimate.resolve import gpu_nums, model_nums
+from rigkit.inputs import UnreadableInput, read_text_file
 
 METRICS = ("prefill", "decode", "aggregate", "ttft")
 
@@ -424,6 +425,10 @@ def rows_from_serve(
     return out
 
 
+#: largest measurements file read (a llama-bench sweep or a bench serve --json file is KBs to MBs)
+MAX_MEASUREMENT_BYTES = 256 * 1024 * 1024
+
+
 def read_measurements(
     path: str | Path, defaults: dict[str, Any] | None = None
 ) -> list[Measurement]:
@@ -431,11 +436,9 @@ def read_measurements(
     d = dict(defaults or {})
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise EstimateError(f"cannot read {p}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise EstimateError(f"cannot read {p}: not a text file (not UTF-8)") from None
+        text = read_text_file(p, limit=MAX_MEASUREMENT_BYTES)
+    except UnreadableInput as e:  # missing, a directory or device, too big, not UTF-8 text
+        raise EstimateError(f"cannot read {e}") from None
     label = p.name
     stripped = text.lstrip()
     if stripped.startswith("{") or stripped.startswith("["):

@@ -18,9 +18,8 @@ from typing import Any
 import yaml
 
 from rigkit.errors import EstimateError
-from rigkit.yamlerrors import yaml_error_text
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from rigkit.inputs import UnreadableInput, read_text_file
+from rigkit.yamlerrors import load_checked, yaml_error_text
 
 #: names of the fitted parameters, in the order the fitter walks them
 FITTED_NAMES: tuple[str, ...] = (
@@ -220,13 +219,11 @@ def packaged_params() -> Params:
 def _profile_cached(path: str, mtime: float) -> Params:
     del mtime  # part of the cache key only
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise EstimateError(f"cannot read profile {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise EstimateError(f"cannot read profile {path}: not a text file (not UTF-8)") from None
+        text = read_text_file(path)
+    except UnreadableInput as e:  # missing, a directory or device, too big, not UTF-8 text
+        raise EstimateError(f"cannot read profile {e}") from None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = load_checked(text)
     except yaml.YAMLError as e:
         raise EstimateError(yaml_error_text(f"profile {path}", e)) from None
     if not isinstance(data, dict) or not isinstance(data.get("fitted"), dict):
