@@ -1,7 +1,9 @@
 """Output paths a command is about to write, checked before any work is done.
 
 A command never replaces a file that is already there unless it was given ``--force``: a report
-directory may hold last month's results, a profile may be the only copy of a calibration.
+directory may hold last month's results, a profile may be the only copy of a calibration. Even
+with ``--force`` it never writes through a symbolic link at a target name: the link may point
+anywhere (another user's file, a system file), far outside the directory the user named.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ def check_out_dir(out: Path, names: Iterable[str], *, force: bool, option: str =
     out = out.expanduser()
     if out.exists() and not out.is_dir():
         raise RigkitError(f"{option} {out} is a file, not a directory", hint="give a directory")
+    names = list(names)
+    _refuse_links([out / name for name in names], option)
     if force:
         return out
     taken = [name for name in names if os.path.lexists(out / name)]
@@ -37,6 +41,7 @@ def check_file_target(path: Path, option: str) -> Path:
     """Refuse a file path that cannot be written: a directory, or a file in a directory that does
     not exist. Checked before a long run, so its results are not lost at the end."""
     path = path.expanduser()
+    _refuse_links([path], option)
     if path.is_dir():
         raise RigkitError(f"{option} {path} is a directory", hint="give a file path")
     parent = path.parent
@@ -72,3 +77,14 @@ def replace_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _refuse_links(paths: Iterable[Path], option: str) -> None:
+    """Refuse a target name that is a symbolic link (dangling or not): writing would follow it."""
+    for path in paths:
+        if path.is_symlink():
+            raise RigkitError(
+                f"{option}: {path} is a symbolic link (to {os.readlink(path)}); "
+                "rigkit does not write through links",
+                hint="remove the link, or choose another path",
+            )
