@@ -44,6 +44,26 @@ class SpecError(RigkitError):
         if field:
             where += f"{field}: "
         super().__init__(where + message, hint=hint)
+        #: every problem found in the same run, this one first (see :meth:`all_of`)
+        self.problems: tuple[SpecError, ...] = (self,)
+
+    @staticmethod
+    def all_of(errors: list[SpecError]) -> SpecError:
+        """One error that reports every one of ``errors`` (at least one): the first's file, line,
+        field and hint, and ``str()`` one line per problem, so a spec with four mistakes takes one
+        run to fix, not four. The CLI prints each line as its own ``rigkit: error:`` line."""
+        first = errors[0]
+        if len(errors) == 1:
+            return first
+        combined = SpecError(first.message, hint=first.hint)
+        combined.file, combined.line, combined.field = first.file, first.line, first.field
+        combined.problems = tuple(p for e in errors for p in e.problems)
+        return combined
+
+    def __str__(self) -> str:
+        if len(self.problems) > 1:
+            return "\n".join(RigkitError.__str__(p) for p in self.problems)
+        return super().__str__()
 
 
 class CatalogError(RigkitError):

@@ -352,31 +352,55 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+#: order of the reported problems: unknown keys first (a misspelt key is the likeliest cause of
+#: the rest), missing keys last (they are reported at their parent's line, not where they belong)
+_RANK: Final = {"extra_forbidden": 0, "missing": 2}
+
+
 def _validation_error(err: ValidationError, lines: Mapping[Loc, int], file: str) -> SpecError:
-    # an unknown key first: a misspelt key also shows up as a missing one, and the unknown key
-    # (with its "did you mean") is the better message
-    errors = sorted(err.errors(), key=lambda x: x["type"] != "extra_forbidden")
-    e = errors[0]
+    """Every problem pydantic found, each with its line, in :data:`_RANK` order, then by line."""
+    errors = err.errors()
+    # a misspelt key shows up twice: unknown (with its "did you mean") and the real one missing;
+    # the unknown key is the better message, so its missing twin is left out
+    meant: set[Loc] = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            parent: Loc = tuple(e["loc"][:-1])
+            near = _near_key(str(e["loc"][-1]), parent)
+            if near is not None:
+                meant.add((*parent, near))
+    found = sorted(
+        ((_RANK.get(e["type"], 1), _one_problem(e, lines, file)) for e in errors
+         if not (e["type"] == "missing" and tuple(e["loc"]) in meant)),
+        key=lambda x: (x[0], x[1].line or 0),
+    )  # fmt: skip
+    return SpecError.all_of([problem for _, problem in found])
+
+
+def _near_key(key: str, parent: Loc) -> str | None:
+    model = _model_at(parent)
+    if model is None:
+        return None
+    import difflib
+
+    near = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.5)
+    return near[0] if near else None
+
+
+def _one_problem(e: Any, lines: Mapping[Loc, int], file: str) -> SpecError:
     loc: Loc = tuple(e["loc"])
     kind = e["type"]
     hint: str | None = None
-    more = (
-        f" [{len(errors) - 1} more problem{'s' if len(errors) > 2 else ''}]"
-        if len(errors) > 1
-        else ""
-    )
     if kind == "extra_forbidden":
         key = str(loc[-1])
         parent = loc[:-1]
         model = _model_at(parent)
         if model is not None:
-            import difflib
-
-            near = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.5)
+            near = _near_key(key, parent)
             valid = ", ".join(model.model_fields)
-            hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {valid}"
+            hint = f"did you mean {near!r}?" if near else f"valid keys: {valid}"
         return SpecError(
-            f"unknown key {key!r}{more}",
+            f"unknown key {key!r}",
             file=file,
             line=_nearest_line(lines, loc),
             field=_fmt_loc(parent) or "(top level)",
@@ -386,7 +410,7 @@ def _validation_error(err: ValidationError, lines: Mapping[Loc, int], file: str)
         key = str(loc[-1])
         parent = loc[:-1]
         return SpecError(
-            f"missing required key {key!r}{more}",
+            f"missing required key {key!r}",
             file=file,
             line=_nearest_line(lines, parent),
             field=_fmt_loc(parent) or "(top level)",
@@ -399,7 +423,7 @@ def _validation_error(err: ValidationError, lines: Mapping[Loc, int], file: str)
         if not isinstance(got, dict | list):
             msg += f" (got {got!r})"
     return SpecError(
-        msg + more,
+        msg,
         file=file,
         line=_nearest_line(lines, loc),
         field=_fmt_loc(loc) or "(top level)",
@@ -472,19 +496,57 @@ class _Ctx:
             raise self.error(exc.message, loc, hint=exc.hint) from None
 
 
-def _check_expectation_ids(ctx: _Ctx) -> None:
+def _check_expectation_ids(ctx: _Ctx) -> list[SpecError]:
     """The model, format and engine of every expectation must be in the LLM catalog."""
     if not ctx.spec.expectations:
-        return
+        return []
     from rigkit.catalog.llm import load_llm_catalog
 
     llm = load_llm_catalog()
+    found: list[SpecError] = []
     for k, e in enumerate(ctx.spec.expectations):
         for key, find in (("model", llm.model), ("quant", llm.format), ("engine", llm.engine)):
             try:
                 find(getattr(e, key))
             except UnknownIdError as exc:
-                raise ctx.error(exc.message, ("expectations", k, key), hint=exc.hint) from None
+                found.append(ctx.error(exc.message, ("expectations", k, key), hint=exc.hint))
+    return found
+
+
+def _check_ids(ctx: _Ctx) -> None:
+    """Every catalog id in the spec, looked up before anything is resolved, so that all the
+    unknown ones are reported in one run (each with its line and closest ids)."""
+    parts, spec = ctx.spec.parts, ctx.spec
+    P: Loc = ("parts",)
+    wanted: list[tuple[str, str, Loc]] = [
+        ("cpus", parts.cpu, (*P, "cpu")),
+        ("motherboards", parts.motherboard, (*P, "motherboard")),
+        ("memory", parts.memory.id, (*P, "memory", "id")),
+    ]
+    for kind, key, refs in (
+        ("gpus", "gpus", parts.gpus),
+        ("psus", "psus", parts.psus),
+        ("nvme", "storage", parts.storage),
+        ("nics", "nics", parts.nics),
+        ("fans", "fans", parts.fans),
+    ):
+        wanted += [(kind, ref.id, _id_loc((*P, key, i))) for i, ref in enumerate(refs)]
+    for kind, key, value in (("cases", "case", parts.case), ("coolers", "cooler", parts.cooler)):
+        if value:
+            wanted.append((kind, value, (*P, key)))
+    if parts.ups:
+        wanted.append(("ups", parts.ups, (*P, "ups")))
+    if spec.compare_cloud:
+        wanted.append(("cloud", spec.compare_cloud, ("compare_cloud",)))
+    found: list[SpecError] = []
+    for kind, part_id, loc in wanted:
+        try:
+            ctx.cat.get(kind, part_id)
+        except UnknownIdError as exc:
+            found.append(ctx.error(exc.message, loc, hint=exc.hint))
+    found += _check_expectation_ids(ctx)
+    if found:
+        raise SpecError.all_of(found)
 
 
 def _id_loc(base: Loc) -> Loc:
@@ -649,6 +711,7 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
     ctx = _Ctx(spec=spec, cat=catalog or load_catalog(), notes=[])
     parts = spec.parts
     P: Loc = ("parts",)
+    _check_ids(ctx)
 
     cpu: Cpu = ctx.lookup("cpus", parts.cpu, (*P, "cpu"))
     board: Motherboard = ctx.lookup("motherboards", parts.motherboard, (*P, "motherboard"))
@@ -754,7 +817,6 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
         psu_assignment = tuple(parts.psu_assignment)
 
     site, preset = _build_site(ctx)
-    _check_expectation_ids(ctx)
     expectations = tuple(
         {**e.model_dump(), "gpus": e.gpus if e.gpus is not None else len(placed_gpus)}
         for e in spec.expectations

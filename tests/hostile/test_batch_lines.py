@@ -9,9 +9,12 @@ losing every line after it (with worker processes, all of it). ``disk_read_gb_s:
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import RigkitCli
+
+if TYPE_CHECKING:  # the fixture's type (conftest is not importable by name)
+    from conftest import RigkitCli
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,12 +7,15 @@ their file names and overwrote whatever it pointed to, outside ``--out``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import RigkitCli
 
 from rigkit.errors import RigkitError
 from rigkit.outputs import check_out_dir, check_out_file
+
+if TYPE_CHECKING:  # the fixture's type (conftest is not importable by name)
+    from conftest import RigkitCli
 
 pytestmark = pytest.mark.timeout(30)
 

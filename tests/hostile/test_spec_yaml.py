@@ -7,9 +7,12 @@ key a ConstructorError traceback, and the 342-byte alias bomb below ran 87 s to 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import RigkitCli
+
+if TYPE_CHECKING:  # the fixture's type (conftest is not importable by name)
+    from conftest import RigkitCli
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import RigkitCli
+
+if TYPE_CHECKING:  # the fixture's type (conftest is not importable by name)
+    from conftest import RigkitCli
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -60,7 +60,7 @@ def _run(argv: list[str]) -> None:
             if _batch_fast_path(argv):
                 sys.exit(0)
         except RigkitError as err:
-            sys.stderr.write(f"rigkit: error: {err}\n")
+            sys.stderr.write("".join(f"rigkit: error: {line}\n" for line in str(err).splitlines()))
             sys.exit(2)
     from rigkit.cli.main import run as run_cli
 

@@ -110,7 +110,7 @@ def run() -> None:
         if isinstance(rc, int) and not isinstance(rc, bool):
             sys.exit(rc)
     except RigkitError as err:
-        sys.stderr.write(f"rigkit: error: {err}\n")
+        sys.stderr.write("".join(f"rigkit: error: {line}\n" for line in str(err).splitlines()))
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
