@@ -1,9 +1,11 @@
 """Output paths a command is about to write, checked before any work is done.
 
 A command never replaces a file that is already there unless it was given ``--force``: a report
-directory may hold last month's results, a profile may be the only copy of a calibration. Even
-with ``--force`` it never writes through a symbolic link at a target name: the link may point
-anywhere (another user's file, a system file), far outside the directory the user named.
+directory may hold last month's results, a profile may be the only copy of a calibration. It never
+writes through a symbolic link at a target name: the link may point anywhere (another user's
+file, a system file), far outside the directory the user named. With ``--force`` the link itself
+is replaced (removed here, so the command writes a plain file in its place); without, it is
+refused like any file already there.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def check_out_dir(out: Path, names: Iterable[str], *, force: bool, option: str =
     if out.exists() and not out.is_dir():
         raise RigkitError(f"{option} {out} is a file, not a directory", hint="give a directory")
     names = list(names)
-    _refuse_links([out / name for name in names], option)
     if force:
+        _drop_links([out / name for name in names])
         return out
     taken = [name for name in names if os.path.lexists(out / name)]
     if taken:
@@ -56,6 +58,8 @@ def check_file_target(path: Path, option: str) -> Path:
 def check_out_file(path: Path, *, force: bool, option: str = "--out") -> Path:
     """Refuse a file path that :func:`check_file_target` refuses, or one that exists when
     ``force`` is not set."""
+    if force:
+        _drop_links([path.expanduser()])
     path = check_file_target(path, option)
     if not force and os.path.lexists(path):
         raise RigkitError(
@@ -77,6 +81,14 @@ def replace_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _drop_links(paths: Iterable[Path]) -> None:
+    """Remove the symbolic links among ``paths`` (not what they point to): ``--force`` replaces
+    the link with the command's own file instead of writing through it."""
+    for path in paths:
+        if path.is_symlink():
+            path.unlink()
 
 
 def _refuse_links(paths: Iterable[Path], option: str) -> None:
