@@ -23,7 +23,7 @@ CASES = [
     {"model": "no-such-model", "quant": "q4_k_m", "gpu": "rtx-4090"},
     {
         "model": "llama-3-70b",
-        "quant": "q4_k_m",
+        "quant": "awq-int4",
         "gpu": "rtx-4090",
         "gpus": 4,
         "engine": "vllm",

@@ -36,27 +36,27 @@ def test_catalog_ids() -> None:
     assert llm.model("llama-3.1-405b").n_layers == 126
 
 
-def test_vllm_reference_llama3_70b_q4km() -> None:
+def test_vllm_reference_llama3_70b_awq() -> None:
     """4x RTX 4090 (24 GiB = 25,769,803,776 B each), vLLM at gpu-memory-utilization 0.9:
     usable 25,769,803,776 x 0.9 = 23,192,823,398.4 B per GPU.
-    Weights: Q4_K_M llama-3-70b is 42,470,588,416 B (80 layers x 512,721,305.6 + output
-    861,880,320 + embeddings 591,003,648, the catalog's bits per weight); tensor parallel 4 puts
-    a quarter, 10,617,647,104 B, on each GPU; + 0.5 GB CUDA context + 1.5 GB vLLM workspace
-    = 12,617,647,104 B fixed. KV pool per GPU = 23,192,823,398.4 - 12,617,647,104
-    = 10,575,176,294.4 B.
+    Weights: AWQ llama-3-70b is 39,770,423,296 B (the same architecture and vocabulary as
+    llama-3.1-70b below); tensor parallel 4 puts a quarter, 9,942,605,824 B, on each GPU; + 0.5 GB
+    CUDA context + 1.5 GB vLLM workspace = 11,942,605,824 B fixed. KV pool per GPU =
+    23,192,823,398.4 - 11,942,605,824 = 11,250,217,574.4 B.
     KV per token: 80 layers x 8 KV heads x 128 x 2 (K and V) x 2 B = 327,680 B, a quarter
-    (81,920 B) per GPU -> 10,575,176,294.4 / 81,920 = 129,091.5 -> 129,091 tokens.
-    max-model-len = min(129,091, 8,192 trained context) = 8,192;
-    max-num-seqs = 129,091 // 8,192 = 15 (15.76)."""
-    plan = plan_serving(REF_BUILD, ServeRequest("llama-3-70b", "q4_k_m", "vllm"), OPTS)
+    (81,920 B) per GPU -> 11,250,217,574.4 / 81,920 = 137,331.8 -> 137,331 tokens.
+    max-model-len = min(137,331, 8,192 trained context) = 8,192;
+    max-num-seqs = 137,331 // 8,192 = 16 (16.76). (vLLM does not load GGUF Q4_K_M: the catalog's
+    engines.yaml lists the formats each engine loads.)"""
+    plan = plan_serving(REF_BUILD, ServeRequest("llama-3-70b", "awq-int4", "vllm"), OPTS)
     assert _arg(plan.args, "--tensor-parallel-size") == "4"
     assert _arg(plan.args, "--max-model-len") == "8192"
-    assert _arg(plan.args, "--max-num-seqs") == "15"
+    assert _arg(plan.args, "--max-num-seqs") == "16"
     assert _arg(plan.args, "--gpu-memory-utilization") == "0.9"
     # the same numbers as the estimate's own KV capacity
     e = estimate(
         "llama-3-70b",
-        "q4_k_m",
+        "awq-int4",
         "rtx-4090",
         gpus=4,
         engine="vllm",
@@ -65,12 +65,12 @@ def test_vllm_reference_llama3_70b_q4km() -> None:
         gen=128,
         ctx=8192,
     )
-    assert (e.max_context, e.max_concurrent_sequences) == (8192, 15)
+    assert (e.max_context, e.max_concurrent_sequences) == (8192, 16)
     reasons = {v.name: v.reason for v in plan.vars}
-    assert "/ 327,680 B per token = 129,091 tokens" in reasons["rigkit_vllm_max_num_seqs"]
+    assert "/ 327,680 B per token = 137,331 tokens" in reasons["rigkit_vllm_max_num_seqs"]
     assert (
-        "KV pool 42.3 GB over 4 GPUs" in reasons["rigkit_vllm_max_model_len"]
-    )  # 129,091 x 327,680
+        "KV pool 45.0 GB over 4 GPUs" in reasons["rigkit_vllm_max_model_len"]
+    )  # 137,331 x 327,680 = 45,000,622,080 B
 
 
 def test_vllm_long_context_gives_fewer_sequences() -> None:
@@ -154,7 +154,7 @@ def test_ollama_and_tgi() -> None:
 def test_serving_unit_is_what_tier2_stops(tmp_path: Path) -> None:
     """The monitor's response settings written for the host name the serving unit; the monitor's
     own loader reads them back with that unit in tier 2."""
-    plan = plan_build(REF, ("localhost",), OPTS, ServeRequest("llama-3-70b", "q4_k_m", "vllm"))
+    plan = plan_build(REF, ("localhost",), OPTS, ServeRequest("llama-3-70b", "awq-int4", "vllm"))
     out = tmp_path / "p"
     render_project([plan], OPTS, out)
     gv = load_yaml(out / "group_vars" / "build_reference_4x4090.yml")

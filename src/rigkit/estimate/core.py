@@ -266,7 +266,7 @@ def _make_setup(cfg: Config, p: Params) -> Setup:
     engine, gpus, kv_cache = cfg.engine, cfg.gpus, cfg.kv_cache
     en = engine_nums(engine)
     ep = p.engines.get(en.id) or p.engine(en.model_id)
-    loads = en.formats.union(ep.extra_formats)
+    loads = en.formats  # the catalog's engines.yaml says which formats each engine loads
     quant = cfg.quant
     if quant not in loads and not (
         quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)

@@ -46,7 +46,6 @@ class EngineParams:
     n_batch: int = 2048  # tokens per pipelined prefill call (llama.cpp -b)
     flash_attention: bool = False  # memory: attention scores are not materialised
     bandwidth_scale: float = 1.0  # x bandwidth_efficiency for this engine's decode kernels
-    extra_formats: tuple[str, ...] = ()  # formats the engine loads beyond the catalog's list
     issue_limited: bool = True  # decode mat-vec kernels limited by SMs x clock (llama.cpp's are)
     mma_sync: bool = False  # GEMMs use mma.sync-class kernels only (no Hopper wgmma): llama.cpp
     # decode attention arithmetic as a fraction of FP32 peak; 0: the fitted (llama.cpp) value
@@ -191,8 +190,6 @@ def _params_from(data: Any, where: str) -> Params:
             raise EstimateError(f"{where}: engines.{eid} must be a mapping")
         known = set(EngineParams.__dataclass_fields__)
         vals = {k: v for k, v in raw.items() if k in known}
-        if "extra_formats" in vals:
-            vals["extra_formats"] = tuple(str(x) for x in vals["extra_formats"])
         engines[str(eid)] = EngineParams(**vals)
     kw["engines"] = engines
     kw["fit_info"] = dict(data.get("fit") or {})
