@@ -330,7 +330,7 @@ def test_serving_unit_command_line(tmp_path: Path) -> None:
     text = REF.read_text(encoding="utf-8").replace("raid: models}", 'raid: "mo dels $(id) 100%"}')
     spec = tmp_path / "odd.yaml"
     spec.write_text(text, encoding="utf-8")
-    plan = plan_build(spec, ("localhost",), OPTS, ServeRequest("llama-3-70b", "q4_k_m", "vllm"))
+    plan = plan_build(spec, ("localhost",), OPTS, ServeRequest("llama-3-70b", "awq-int4", "vllm"))
     out = tmp_path / "p"
     render_project([plan], OPTS, out)
     unit = _render_role_template(tmp_path, out, "rigkit_serving", "rigkit-serve.service.j2")
@@ -356,7 +356,7 @@ def test_serving_unit_command_line(tmp_path: Path) -> None:
     ]
     assert argv[i + 1 :] == [
         "--model",
-        f"{models}/llama-3-70b-q4_k_m.gguf",
+        f"{models}/llama-3-70b-awq-int4",
         *plan.serving.args,
     ]
 
