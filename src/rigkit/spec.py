@@ -671,20 +671,26 @@ def _check_unique(ctx: _Ctx, taken: list[tuple[str, Loc]]) -> None:
 
 
 def _check_power_limit(ctx: _Ctx, gpu: Gpu, limit: float | None, loc: Loc) -> None:
+    """A power limit the card accepts (nvidia-smi's Min/Max Power Limit, from the catalog); where
+    the catalog has no range the limit cannot be checked (design rule PWR004 says so)."""
     if limit is None:
         return
-    if gpu.max_power_limit_w is not None and limit > gpu.max_power_limit_w:
+    low, high = gpu.min_power_limit_w, gpu.max_power_limit_w
+    span = f"{low:g} to {high:g} W" if low is not None and high is not None else None
+    hint = f"nvidia-smi -pl takes {span} on this card" if span else None
+    if high is not None and limit > high:
         raise ctx.error(
-            f"{limit:g} W is above the highest limit the {gpu.name} accepts"
-            f" ({gpu.max_power_limit_w:g} W)",
+            f"{limit:g} W is above the highest limit the {gpu.name} accepts ({high:g} W)",
             loc,
+            hint=hint,
         )
-    if gpu.min_power_limit_w is not None and limit < gpu.min_power_limit_w:
+    if low is not None and limit < low:
         raise ctx.error(
-            f"{limit:g} W is below the lowest limit the {gpu.name} accepts"
-            f" ({gpu.min_power_limit_w:g} W)",
+            f"{limit:g} W is below the lowest limit the {gpu.name} accepts ({low:g} W)",
             loc,
+            hint=hint,
         )
+    # where the catalog has no range, design rule PWR004 says the limit could not be checked
 
 
 def _build_site(ctx: _Ctx) -> tuple[Site, str]:

@@ -161,6 +161,16 @@ CASES: list[tuple[str, Callable[[], Build], Severity | None]] = [
         W,
     ),  # 570+900 < 1600
     ("PWR003", rp.ref, INFO),
+    # the reference card has a max (600 W) but no min power limit: a set 300 W is not checked
+    ("PWR004", lambda: rp.placed(rp.ref(), ["S1", "S3", "S5", "S7"], limit=300), W),
+    ("PWR004", rp.ref, None),  # 450 W is the card's own TDP: nothing was set
+    (
+        "PWR004",
+        lambda: rp.placed(
+            rp.ref(), ["S1", "S3"], rp.gpu(min_power_limit_w=150, max_power_limit_w=600), 300
+        ),
+        None,
+    ),  # 150 <= 300 <= 600, checked when the spec was read
     ("PSU001", rp.ref, INFO),  # 4 native leads for 4 cards
     ("PSU001", lambda: psus_atx2(8), W),  # 4 adapters x 4 = 16 of 16 8-pin leads
     ("PSU001", lambda: psus_atx2(6), E),  # 16 > 12

@@ -40,7 +40,7 @@ def glance_rows(result: PlanResult) -> list[tuple[str, str]]:
         ),
         ("PSUs", " + ".join(f"{p.wattage_w:.0f} W" for p in s.power.psus) or "none"),
         ("Sustained DC load", f"{s.sustained_power_w:,.0f} W"),
-        ("Peak with GPU transients", f"{s.peak_power_w:,.0f} W"),
+        ("Peak with GPU transients", peak_text(result)),
         ("Wall power", wall_text(result)),
         ("Heat", heat_text(result)),
         ("Storage read (fastest volume)", f"{s.storage_read_gb_s:.1f} GB/s"),
@@ -51,6 +51,19 @@ def glance_rows(result: PlanResult) -> list[tuple[str, str]]:
         be = f"{s.break_even_h:,.0f} h" if s.break_even_h is not None else "never"
         rows.append(("Break-even vs cloud", f"{be} against {b.cloud.name}"))
     return rows
+
+
+def peak_text(result: PlanResult) -> str:
+    """'2,840 W', or with the GPUs whose spikes the catalog has not measured named: their peak is
+    only their sustained power, so the figure is a floor, and the reader must see that."""
+    unknown = sorted({g.gpu.name for g in result.build.gpus if g.gpu.transient_peak_ratio is None})
+    text = f"{result.summary.peak_power_w:,.0f} W"
+    if unknown:
+        text += (
+            f" (at least: no measured transient ratio for {', '.join(unknown)}, "
+            "counted at its sustained power)"
+        )
+    return text
 
 
 def wall_text(result: PlanResult) -> str:

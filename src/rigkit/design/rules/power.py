@@ -149,6 +149,32 @@ def wall_power(build: Build) -> Iterator[Finding]:
     )
 
 
+@rule("PWR004", "GPU power limit the catalog cannot check", "power", Severity.WARNING)
+def power_limit_unchecked(build: Build) -> Iterator[Finding]:
+    """A spec's ``power_limit_w`` on a card whose catalog entry has no Min/Max Power Limit.
+
+    Why: a limit outside the card's range is refused when the spec is read, but only where the
+    catalog knows the range (nvidia-smi -q "Min/Max Power Limit"); elsewhere ``nvidia-smi -pl``
+    may refuse or clamp the value and every power figure of the plan would be off. Fix: check the
+    range with ``nvidia-smi -q -d POWER`` on the card, or add it to the catalog entry.
+    """
+    for g in build.gpus:
+        low, high = g.gpu.min_power_limit_w, g.gpu.max_power_limit_w
+        if g.power_limit_w == g.gpu.tdp_w or (low is not None and high is not None):
+            continue
+        missing = "range" if low is None and high is None else ("min" if low is None else "max")
+        yield finding(
+            "PWR004",
+            f"gpu{g.index} ({g.gpu.name}): power limit {g.power_limit_w:g} W could not be "
+            f"checked: the catalog has no {'power limit range' if missing == 'range' else missing + ' power limit'} for this card",
+            "read the range with nvidia-smi -q -d POWER (Min/Max Power Limit) before relying on it",
+            gpu=g.index,
+            power_limit_w=g.power_limit_w,
+            min_power_limit_w=low,
+            max_power_limit_w=high,
+        )
+
+
 @rule("PSU001", "PSU connectors for the GPUs", "psu", Severity.ERROR)
 def connectors(build: Build) -> Iterator[Finding]:
     """The PSUs must have a native 12VHPWR/12V-2x6 lead per card that needs one, or enough 8-pin
