@@ -51,6 +51,7 @@ class PlacedGpu:
     power_limit_w: float  # the spec's override or the board power
     auto_assigned: bool = True
     nvlink_bridge: bool = False  # the spec declares an NVLink bridge between this card and its pair
+    riser: bool = False  # on a riser cable: takes its slot's connector, covers no other slot
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,24 @@ class GpuRef(PartRef):
     power_limit_w: float | None = Field(default=None, gt=0, description="override board power")
     slots: list[str] | None = Field(default=None, description="PCIe slot names, one per card")
     nvlink_bridge: bool = Field(default=False, description="cards are paired by NVLink bridges")
+    riser: bool = Field(
+        default=False,
+        description="the cards sit on PCIe riser cables, mounted away from their slots (an open "
+        "frame, a vertical bracket): each takes one slot's connector and covers no other slot",
+    )
+    slot_width: float | None = Field(default=None, gt=0, description="this card's own width")
+    length_mm: float | None = Field(default=None, gt=0, description="this card's own length")
+    size_source: str | None = Field(
+        default=None, min_length=3, description="where slot_width / length_mm come from"
+    )
+
+    @_model_validator(mode="after")
+    def _sized_with_source(self) -> GpuRef:
+        if (self.slot_width is not None or self.length_mm is not None) and not self.size_source:
+            raise ValueError(
+                "slot_width / length_mm need size_source (the maker's page of your card)"
+            )
+        return self
 
 
 class DriveRef(PartRef):
@@ -585,7 +603,7 @@ def _assign_pcie(
         if card.explicit is not None:
             place(card, card.explicit, auto=False)
 
-    limit = case.expansion_slots if case is not None else None
+    limit = case.expansion_slots if case is not None and not case.open_frame else None
 
     def clean(card: _Card, slot: PcieSlot, fit_case: bool) -> bool:
         span = _span(slot.position, card.width)
@@ -760,12 +778,22 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
                 hint="use a PCIe card (e.g. a100-80gb-pcie, h100-pcie)",
             )
         _check_power_limit(ctx, gpu, gref.power_limit_w, (*loc, "power_limit_w"))
+        if gref.slot_width is not None or gref.length_mm is not None:
+            # a partner card's own size, with where it comes from
+            sized: dict[str, object] = {"sources": {**gpu.sources}}
+            for key in ("slot_width", "length_mm"):
+                value = getattr(gref, key)
+                if value is not None:
+                    sized[key] = value
+                    sized["sources"][key] = f"spec: {gref.size_source}"  # type: ignore[index]
+            gpu = gpu.model_copy(update=sized)
+        width = 1.0 if gref.riser else gpu.slot_width
         explicit = _explicit_slots(ctx, board, gref.slots, gref.quantity, loc, m2=False)
         for k, slot in enumerate(explicit):
             n = len(gpu_info)
             if slot is not None:
                 taken.append((slot.name, (*loc, "slots", k)))
-            cards.append(_Card("gpu", f"GPU {n} ({gpu.id})", gpu.pcie_lanes, gpu.slot_width, slot))
+            cards.append(_Card("gpu", f"GPU {n} ({gpu.id})", gpu.pcie_lanes, width, slot))
             gpu_info.append((gpu, gref))
     for i, nref in enumerate(parts.nics):
         loc = (*P, "nics", i)
@@ -796,6 +824,7 @@ def resolve(spec: Spec, catalog: Catalog | None = None) -> Build:
                 power_limit_w=gref.power_limit_w if gref.power_limit_w is not None else gpu.tdp_w,
                 auto_assigned=card.auto,
                 nvlink_bridge=gref.nvlink_bridge,
+                riser=gref.riser,
             )
         )
     nic_cards = cards[len(gpu_info) :]

@@ -193,3 +193,56 @@ def test_two_machines_join_their_memory_over_the_network() -> None:
         estimate(
             "llama-3-70b", "awq-int4", "rtx-4090", gpus=4, nodes=2, engine="vllm", split="tensor"
         )
+
+
+# --- risers, open frames and a card's own size -----------------------------------------------------
+
+
+def _four_3090s(tmp_path: Path, gpu_line: str) -> list[str]:
+    """CLR findings of the reference 4-GPU build with four RTX 3090s as ``gpu_line`` says."""
+    from rigkit.catalog import load_catalog
+    from rigkit.design.registry import run_rules
+    from rigkit.spec import load_spec, resolve
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml"
+    text = example.read_text(encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text.replace("{id: rtx-4090, quantity: 4}", gpu_line), encoding="utf-8")
+    build = resolve(load_spec(spec))
+    return [f.rule for f in run_rules(build, load_catalog()) if f.rule.startswith("CLR")]
+
+
+def test_four_3090s_on_risers_no_longer_fail_clearance(tmp_path: Path) -> None:
+    # the RTX 3090 Founders Edition is 3 slots wide: four in a row overlap (CLR001)
+    in_slots = _four_3090s(tmp_path, "{id: rtx-3090, quantity: 4}")
+    assert "CLR001" in in_slots
+    # on riser cables each card takes one slot's connector and covers nothing else
+    on_risers = _four_3090s(tmp_path, "{id: rtx-3090, quantity: 4, riser: true}")
+    assert "CLR001" not in on_risers and "CLR003" not in on_risers
+
+
+def test_a_spec_gives_a_cards_own_size_with_its_source(tmp_path: Path) -> None:
+    from rigkit.errors import SpecError
+    from rigkit.spec import load_spec, resolve
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "reference-4x4090.yaml"
+    text = example.read_text(encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        text.replace(
+            "{id: rtx-4090, quantity: 4}",
+            "{id: rtx-4090, quantity: 4, slot_width: 2, length_mm: 280, size_source: "
+            "'a 2-slot water-cooled partner card, maker page'}",
+        ),
+        encoding="utf-8",
+    )
+    build = resolve(load_spec(spec))
+    g = build.gpus[0].gpu
+    assert (g.slot_width, g.length_mm) == (2, 280)
+    assert g.sources["slot_width"].startswith("spec: a 2-slot water-cooled")
+    spec.write_text(
+        text.replace("{id: rtx-4090, quantity: 4}", "{id: rtx-4090, quantity: 4, slot_width: 2}"),
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError, match="size_source"):
+        resolve(load_spec(spec))

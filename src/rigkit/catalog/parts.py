@@ -349,6 +349,10 @@ class Case(Part):
     max_gpu_length_mm: float = Field(gt=0)
     psu_bays: int = 1
     fan_mounts: int = Field(ge=0)
+    open_frame: bool = Field(
+        default=False,
+        description="an open frame: cards on risers hang from a rail, no case length or bracket limit",
+    )
 
 
 # --- cloud ------------------------------------------------------------------------------------

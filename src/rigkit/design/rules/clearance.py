@@ -18,9 +18,10 @@ def _cards(build: Build) -> list[tuple[str, int, float, str]]:
     out: list[tuple[str, int, float, str]] = []
     for g in build.gpus:
         if g.slot is not None:
-            out.append(
-                (f"gpu{g.index}: {g.gpu.name}", g.slot.position, g.gpu.slot_width, g.gpu.cooling)
-            )
+            # a card on a riser cable takes its slot's connector only; it hangs elsewhere
+            width = 1.0 if g.riser else g.gpu.slot_width
+            cooling = "riser" if g.riser else g.gpu.cooling
+            out.append((f"gpu{g.index}: {g.gpu.name}", g.slot.position, width, cooling))
     for i, n in enumerate(build.nics):
         if n.slot is not None:
             out.append((f"nic{i}: {n.part.name}", n.slot.position, 1.0, "passive"))
@@ -61,7 +62,7 @@ def gpu_length(build: Build) -> Iterator[Finding]:
 
     Fix: a bigger case or shorter cards (check the maker's length, which includes the bracket).
     """
-    if build.case is None:
+    if build.case is None or build.case.open_frame:
         return
     for g in build.gpus:
         length = g.gpu.length_mm
@@ -84,7 +85,7 @@ def case_slots(build: Build) -> Iterator[Finding]:
     Why: a wide card in the bottom slot of a 7-slot case hangs past the last bracket. Fix: a case
     with 8+ expansion slots or move the card up.
     """
-    if build.case is None:
+    if build.case is None or build.case.open_frame:
         return
     for label, pos, width, _ in _cards(build):
         last = slots_covered(pos, width).stop - 1
