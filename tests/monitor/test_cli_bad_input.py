@@ -132,7 +132,7 @@ def test_run_replay_unreadable(
         ("replay:{good}", ["--interval", "0"], "--interval must be a number of seconds above 0"),
         ("replay:{good}", ["--duration", "nan"], "--duration must be a number of seconds above 0"),
         ("replay:{good}", ["--count", "0"], "--count must be 1 or more, got 0"),
-        ("replay:{good}", ["--rules", "{tmp}/nope.yaml"], "nope.yaml: cannot read rules file"),
+        ("replay:{good}", ["--rules", "{tmp}/nope.yaml"], "nope.yaml: no such file"),
         ("replay:{good}", ["--notify", "ftp://example.org"], "notify target 'ftp://example.org'"),
         ("replay:{good}", ["--listen", "localhost"], "--listen: expected HOST:PORT"),
         ("replay:{good}", ["--listen", "127.0.0.1:99999"], "--listen: port out of range: 99999"),

@@ -6,10 +6,10 @@ duration like 30s or 5m, got 'soon'``), raised as :class:`~rigkit.errors.Monitor
 prints it and exits 2). The packaged default alert rules (``monitor/data/default-rules.yaml``) are
 read through the same models.
 
-The YAML reader takes only what a settings file needs: a regular file of at most
-:data:`MAX_FILE_BYTES`, plain mappings, lists and scalars. Tags (``!foo``, ``!!python/...``),
-non-scalar keys, duplicate keys and aliases that expand past :data:`MAX_NODES` nodes (an alias
-bomb, or an alias that contains itself) are refused with the line they are on.
+Files are read by rigkit's safe reader (a regular file of at most :data:`MAX_FILE_BYTES`, UTF-8)
+and its checked YAML loader (no tags, no list or mapping keys, no alias inside itself or alias
+bomb); duplicate keys and nesting deeper than :data:`MAX_DEPTH` levels are refused here too,
+each with the line it is on.
 
 The models hold settings as written (durations already in seconds); turning them into alert
 rules and a response policy, on top of the defaults, is :mod:`rigkit.monitor.alerts` and
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import re
-import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -43,81 +41,45 @@ from pydantic import (
 )
 
 from rigkit.errors import MonitorError
-from rigkit.yamlerrors import yaml_problem
+from rigkit.inputs import UnreadableInput, read_text_file
+from rigkit.yamlerrors import compose_checked, yaml_problem
 
 #: A settings file is a few kB; anything bigger than this is not one.
 MAX_FILE_BYTES = 1024 * 1024
-#: Nodes a file may expand to, aliases included (a 342-byte alias bomb expands to billions).
-MAX_NODES = 100_000
 
 Loc = tuple[str | int, ...]
 
 # --- YAML -> (data, line of each setting) -------------------------------------------------------
 
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:map",
-    "tag:yaml.org,2002:seq",
-}
 
-
-class _Reader:
-    """Builds plain data from a composed YAML node tree, refusing what a settings file never
-    needs, and records the line of every mapping key and list item."""
+class _Lines:
+    """The line of every mapping key and list item of a (checked) node tree, refusing
+    duplicate keys, which the YAML loader would let the last one win silently."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.lines: dict[Loc, int] = {}
-        self.nodes = 0
-        self._scalars = yaml.SafeLoader("")
-        self._open: set[int] = set()  # nodes being read: an alias back to one is a cycle
 
-    def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> MonitorError:
-        return MonitorError(f"{self.file}:{node.start_mark.line + 1}: {message}", hint=hint)
-
-    def read(self, node: yaml.Node, loc: Loc) -> Any:
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self.fail(
-                node,
-                f"the file expands to more than {MAX_NODES:,} values",
-                hint="aliases (*name) that repeat large parts are not supported here",
-            )
-        if node.tag not in _PLAIN_TAGS:
-            raise self.fail(node, f"YAML tag {node.tag!r} is not allowed in a settings file")
-        self.lines.setdefault(loc, node.start_mark.line + 1)
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                return self._scalars.construct_object(node)
-            except ValueError:  # e.g. an integer of thousands of digits
-                raise self.fail(node, f"{_fmt_loc(loc)}: not a usable value") from None
-        if id(node) in self._open:
-            raise self.fail(node, "an alias refers to a value that contains it")
-        self._open.add(id(node))
-        try:
+    def walk(self, root: yaml.Node) -> None:
+        stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+        while stack:  # no recursion: nesting depth is bounded before, but stay iterative
+            node, loc = stack.pop()
+            self.lines.setdefault(loc, node.start_mark.line + 1)
             if isinstance(node, yaml.SequenceNode):
-                return [self.read(item, (*loc, i)) for i, item in enumerate(node.value)]
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
-                    raise self.fail(key_node, "keys must be plain names, not lists or mappings")
-                key = str(self._scalars.construct_object(key_node))
-                if key in out:
-                    first = self.lines.get((*loc, key))
-                    raise self.fail(
-                        key_node,
-                        f"{_fmt_loc((*loc, key))}: duplicate key",
-                        hint=(f"first given on line {first}" if first else None),
-                    )
-                self.lines[(*loc, key)] = key_node.start_mark.line + 1
-                out[key] = self.read(value_node, (*loc, key))
-            return out
-        finally:
-            self._open.discard(id(node))
+                stack.extend(((item, (*loc, i)) for i, item in enumerate(node.value)))
+            elif isinstance(node, yaml.MappingNode):
+                seen: dict[str, int] = {}
+                for key_node, value_node in node.value:
+                    key = str(key_node.value)
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        raise MonitorError(
+                            f"{self.file}:{line}: {_fmt_loc((*loc, key))}: duplicate key",
+                            hint=f"first given on line {seen[key]}",
+                        )
+                    seen[key] = line
+                    self.lines[(*loc, key)] = line
+                    stack.append((value_node, (*loc, key)))
 
 
 #: Deepest nesting of lists and mappings a settings file may use (the real ones use 4).
@@ -129,7 +91,7 @@ _CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToke
 
 
 def _check_depth(text: str, file: str) -> None:
-    """Refuse deep nesting before the (recursive) composer sees it, with the line it starts on."""
+    """Refuse deep nesting before the (recursive) loader sees it, with the line it starts on."""
     depth = 0
     try:
         for token in yaml.scan(text, Loader=yaml.SafeLoader):
@@ -144,61 +106,35 @@ def _check_depth(text: str, file: str) -> None:
             elif isinstance(token, _CLOSE):
                 depth -= 1
     except yaml.YAMLError:
-        return  # the composer reports syntax errors with their line
+        return  # the loader reports syntax errors with their line
 
 
 def read_yaml_text(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
-    """(data, line of each key) of a settings document; MonitorError for anything refused."""
+    """(data, line of each key) of a settings document, through rigkit's checked YAML loader
+    (no tags, no non-scalar keys, bounded aliases: :func:`rigkit.yamlerrors.compose_checked`);
+    MonitorError for anything refused."""
     _check_depth(text, file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root, data = compose_checked(text)
     except yaml.YAMLError as exc:
         line, problem = yaml_problem(exc)
         where = f"{file}:{line}" if line is not None else file
         raise MonitorError(f"{where}: {problem}") from None
-    except RecursionError:
-        raise MonitorError(f"{file}: nested too deeply to be a settings file") from None
     if root is None:
         return None, {}
-    reader = _Reader(file)
-    try:
-        data = reader.read(root, ())
-    except RecursionError:
-        raise MonitorError(f"{file}: nested too deeply to be a settings file") from None
-    return data, reader.lines
+    lines = _Lines(file)
+    lines.walk(root)
+    return data, lines.lines
 
 
 def read_settings_file(path: str | Path) -> tuple[Any, dict[Loc, int]]:
-    """Read a settings file: a regular file, at most :data:`MAX_FILE_BYTES`, UTF-8 YAML."""
-    p = Path(path)
+    """Read a settings file: a regular file of at most :data:`MAX_FILE_BYTES`, UTF-8 YAML
+    (:func:`rigkit.inputs.read_text_file`)."""
     try:
-        # O_NONBLOCK: opening a FIFO with no writer must not wait for one
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as err:
-        raise MonitorError(f"{p}: cannot read rules file: {err.strerror or err}") from err
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise MonitorError(
-                f"{p}: not a regular file", hint="give the path of a YAML settings file"
-            )
-        if info.st_size > MAX_FILE_BYTES:
-            raise MonitorError(
-                f"{p}: {info.st_size:,} bytes is too big for a settings file "
-                f"(at most {MAX_FILE_BYTES:,})"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise MonitorError(f"{p}: cannot read rules file: {err.strerror or err}") from err
-    finally:
-        os.close(fd)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise MonitorError(f"{p}:{line}: not a text file (not UTF-8)") from None
-    return read_yaml_text(text, str(p))
+        text = read_text_file(path, limit=MAX_FILE_BYTES)
+    except UnreadableInput as err:
+        raise MonitorError(str(err.message), hint=err.hint) from None
+    return read_yaml_text(text, str(path))
 
 
 # --- value types ------------------------------------------------------------------------------
