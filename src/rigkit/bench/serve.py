@@ -30,6 +30,7 @@ from rigkit.bench.loadgen import ClientConfig, make_session, run_level, send_req
 from rigkit.bench.metrics import RequestResult, RunResult, summarize
 from rigkit.bench.prompts import Prompt, RandomPrompts, load_dataset
 from rigkit.errors import BenchError
+from rigkit.report.words import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ async def _run_async(
         warm = await _warmup(session, cfg, prompts, rp)
         if progress and warm:
             bad = sum(1 for r in warm if not r.ok)
-            progress(f"warm-up: {len(warm)} requests, {bad} failed")
+            progress(f"warm-up: {plural(len(warm), 'request')}, {bad} failed")
         for i, (conc, rate) in enumerate(cfg.levels()):
             out = await run_level(
                 session,
@@ -409,12 +410,12 @@ def failure_lines(result: ServeResult) -> list[str]:
         for reason, n in r.failures.items():
             lines.append(f"{what}: {n} x {reason}: {r.failure_examples.get(reason, '')}")
         if r.cancelled:
-            lines.append(f"{what}: {r.cancelled} requests cut at the time bound")
+            lines.append(f"{what}: {plural(r.cancelled, 'request')} cut at the time bound")
         if not r.completed:
             lines.append(f"{what}: no request completed; nothing was measured")
         if r.missing_token_counts:
             lines.append(
-                f"{what}: {r.missing_token_counts} requests had no token counts from the server "
+                f"{what}: {plural(r.missing_token_counts, 'request')} had no token counts from the server "
                 "(no usage, timings or eval_count); token metrics leave them out"
             )
     return lines

@@ -192,6 +192,7 @@ def slot_line(slot: Any) -> str:
 def listing(kind: str) -> dict[str, Any]:
     """The JSON document of ``rigkit catalog KIND``."""
     from rigkit.catalog import load_catalog
+    from rigkit.report.words import plural
 
     entries = load_catalog().kind(kind)
     fields = KEY_FIELDS[kind]
@@ -209,39 +210,40 @@ def _print_listing(kind: str) -> None:
     from rich.table import Table
 
     from rigkit.catalog import load_catalog
+    from rigkit.report.words import plural
 
     entries = load_catalog().kind(kind)
     fields = KEY_FIELDS[kind]
     rows = [(pid, [cell(getattr(entries[pid], f)) for f in fields]) for pid in sorted(entries)]
     heads = [HEADINGS.get(f, f) for f in fields]
 
-    def build(keep: bool) -> Table:
+    def build(shown: int) -> Table:
+        hidden = len(heads) - shown
         table = Table(
-            title=f"{kind}: {len(entries)} entries",
+            title=f"{kind}: {len(entries)} entries"
+            + (f" ({plural(hidden, 'more column')} when wider, or --json)" if hidden else ""),
             title_justify="left",
             box=box.SIMPLE_HEAD,  # no vertical rules or edges: the figures get the width
             pad_edge=False,
             show_edge=False,
         )
-        table.add_column("id", no_wrap=keep, overflow="fold")
-        for head in heads:
-            table.add_column(
-                head.replace(" ", "\n") if keep else head,
-                justify="right",
-                no_wrap=keep,
-                overflow="fold",
-            )
+        # an id is what the user copies into a spec, a figure is read whole: neither breaks
+        # across lines (a folded 15000 reads as 150 and 00); headings break at spaces
+        table.add_column("id", no_wrap=True)
+        for head in heads[:shown]:
+            table.add_column(head.replace(" ", "\n"), justify="right", no_wrap=True)
         for part_id, cells in rows:
-            table.add_row(part_id, *cells)
+            table.add_row(part_id, *cells[:shown])
         return table
 
-    # figures keep their width and headings break at spaces when the terminal is narrower than
-    # the table; when even that does not fit, cells fold (never crop: a cropped 15000 reads 15)
+    # on a terminal narrower than the table, columns are left out from the right (and said so)
     console = Console()
-    table = build(keep=True)
-    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    if natural > console.width:
-        table = build(keep=False)
+    wide = console.options.update_width(10_000)
+    shown = len(heads)
+    table = build(shown)
+    while shown > 1 and Measurement.get(console, wide, table).maximum > console.width:
+        shown -= 1
+        table = build(shown)
     console.print(table)
     console.print("`rigkit catalog show ID` prints one entry with its sources.", markup=False)
 
@@ -262,6 +264,7 @@ def _kind_command(kind: str) -> Callable[..., None]:
 def show_document(part_id: str) -> dict[str, Any]:
     """The JSON document of ``rigkit catalog show ID``."""
     from rigkit.catalog import load_catalog
+    from rigkit.report.words import plural
 
     kind, part = load_catalog().find(part_id)
     return {"kind": kind, "id": part.id, "entry": part.model_dump(mode="json")}
@@ -304,6 +307,7 @@ def show_cmd(
         typer.echo(json.dumps(doc, indent=2))
         return
     from rigkit.catalog import load_catalog
+    from rigkit.report.words import plural
 
     _print_entry(doc["kind"], load_catalog().get(doc["kind"], part_id))
 
@@ -311,6 +315,7 @@ def show_cmd(
 def summary_document() -> dict[str, Any]:
     """The JSON document of ``rigkit catalog`` (no kind): every id, by kind."""
     from rigkit.catalog import load_catalog
+    from rigkit.report.words import plural
 
     return {"kinds": load_catalog().all_ids()}
 

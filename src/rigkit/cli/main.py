@@ -86,7 +86,29 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     wanted = [COMMANDS[first]] if first in COMMANDS else COMMANDS.values()
     for register in dict.fromkeys(wanted):
         register(root)
+    _plain_flags(root)
     return root
+
+
+def _plain_flags(app: typer.Typer) -> None:
+    """Show on/off options without a value placeholder: ``--force`` rather than
+    ``--force <bool>`` in ``--help`` (typer prints the type of a flag as if it took a value)."""
+    import inspect
+
+    callbacks = [info.callback for info in app.registered_commands]
+    if app.registered_callback is not None:
+        callbacks.append(app.registered_callback.callback)
+    for callback in callbacks:
+        if callback is None:
+            continue
+        for param in inspect.signature(callback).parameters.values():
+            opt = param.default
+            flag = param.annotation in (bool, "bool", "bool | None")
+            if flag and isinstance(opt, typer.models.OptionInfo) and opt.metavar is None:
+                opt.metavar = ""
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _plain_flags(group.typer_instance)
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from rigkit.errors import BenchError
+from rigkit.report.words import plural
 
 if TYPE_CHECKING:
     from rigkit.bench.qa.baseline import BaselineComparison
@@ -60,7 +61,7 @@ def _print_table(report: QaReport, comparison: BaselineComparison | None, notes:
         else:
             console.print(
                 f"baseline {comparison.baseline_path} ({comparison.baseline_started_at}): "
-                f"no degradation in {comparison.compared} checks"
+                f"no degradation in {plural(comparison.compared, 'check')}"
             )
     for note in notes:
         console.print(note)

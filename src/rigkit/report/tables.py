@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rigkit.design.registry import Finding, Severity
+from rigkit.report.words import plural
 
 if TYPE_CHECKING:
     from rigkit.design.plan import PlanResult
@@ -97,7 +98,12 @@ def grouped(result: PlanResult) -> list[tuple[Severity, list[Finding]]]:
 def status_line(result: PlanResult) -> str:
     c = result.counts()
     verdict = "problems found" if c["error"] else "no errors"
-    return f"{verdict}: {c['error']} errors, {c['warning']} warnings, {c['info']} notes"
+    counts = (
+        plural(c["error"], "error"),
+        plural(c["warning"], "warning"),
+        plural(c["info"], "note"),
+    )
+    return f"{verdict}: {', '.join(counts)}"
 
 
 def pcie_rows(result: PlanResult) -> list[tuple[str, str, str, str, str]]:

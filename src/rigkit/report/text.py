@@ -19,6 +19,7 @@ from rigkit.estimate.capacity import Capacity
 from rigkit.estimate.result import RUNS_STYLE, fmt_sig, runs
 from rigkit.report import tables
 from rigkit.report.capacity import BOUND_SHORT, PLAUSIBLE
+from rigkit.report.words import plural
 
 if TYPE_CHECKING:
     from rigkit.design.plan import PlanResult
@@ -147,7 +148,9 @@ def render_text(
         console.print(claims_table(result, narrow))
     for sev, fs in tables.grouped(result):
         if sev is Severity.INFO and not verbose:
-            console.print(Text(f"{len(fs)} notes (show them with --verbose)", style="dim"))
+            console.print(
+                Text(f"{plural(len(fs), 'note')} (show them with --verbose)", style="dim")
+            )
             continue
         t = Table(
             title=f"{tables.SEVERITY_TITLES[sev]} ({len(fs)})",
