@@ -192,7 +192,6 @@ def slot_line(slot: Any) -> str:
 def listing(kind: str) -> dict[str, Any]:
     """The JSON document of ``rigkit catalog KIND``."""
     from rigkit.catalog import load_catalog
-    from rigkit.report.words import plural
 
     entries = load_catalog().kind(kind)
     fields = KEY_FIELDS[kind]
@@ -264,7 +263,6 @@ def _kind_command(kind: str) -> Callable[..., None]:
 def show_document(part_id: str) -> dict[str, Any]:
     """The JSON document of ``rigkit catalog show ID``."""
     from rigkit.catalog import load_catalog
-    from rigkit.report.words import plural
 
     kind, part = load_catalog().find(part_id)
     return {"kind": kind, "id": part.id, "entry": part.model_dump(mode="json")}
@@ -307,7 +305,6 @@ def show_cmd(
         typer.echo(json.dumps(doc, indent=2))
         return
     from rigkit.catalog import load_catalog
-    from rigkit.report.words import plural
 
     _print_entry(doc["kind"], load_catalog().get(doc["kind"], part_id))
 
@@ -315,7 +312,6 @@ def show_cmd(
 def summary_document() -> dict[str, Any]:
     """The JSON document of ``rigkit catalog`` (no kind): every id, by kind."""
     from rigkit.catalog import load_catalog
-    from rigkit.report.words import plural
 
     return {"kinds": load_catalog().all_ids()}
 
