@@ -68,3 +68,17 @@ def test_what_fits_names_the_nearest_configurations() -> None:
     big = estimate("llama-3.1-405b", "q4_k_m", "rtx-4090", gpus=4)
     assert what_fits(big, prompt=512, gen=128) == []
     assert what_fits(estimate("llama-3-8b", "q4_k_m", "rtx-4090")) == []  # it fits already
+
+
+def test_load_claim_that_cannot_load_reads_as_a_refutation() -> None:
+    # the seed's "70B model (~140GB) loads in 5 seconds": llama-3-70b f16 is ~141 GB against
+    # 4 x 24 GiB = 96 GiB (103 GB) of GPU memory, so it never loads onto these GPUs. Before, the
+    # reason ended "reading 141 GB from disk alone takes ~4.9 s", which read as support.
+    from rigkit.estimate.capacity import plan_capacity
+
+    checks = plan_capacity(load_build(REF)).expectations
+    (c,) = [c for c in checks if c.metric == "load_time_s"]
+    assert c.plausible is False
+    assert "does not fit with vllm, so it cannot be loaded onto these GPUs in any time" in c.reason
+    assert c.reason.endswith("before the copy to GPU memory and the engine start")
+    assert "decode" not in c.reason  # decode speed says nothing about a load-time claim
