@@ -74,11 +74,29 @@ def test_load_claim_that_cannot_load_reads_as_a_refutation() -> None:
     # the seed's "70B model (~140GB) loads in 5 seconds": llama-3-70b f16 is ~141 GB against
     # 4 x 24 GiB = 96 GiB (103 GB) of GPU memory, so it never loads onto these GPUs. Before, the
     # reason ended "reading 141 GB from disk alone takes ~4.9 s", which read as support.
-    from rigkit.estimate.capacity import plan_capacity
-
     checks = plan_capacity(load_build(REF)).expectations
     (c,) = [c for c in checks if c.metric == "load_time_s"]
     assert c.plausible is False
     assert "does not fit with vllm, so it cannot be loaded onto these GPUs in any time" in c.reason
     assert c.reason.endswith("before the copy to GPU memory and the engine start")
     assert "decode" not in c.reason  # decode speed says nothing about a load-time claim
+
+
+def test_a_claim_and_its_table_row_are_one_figure() -> None:
+    # the 405B q4_k_m claim (llama.cpp, 4 GPUs, no prompt/gen given) is the table's row: the same
+    # 8,192-token context, so the same estimate and, printed, the same three figures. Before, the
+    # claim allocated prompt + gen = 640 tokens and showed 1.06 / 1.1 against the table's 0.99.
+    from rigkit.estimate.result import fmt_sig
+    from rigkit.report.capacity import expectation_cells
+
+    cap = plan_capacity(load_build(REF))
+    (row,) = [
+        r
+        for r in cap.rows
+        if (r.model, r.quant, r.engine) == ("llama-3.1-405b", "q4_k_m", "llama.cpp")
+    ]
+    (claim,) = [c for c in cap.expectations if "405B" in c.claim]
+    assert claim.estimate == row.decode_tokens_per_s
+    shown = fmt_sig(row.decode_tokens_per_s)
+    assert f"estimate ~{shown} tok/s" in claim.reason
+    assert expectation_cells(claim)[2] == f"{shown} tok/s"  # the claims table's estimate column

@@ -72,8 +72,8 @@ def test_markdown_escapes_pipes() -> None:
     md = capacity_markdown(CAP)
     assert md.startswith("## Capacity: 4x rtx-4090 (103 GB VRAM), 256 GB RAM\n")
     assert "| llama-3-70b | q4_k_m | vllm (tensor) | offload | 23.5 |" in md
-    # the claim's estimate at two figures (12.345 -> 12), the reason's "|" escaped
-    assert "| NOT plausible | 12 tok/s | estimate 12 \\| claimed 40 |" in md
+    # the claim's estimate at three figures, as the table shows it (12.345 -> 12.3); the reason's "|" escaped
+    assert "| NOT plausible | 12.3 tok/s | estimate 12 \\| claimed 40 |" in md
 
 
 def test_html_from_the_template_escapes_every_value() -> None:

@@ -76,7 +76,7 @@ def expectation_cells(x: ExpectationCheck) -> tuple[str, str, str, str]:
     return (
         x.claim,
         PLAUSIBLE[x.plausible][0],
-        (f"{_fmt(x.estimate, 2)} {x.unit}" if x.estimate is not None else "-"),
+        (f"{_fmt(x.estimate)} {x.unit}" if x.estimate is not None else "-"),
         x.reason,
     )
 
