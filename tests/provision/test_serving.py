@@ -46,8 +46,7 @@ def test_vllm_reference_llama3_70b_awq() -> None:
     KV per token: 80 layers x 8 KV heads x 128 x 2 (K and V) x 2 B = 327,680 B, a quarter
     (81,920 B) per GPU -> 11,250,217,574.4 / 81,920 = 137,331.8 -> 137,331 tokens.
     max-model-len = min(137,331, 8,192 trained context) = 8,192;
-    max-num-seqs = 137,331 // 8,192 = 16 (16.76). (vLLM does not load GGUF Q4_K_M: the catalog's
-    engines.yaml lists the formats each engine loads.)"""
+    max-num-seqs = 137,331 // 8,192 = 16 (16.76)."""
     plan = plan_serving(REF_BUILD, ServeRequest("llama-3-70b", "awq-int4", "vllm"), OPTS)
     assert _arg(plan.args, "--tensor-parallel-size") == "4"
     assert _arg(plan.args, "--max-model-len") == "8192"
@@ -71,6 +70,34 @@ def test_vllm_reference_llama3_70b_awq() -> None:
     assert (
         "KV pool 45.0 GB over 4 GPUs" in reasons["rigkit_vllm_max_model_len"]
     )  # 137,331 x 327,680 = 45,000,622,080 B
+
+
+def test_vllm_reference_llama3_70b_q4km() -> None:
+    """The same build serving GGUF Q4_K_M through vLLM's experimental GGUF path.
+    Weights: Q4_K_M llama-3-70b is 42,470,588,416 B (80 layers x 512,721,305.6 + output
+    861,880,320 + embeddings 591,003,648, the catalog's bits per weight); tensor parallel 4 puts
+    a quarter, 10,617,647,104 B, on each GPU; + 0.5 GB CUDA context + 1.5 GB vLLM workspace
+    = 12,617,647,104 B fixed. KV pool per GPU = 23,192,823,398.4 - 12,617,647,104
+    = 10,575,176,294.4 B; / 81,920 B per token per GPU = 129,091.5 -> 129,091 tokens.
+    max-model-len = min(129,091, 8,192 trained context) = 8,192;
+    max-num-seqs = 129,091 // 8,192 = 15 (15.76). vLLM needs the base model's tokenizer beside
+    a GGUF file, so the unit passes --tokenizer."""
+    plan = plan_serving(REF_BUILD, ServeRequest("llama-3-70b", "q4_k_m", "vllm"), OPTS)
+    assert _arg(plan.args, "--tensor-parallel-size") == "4"
+    assert _arg(plan.args, "--max-model-len") == "8192"
+    assert _arg(plan.args, "--max-num-seqs") == "15"
+    assert _arg(plan.args, "--tokenizer") == "meta-llama/Meta-Llama-3-70B"
+    e = estimate(
+        "llama-3-70b", "q4_k_m", "rtx-4090", gpus=4, engine="vllm", split="tensor", ctx=8192
+    )
+    assert (e.max_context, e.max_concurrent_sequences) == (8192, 15)
+    assert any("experimental" in n for n in e.assumptions)
+    reasons = {v.name: v.reason for v in plan.vars}
+    assert "/ 327,680 B per token = 129,091 tokens" in reasons["rigkit_vllm_max_num_seqs"]
+    assert (
+        "KV pool 42.3 GB over 4 GPUs" in reasons["rigkit_vllm_max_model_len"]
+    )  # 129,091 x 327,680
+    assert "experimental" in reasons["rigkit_vllm_tokenizer"]
 
 
 def test_vllm_long_context_gives_fewer_sequences() -> None:

@@ -118,6 +118,9 @@ class ModelArch(_Entry):
     """A transformer's shape, as in its ``config.json``."""
 
     family: str
+    hf_repo: str | None = Field(
+        default=None, description="Hugging Face repository of its config.json and tokenizer"
+    )
     params_b: float = Field(gt=0, description="published total parameters, billions")
     active_params_b: float = Field(
         gt=0, description="published active parameters (MoE); dense: = params_b"
@@ -537,6 +540,13 @@ class Engine(_Entry):
     supports_cpu_offload: bool
     cpu_offload: str | None = Field(default=None, description="how offload works, its flag")
     formats: list[str] = Field(min_length=1, description="weight format ids it loads")
+    experimental_formats: list[str] = Field(
+        default_factory=list,
+        description="format ids it loads only through a path its makers call experimental",
+    )
+    experimental_note: str | None = Field(
+        default=None, description="what the experimental path means for a user (with its source)"
+    )
     behaves_as: str | None = Field(default=None, description="engine id whose model applies")
     notes: str | None = None
 
@@ -757,7 +767,7 @@ def build_llm_catalog(
     for e in engines.values():
         if e.behaves_as is not None and e.behaves_as not in engines:
             raise CatalogError(f"engines.yaml: {e.id!r} behaves_as unknown engine {e.behaves_as!r}")
-        for fid in e.formats:
+        for fid in [*e.formats, *e.experimental_formats]:
             if fid not in formats and not (_EXL2_RE.match(fid) or fid == "exl2"):
                 raise CatalogError(f"engines.yaml: {e.id!r} lists unknown format {fid!r}")
     return LlmCatalog(models, formats, engines, exl2_template)

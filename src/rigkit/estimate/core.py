@@ -266,7 +266,8 @@ def _make_setup(cfg: Config, p: Params) -> Setup:
     engine, gpus, kv_cache = cfg.engine, cfg.gpus, cfg.kv_cache
     en = engine_nums(engine)
     ep = p.engines.get(en.id) or p.engine(en.model_id)
-    loads = en.formats  # the catalog's engines.yaml says which formats each engine loads
+    # the catalog's engines.yaml says which formats each engine loads (and which only experimentally)
+    loads = en.formats | en.experimental
     quant = cfg.quant
     if quant not in loads and not (
         quant.startswith("exl2-") and any(f.startswith("exl2") for f in loads)
@@ -890,6 +891,8 @@ def _notes(su: Setup, wl: Workload, pl: Placement) -> tuple[str, ...]:
     m, g, p, ep, en, n, mode = su.m, su.g, su.p, su.ep, su.en, su.n, su.mode
     engine, runnable = su.engine, pl.runnable
     notes: list[str] = []
+    if m.format_id in en.experimental and en.experimental_note:
+        notes.append(en.experimental_note)
     if wl.disk_read_gb_s is None:
         notes.append(f"disk read {p.default_disk_read_gb_s:g} GB/s (pass disk_read_gb_s / a build)")
     if mode == "tensor" and n > 1:

@@ -37,6 +37,8 @@ class EngineNums:
     paged: bool
     supports_offload: bool
     formats: frozenset[str]
+    experimental: frozenset[str]  # loaded only through a path the engine's makers call experimental
+    experimental_note: str
     kv_dtypes: tuple[tuple[str, float], ...] = ()  # KV cache dtype name -> bytes per element
 
 
@@ -62,6 +64,8 @@ def engine_nums(engine_id: str) -> EngineNums:
         paged=e.kv_cache == "paged",
         supports_offload=e.supports_cpu_offload,
         formats=frozenset(e.formats),
+        experimental=frozenset(e.experimental_formats),
+        experimental_note=e.experimental_note or "",
         kv_dtypes=tuple((str(k), float(v)) for k, v in e.kv_dtype_options.items()),
     )
 

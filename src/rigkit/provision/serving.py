@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from rigkit.build import Build
+from rigkit.catalog.llm import load_llm_catalog
 from rigkit.errors import RigkitError
 from rigkit.estimate import Estimate, estimate
 from rigkit.estimate.capacity import models_disk_read_gb_s, what_fits
@@ -293,9 +294,29 @@ def _vllm(
             f" -> {seqs} sequences of full context at once",
         ),
     ]
+    gguf: tuple[str, ...] = ()
+    if req.quant in en.experimental:
+        # vLLM docs, "GGUF": a .gguf file carries no Hugging Face tokenizer; vLLM takes the base model's
+        repo = load_llm_catalog().model(req.model).hf_repo
+        if repo is None:
+            raise ProvisionError(
+                f"{req.model} at {req.quant} with vllm: a GGUF file needs the base model's tokenizer"
+                " and the catalog entry names no hf_repo",
+                hint="add hf_repo to the model's catalog entry, or serve it with --engine llama.cpp",
+            )
+        gguf = ("--tokenizer", repo)
+        values.append(
+            Var(
+                "rigkit_vllm_tokenizer",
+                repo,
+                f"tokenizer {repo}: {req.quant} is a GGUF format, which vLLM loads only through its"
+                " experimental GGUF path, with the base model's tokenizer (vLLM docs, GGUF)",
+            )
+        )
     args = (
         "--served-model-name",
         req.model,
+        *gguf,
         "--tensor-parallel-size",
         str(n),
         "--max-model-len",
