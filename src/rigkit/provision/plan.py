@@ -468,8 +468,8 @@ def _model_path_var(serving: Any, models_dir: str) -> Var:
         why = "Ollama keeps its own model store; unused"
     elif gguf:
         why = f"{serving.quant} is a GGUF format: one .gguf file" + (
-            " (vLLM's GGUF loading is experimental; give it the original model's tokenizer"
-            " with --tokenizer in rigkit_serving_args if the file's does not work)"
+            " (vLLM's GGUF loading is experimental: the unit passes the base model's tokenizer,"
+            " rigkit_vllm_tokenizer)"
             if serving.engine == "vllm"
             else ""
         )
