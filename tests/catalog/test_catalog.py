@@ -137,7 +137,7 @@ def test_not_a_list_rejected() -> None:
 def test_cloud_gpu_reference_checked(tmp_path: Path) -> None:
     (tmp_path / "cloud.yaml").write_text(
         "- {id: x, name: X, source: price page, provider: aws, gpu_id: rtx-9999,"
-        " gpu_count: 1, price_per_hour_usd: 1}\n"
+        " gpu_count: 1, price_per_hour_usd: 1, price_as_of: '2024'}\n"
     )
     with pytest.raises(CatalogError, match=r"gpu_id .rtx-9999. is not in gpus\.yaml"):
         load_catalog_from(tmp_path)

@@ -252,6 +252,7 @@ def cloud(**kw: Any) -> CloudInstance:
         gpu_id="a100-40gb",
         gpu_count=8,
         price_per_hour_usd=32.77,
+        price_as_of="2024",
     )
     base.update(kw)
     return CloudInstance(**base)

@@ -362,4 +362,8 @@ class CloudInstance(Part):
     provider: str
     gpu_id: str = Field(description="catalog GPU id")
     gpu_count: int = Field(gt=0)
-    price_per_hour_usd: float = Field(gt=0, description="on-demand, date in source")
+    price_per_hour_usd: float = Field(gt=0, description="on-demand, for the whole instance")
+    price_as_of: str = Field(
+        pattern=r"^(19|20)\d\d(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$",
+        description="date of the price, as precise as its source: YYYY, YYYY-MM or YYYY-MM-DD",
+    )

@@ -29,7 +29,10 @@ from rigkit.design.registry import Finding, Severity, run_rules
 from rigkit.estimate.capacity import Capacity, plan_capacity
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from rigkit.build import Build, CostLine
+    from rigkit.cost import CostComparison
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,7 @@ class PlanResult:
     findings: tuple[Finding, ...]
     capacity: Capacity | None = field(default=None)  # None: plan(build, capacity=False)
     claims: tuple[ClaimCheck, ...] = ()  # the spec's `claims:`, checked
+    cost: CostComparison | None = None  # owning against renting (rigkit.cost)
 
     @property
     def errors(self) -> list[Finding]:
@@ -173,20 +177,40 @@ class PlanResult:
             out["capacity"] = self.capacity.to_dict()
         if self.claims:
             out["claims"] = [c.to_dict() for c in self.claims]
+        if self.cost is not None:
+            out["cost"] = self.cost.to_dict()
         return out
 
 
-def plan(build: Build, *, capacity: bool = True, catalog: Catalog | None = None) -> PlanResult:
+def plan(
+    build: Build,
+    *,
+    capacity: bool = True,
+    catalog: Catalog | None = None,
+    horizon_years: float | None = None,
+    today: date | None = None,
+) -> PlanResult:
     """Run every rule on ``build``, add up its summary numbers and check the spec's claims.
 
     ``catalog``: what the rules compare the build with (cloud instances, UPS units); default
-    the packaged catalog the spec was resolved against.
+    the packaged catalog the spec was resolved against. ``horizon_years`` (default 3) and
+    ``today`` (default the current date, for the cloud prices' ages) shape the comparison of
+    owning with renting (:func:`rigkit.cost.compare_costs`).
     """
+    from rigkit.cost import DEFAULT_HORIZON_YEARS, compare_costs
+
     summary = summarize(build)
+    cat = load_catalog() if catalog is None else catalog
     return PlanResult(
         build=build,
         summary=summary,
-        findings=tuple(run_rules(build, load_catalog() if catalog is None else catalog)),
+        findings=tuple(run_rules(build, cat)),
         capacity=plan_capacity(build) if capacity else None,
         claims=check_claims(build, summary),
+        cost=compare_costs(
+            build,
+            cat,
+            horizon_years=DEFAULT_HORIZON_YEARS if horizon_years is None else horizon_years,
+            today=today,
+        ),
     )

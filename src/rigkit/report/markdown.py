@@ -67,6 +67,10 @@ def render_markdown(
         ]
     parts += ["## Cost", ""]
     parts += [md_table(("Category", "Item", "Qty", "Total"), tables.cost_rows(result)), ""]
+    if result.cost is not None and result.cost.rentals:
+        from rigkit.report.cost import cost_markdown
+
+        parts += ["#" + cost_markdown(result.cost).rstrip(), ""]
     if capacity_md:
         body = capacity_md.strip()
         # the estimator's section may bring its own heading

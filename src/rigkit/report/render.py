@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rigkit.report import tables
 from rigkit.report.capacity import capacity_html, capacity_markdown
@@ -62,6 +62,7 @@ def render_html(result: PlanResult, figure_uris: dict[str, str] | None = None) -
             pcie_rows=tables.pcie_rows(result),
             volume_rows=tables.volume_rows(result),
             cost_rows=tables.cost_rows(result),
+            rental=rental_view(result),
             claim_rows=tables.claim_rows(result),
             claims_line=tables.claims_line(result) if result.claims else "",
             verdict_styles=tables.VERDICT_STYLES,
@@ -69,6 +70,22 @@ def render_html(result: PlanResult, figure_uris: dict[str, str] | None = None) -
             capacity_html=Markup(capacity_html(cap)) if cap is not None else None,
         )
     )
+
+
+def rental_view(result: PlanResult) -> dict[str, Any] | None:
+    """The cost-against-renting section's strings for the HTML template (None: nothing to rent)."""
+    c = result.cost
+    if c is None or not c.rentals:
+        return None
+    from rigkit.report import cost
+
+    return {
+        "title": f"Cost against renting ({cost.horizon_text(c.ownership.horizon_years)})",
+        "head": cost.head(c),
+        "rows": cost.rental_rows(c),
+        "ownership": cost.ownership_line(c),
+        "notes": cost.notes(c),
+    }
 
 
 FIGURE_TITLES = {

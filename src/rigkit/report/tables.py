@@ -48,7 +48,24 @@ def glance_rows(result: PlanResult) -> list[tuple[str, str]]:
         ("Total cost", f"${s.total_cost_usd:,.0f}"),
         ("Electricity", f"${s.electricity_usd_month:,.0f}/month"),
     ]
-    if b.cloud is not None:
+    if result.cost is not None and result.cost.rentals:
+        for r in result.cost.rentals:
+            be = f"{r.break_even_h:,.0f} h" if r.break_even_h is not None else "never"
+            label = (
+                "Break-even vs the spec's cloud"
+                if r.rental.basis == "named"
+                else ("Break-even vs renting")
+            )
+            dates = ", ".join(sorted({p.price_as_of for p in r.rental.pieces}))
+            rows.append(
+                (
+                    label,
+                    f"{be} against {r.rental.label} (${r.rental.usd_per_hour:,.2f}/h as of "
+                    f"{dates}{', old' if r.rental.stale else ''}"
+                    f"{'' if r.rental.like_for_like else '; not like for like'})",
+                )
+            )
+    elif b.cloud is not None:
         be = f"{s.break_even_h:,.0f} h" if s.break_even_h is not None else "never"
         rows.append(("Break-even vs cloud", f"{be} against {b.cloud.name}"))
     return rows

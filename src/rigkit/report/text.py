@@ -172,6 +172,11 @@ def render_text(
             else:
                 t.add_row(f.rule, f.message, fix)
         console.print(t)
+    if result.cost is not None and result.cost.rentals:
+        from rigkit.report.cost import cost_rich
+
+        for renderable in cost_rich(result.cost, narrow):
+            console.print(renderable)
     renderables = list(capacity or [])
     if (
         result.capacity is not None

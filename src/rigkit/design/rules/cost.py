@@ -1,11 +1,13 @@
-"""Cost: total, electricity, break-even against a cloud instance of comparable capability."""
+"""Cost: total, electricity, break-even against renting the same capacity (rigkit.cost)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from rigkit.cost.rental import like_for_like, named
 from rigkit.design.model import (
     break_even_hours,
     electricity_usd_per_hour,
@@ -17,29 +19,8 @@ from rigkit.design.registry import Finding, Severity, finding, rule
 if TYPE_CHECKING:
     from rigkit.build import Build
     from rigkit.catalog.loader import Catalog
-    from rigkit.catalog.parts import CloudInstance, Gpu
 
 log = logging.getLogger(__name__)
-
-#: an instance with more than this multiple of the build's VRAM is not a like-for-like comparison
-COMPARABLE_VRAM_RATIO = 2.0
-
-
-def instance_vram_gb(inst: CloudInstance, gpus: Mapping[str, Gpu]) -> float | None:
-    gpu = gpus.get(inst.gpu_id)
-    return None if gpu is None else gpu.vram_gb * inst.gpu_count
-
-
-def comparable_instance(
-    vram_gb: float, instances: list[CloudInstance], gpus: Mapping[str, Gpu]
-) -> CloudInstance | None:
-    """The cheapest instance with at least ``vram_gb`` and at most 2x that much GPU memory."""
-    fits = []
-    for inst in instances:
-        v = instance_vram_gb(inst, gpus)
-        if v is not None and vram_gb <= v <= vram_gb * COMPARABLE_VRAM_RATIO:
-            fits.append(inst)
-    return min(fits, key=lambda i: i.price_per_hour_usd, default=None)
 
 
 @rule("CST001", "Total cost and electricity", "cost", Severity.INFO)
@@ -78,69 +59,78 @@ def total_cost(build: Build) -> Iterator[Finding]:
     )
 
 
-@rule("CST002", "Break-even against the cloud", "cost", Severity.WARNING)
+@rule("CST002", "Break-even against renting", "cost", Severity.WARNING)
 def break_even(build: Build, catalog: Catalog) -> Iterator[Finding]:
-    """Break-even hours = total cost / (cloud $/h - own electricity $/h at sustained wall power,
-    with a UPS at its input), against an instance of COMPARABLE capability (GPU memory within 1-2x
-    of the build's).
+    """Break-even hours = total cost / (rent $/h - own electricity $/h at sustained wall power,
+    with a UPS at its input), against renting the same capacity: the same card per GPU where the
+    catalog offers it, the nearest instance by GPU memory and bandwidth otherwise
+    (:mod:`rigkit.cost.rental`). The instance the spec names (``compare_cloud``) is flagged when it
+    is not like for like: its GPU memory or bandwidth outside 0.5-2x the build's.
 
     Why: comparing 96 GB of GeForce memory with an 8x A100 (320 GB) instance flatters the build.
-    Fix: compare with a comparable instance; the rule names the cheapest one in the catalog.
+    Fix: compare with renting the same capacity; the rule names it. `rigkit plan` shows the
+    whole comparison (price dates, resale, the 3-year total cost of ownership).
     """
     cloud = build.cloud
     vram = sum(g.gpu.vram_gb for g in build.gpus)
     total = build.total_cost_usd
     own_h = electricity_usd_per_hour(build, power_budget(build).wall_w)
-    gpus = catalog.gpus
-    best = comparable_instance(vram, list(catalog.cloud.values()), gpus)
-    best_hours = (
-        break_even_hours(total, best.price_per_hour_usd, own_h) if best is not None else None
-    )
-    best_txt = ""
-    if best is not None:
-        bv = instance_vram_gb(best, gpus)
-        best_txt = (
-            f"; the cheapest comparable instance in the catalog, {best.name} ({bv:g} GB, "
-            f"${best.price_per_hour_usd:g}/h), breaks even after "
-            + (f"{best_hours:,.0f} h" if best_hours is not None else "never")
+    today = date.today()  # only the prices' ages depend on it, and the finding does not use them
+    same = like_for_like(build, list(catalog.cloud.values()), catalog.gpus, today)
+    same_hours = break_even_hours(total, same.usd_per_hour, own_h) if same is not None else None
+    same_txt = ""
+    if same is not None:
+        dates = ", ".join(sorted({p.price_as_of for p in same.pieces}))
+        what = "the same cards" if same.basis == "same card" else "the nearest capacity"
+        same_txt = (
+            f"; renting {what}, {same.label} (${same.usd_per_hour:,.2f}/h, prices as of "
+            f"{dates}), breaks even after "
+            + (f"{same_hours:,.0f} h" if same_hours is not None else "never")
         )
+    same_data: dict[str, Any] = {
+        "comparable": None if same is None else same.instance_ids[0],
+        "comparable_basis": None if same is None else same.basis,
+        "comparable_usd_h": None if same is None else round(same.usd_per_hour, 4),
+        "comparable_break_even_h": None if same_hours is None else round(same_hours, 1),
+    }
     if cloud is None:
-        if best is not None:
+        if same is not None:
             yield finding(
                 "CST002",
-                f"no cloud instance named for comparison{best_txt}",
-                f"name one in the spec (cloud: {best.id})",
+                f"no cloud instance named for comparison{same_txt}",
+                f"name one in the spec (compare_cloud: {same.instance_ids[0]})",
                 severity=Severity.INFO,
-                comparable=best.id,
-                comparable_break_even_h=None if best_hours is None else round(best_hours, 1),
+                **same_data,
             )
         return
     hours = break_even_hours(total, cloud.price_per_hour_usd, own_h)
-    cv = instance_vram_gb(cloud, gpus)
+    spec_rental = named(build, cloud, catalog.gpus, today)
+    cv = None if spec_rental is None else spec_rental.vram_gb
     data: dict[str, Any] = {
         "total_usd": round(total, 2),
         "cloud": cloud.id,
         "cloud_usd_h": cloud.price_per_hour_usd,
+        "cloud_price_as_of": cloud.price_as_of,
         "own_usd_h": round(own_h, 4),
         "break_even_h": None if hours is None else round(hours, 1),
         "cloud_vram_gb": cv,
         "build_vram_gb": vram,
-        "comparable": None if best is None else best.id,
-        "comparable_break_even_h": None if best_hours is None else round(best_hours, 1),
+        **same_data,
     }
     head = (
-        f"${total:,.0f} / (${cloud.price_per_hour_usd:g}/h {cloud.name} - ${own_h:.2f}/h "
-        f"electricity) = "
+        f"${total:,.0f} / (${cloud.price_per_hour_usd:g}/h {cloud.name}, price as of "
+        f"{cloud.price_as_of} - ${own_h:.2f}/h electricity) = "
         + (f"{hours:,.0f} h ({hours / 24:.0f} days of 24/7 use)" if hours is not None else "never")
     )
-    if cv is not None and cv > vram * COMPARABLE_VRAM_RATIO:
+    if spec_rental is not None and not spec_rental.like_for_like:
         yield finding(
             "CST002",
-            f"{head}, but {cloud.name} has {cv:g} GB of GPU memory vs the build's {vram:g} GB: not "
-            f"a comparable instance{best_txt}",
-            "compare with an instance of similar GPU memory and speed"
-            + (f" ({best.id})" if best is not None else ""),
+            f"{head}, but {cloud.name} has {spec_rental.vram_ratio:.1f}x the GPU memory "
+            f"({cv:g} GB vs {vram:g} GB) and {spec_rental.bandwidth_ratio:.1f}x the memory "
+            f"bandwidth: not like for like{same_txt}",
+            "compare with renting the same capacity"
+            + (f" (compare_cloud: {same.instance_ids[0]})" if same is not None else ""),
             **data,
         )
     else:
-        yield finding("CST002", head + best_txt, "none needed", severity=Severity.INFO, **data)
+        yield finding("CST002", head + same_txt, "none needed", severity=Severity.INFO, **data)
